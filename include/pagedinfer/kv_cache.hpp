@@ -1,0 +1,102 @@
+// pagedinfer: the paged KV cache, viewed in place, and the operations that fill and move it.
+//
+// A pool is an array of pages; page p holds `page_size` tokens of `num_kv_heads` heads of
+// `head_dim` elements. Element (page p, token t, head h, dim d) of a pool is at
+//     data + p * stride_page + t * stride_token + h * stride_head + d          (elements)
+// so one view describes, without copies,
+//   NHD        [pages, page_size, heads, dim]       (FlashAttention, vLLM, FlashInfer default)
+//   HND        [pages, heads, page_size, dim]       (FlashInfer HND, vLLM CPU)
+//   combined   [pages, 2, page_size, heads, dim] or [pages, 2, heads, page_size, dim]
+// K and V share dtype, page size, page count and head count; their head dims may differ
+// (MLA: 576 / 512). Any page size >= 1; head dims are multiples of 8 in [8, 1024].
+//
+// A request's KV tokens 0 .. kv_len-1 live in its pages in order: token j is at offset
+// j % page_size of the request's (j / page_size)-th page. Pages may be anywhere in the pool,
+// in any order; two requests may share a page (prefix sharing). The page list comes in either
+// form engines use:
+//   padded   block_table [num_reqs, block_table_cols] + kv_len   (vLLM, FlashAttention)
+//   CSR      page_indptr [num_reqs + 1] + page_indices + kv_len  (FlashInfer, SGLang)
+#pragma once
+#include <cstdint>
+
+#include "pagedinfer/dtype.hpp"
+
+namespace pagedinfer {
+
+// One pool (all K or all V). Strides are in elements; the head_dim stride is 1.
+struct PagePool {
+  void* data = nullptr;       // see the indexing rule above; aligned to the element size
+  int64_t stride_page = 0;
+  int64_t stride_token = 0;
+  int64_t stride_head = 0;
+  int32_t head_dim = 0;
+};
+
+struct KVCacheView {
+  PagePool k;
+  PagePool v;
+  DType dtype = DType::bf16;
+  int64_t num_pages = 0;
+  int32_t page_size = 0;
+  int32_t num_kv_heads = 0;
+};
+
+// Views of common layouts. K and V are separate tensors unless the name says combined.
+PAGEDINFER_API KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
+                                        int32_t num_kv_heads, int32_t head_dim_k, int32_t head_dim_v);
+PAGEDINFER_API KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
+                                        int32_t num_kv_heads, int32_t head_dim_k, int32_t head_dim_v);
+// kv: [pages, 2, page_size, heads, head_dim] (K at index 0, V at 1).
+PAGEDINFER_API KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
+                                                 int32_t num_kv_heads, int32_t head_dim);
+// kv: [pages, 2, heads, page_size, head_dim].
+PAGEDINFER_API KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
+                                                 int32_t num_kv_heads, int32_t head_dim);
+
+// Which pages hold each request's KV. Set exactly one of the two forms.
+struct PageTable {
+  int32_t num_reqs = 0;
+  const int32_t* kv_len = nullptr;         // [num_reqs] KV tokens of each request, >= 0
+  // padded form
+  const int32_t* block_table = nullptr;    // [num_reqs, block_table_cols] page ids, row-major
+  int32_t block_table_cols = 0;            // row length; kv_len[r] <= cols * page_size
+  // CSR form
+  const int32_t* page_indptr = nullptr;    // [num_reqs + 1]; page_indptr[0] == 0, non-decreasing
+  const int32_t* page_indices = nullptr;   // [page_indptr[num_reqs]] page ids
+};
+
+// A [tokens, heads, head_dim] tensor, unit stride along head_dim, strides in elements.
+struct TokensView {
+  const void* data = nullptr;
+  DType dtype = DType::bf16;
+  int64_t stride_token = 0;
+  int64_t stride_head = 0;
+};
+
+// Writes token i's K and V (all heads) into the cache slot slot_mapping[i], i.e. page
+// slot / page_size at offset slot % page_size. A negative slot skips the token (vLLM's padding
+// convention). Source dtypes may differ from the cache's (converted, rounding to nearest even).
+// Two tokens must not name the same slot. key/value: [num_tokens, num_kv_heads, head_dim_k|v].
+PAGEDINFER_API void append_kv(const KVCacheView& cache, const TokensView& key, const TokensView& value,
+                              const int64_t* slot_mapping, int64_t num_tokens, int num_threads = 1);
+
+// Copies whole pages (K and V, all heads): block_pairs [num_pairs, 2] = (src, dst), as used
+// for copy-on-write of a shared prefix. A page may be copied to several destinations; a
+// destination may appear once and may not also be a source.
+PAGEDINFER_API void copy_blocks(const KVCacheView& cache, const int32_t* block_pairs, int64_t num_pairs,
+                                int num_threads = 1);
+
+// Bytes of one page in the flat transfer format: K [page_size, heads, head_dim_k] followed by
+// V [page_size, heads, head_dim_v], in the cache's dtype, whatever the cache's own layout is;
+// so caches with different layouts (NHD on one machine, HND on another) exchange pages.
+PAGEDINFER_API std::size_t kv_block_bytes(const KVCacheView& cache);
+
+// Copies pages block_ids[0..n) into `dst` (n * kv_block_bytes(cache) bytes): swap-out to host
+// memory, or exporting a finished prefill's KV to a decode instance.
+PAGEDINFER_API void gather_blocks(const KVCacheView& cache, const int32_t* block_ids, int64_t n, void* dst,
+                                  int num_threads = 1);
+// The inverse: writes n flat pages from `src` into pages block_ids[0..n) (unique ids).
+PAGEDINFER_API void scatter_blocks(const KVCacheView& cache, const void* src, const int32_t* block_ids,
+                                   int64_t n, int num_threads = 1);
+
+}  // namespace pagedinfer

@@ -1,0 +1,7 @@
+// pagedinfer: CPU kernels for LLM serving. Umbrella header.
+#pragma once
+#include "pagedinfer/attention.hpp"
+#include "pagedinfer/cpu.hpp"
+#include "pagedinfer/dtype.hpp"
+#include "pagedinfer/error.hpp"
+#include "pagedinfer/kv_cache.hpp"

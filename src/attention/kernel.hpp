@@ -1,0 +1,69 @@
+// The contract between paged_attention's driver (run.cpp) and the per-ISA kernels.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "pagedinfer/attention.hpp"
+
+namespace pagedinfer::detail {
+
+// KV tokens per tile. 32 keeps a tile of V rows (32 x 128 x bf16 = 8 KiB) in L1 while the
+// tile's scores are re-read by every column block of P.V, and amortizes the online-softmax
+// rescale of the accumulators over 32 keys.
+constexpr int32_t kAttnTile = 32;
+// Query rows (tokens x heads of a KV group) targeted per work item: enough rows that each
+// K/V element loaded is used many times in prefill, few enough that the rows' accumulators
+// stay in L1/L2.
+constexpr int32_t kAttnRowsTarget = 32;
+
+namespace {  // internal linkage: ISA TUs include this (see common/scalar_convert.hpp)
+
+inline int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
+
+// Per-thread scratch of one work item, in floats from a 64-byte aligned base.
+struct AttentionScratchLayout {
+  int32_t rows, q_stride, v_stride;
+  std::size_t q, s, acc, m, l, ptrs;  // offsets in floats (ptrs: 4 x kAttnTile pointers)
+  std::size_t bytes;                  // total, a multiple of 64
+
+  AttentionScratchLayout(int32_t rows_, int32_t dqk, int32_t dv)
+      : rows(rows_), q_stride(round_up(dqk, 16)), v_stride(round_up(dv, 16)) {
+    q = 0;
+    s = q + std::size_t(rows) * q_stride;
+    acc = s + std::size_t(rows) * kAttnTile;
+    m = acc + std::size_t(rows) * v_stride;
+    l = m + std::size_t(round_up(rows, 16));
+    ptrs = l + std::size_t(round_up(rows, 16));
+    bytes = ptrs * sizeof(float) + 4 * kAttnTile * sizeof(void*);
+    bytes = (bytes + 63) / 64 * 64;
+  }
+};
+
+}  // namespace
+
+// Where one work item puts its rows: the final output (partial_out == nullptr) or a split's
+// partial slot ([rows_max, v_stride] floats of normalized output and [rows_max] lse).
+struct AttentionItemOutput {
+  float* partial_out = nullptr;
+  float* partial_lse = nullptr;
+};
+
+// One ISA's kernel for one KV dtype: computes a work item's rows. The params have been
+// validated; group = num_qo_heads / num_kv_heads.
+using AttentionItemKernel = void (*)(const AttentionParams& p, const AttentionWorkItem& item, int32_t group,
+                                     AttentionItemOutput dst, float* scratch);
+
+// Writes one finished row: applies the sink, rounds to out's dtype, stores lse if requested.
+// o: the normalized output in fp32 [head_dim_v]; lse of the keys alone (-inf if none).
+void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, const float* o, float lse);
+
+AttentionItemKernel attention_kernel(DType kv_dtype);  // dispatch.cpp: best for active_isa()
+
+// One per ISA translation unit of this architecture.
+AttentionItemKernel attention_kernel_baseline(DType kv_dtype);
+#if defined(__x86_64__) || defined(_M_X64)
+AttentionItemKernel attention_kernel_avx2(DType kv_dtype);
+AttentionItemKernel attention_kernel_avx512(DType kv_dtype);
+#endif
+
+}  // namespace pagedinfer::detail

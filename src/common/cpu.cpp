@@ -1,0 +1,78 @@
+#include "pagedinfer/cpu.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/check.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuinfo_x86.h>
+#endif
+
+namespace pagedinfer {
+
+namespace {
+
+Isa detect() {
+#if defined(__x86_64__) || defined(_M_X64)
+  const auto f = cpu_features::GetX86Info().features;
+  // F16C is required at the avx2 level: every AVX2 CPU shipped has it, and fp16 KV needs it.
+  const bool avx2 = f.avx2 && f.fma3 && f.f16c;
+  const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+  const bool avx512_bf16 = avx512 && f.avx512vnni && f.avx512_bf16;
+  if (avx512_bf16) return Isa::avx512_bf16;
+  if (avx512) return Isa::avx512;
+  if (avx2) return Isa::avx2;
+#endif
+  return Isa::baseline;
+}
+
+Isa cap_from_environment() {
+  const char* s = std::getenv("PAGEDINFER_MAX_ISA");
+  if (!s || !*s) return Isa::avx512_bf16;
+  return parse_isa(s);  // an unknown name is a configuration error; say so loudly
+}
+
+std::atomic<int>& cap_storage() {
+  static std::atomic<int> cap{static_cast<int>(cap_from_environment())};
+  return cap;
+}
+
+}  // namespace
+
+Isa detected_isa() {
+  static const Isa isa = detect();
+  return isa;
+}
+
+Isa active_isa() {
+  const int cap = cap_storage().load(std::memory_order_relaxed);
+  const int det = static_cast<int>(detected_isa());
+  return static_cast<Isa>(cap < det ? cap : det);
+}
+
+void set_max_isa(Isa cap) {
+  PAGEDINFER_CHECK(static_cast<int>(cap) >= 0 && static_cast<int>(cap) <= static_cast<int>(Isa::avx512_bf16),
+                   "set_max_isa", "cap is not a valid Isa");
+  cap_storage().store(static_cast<int>(cap), std::memory_order_relaxed);
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::baseline: return "baseline";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::avx512_bf16: return "avx512_bf16";
+  }
+  return "invalid";
+}
+
+Isa parse_isa(const char* name) {
+  PAGEDINFER_CHECK(name != nullptr, "parse_isa", "name must not be null");
+  for (Isa i : {Isa::baseline, Isa::avx2, Isa::avx512, Isa::avx512_bf16})
+    if (std::strcmp(name, isa_name(i)) == 0) return i;
+  detail::fail("parse_isa", "unknown ISA '", name, "' (expected baseline, avx2, avx512 or avx512_bf16)");
+}
+
+}  // namespace pagedinfer

@@ -1,0 +1,16 @@
+// SimdLoad for aarch64 NEON (baseline of ARMv8-A, fp16 conversion included).
+#pragma once
+#include <arm_neon.h>
+
+#include "common/simd/load.hpp"
+
+namespace pagedinfer::detail {
+
+template <>
+struct SimdLoad<xsimd::neon64> {
+  using B = xsimd::batch<float, xsimd::neon64>;
+  static B bf16(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+  static B f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+};
+
+}  // namespace pagedinfer::detail

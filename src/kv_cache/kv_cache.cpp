@@ -1,0 +1,212 @@
+// KV-cache views and the operations that fill and move pages. These are copies: each moves
+// contiguous head_dim rows (or whole pages when the layout allows) with memcpy, which glibc
+// already runs at the widest vector width the CPU has, so there is no per-ISA kernel here.
+#include <cstring>
+#include <vector>
+
+#include "common/check.hpp"
+#include "common/convert.hpp"
+#include "common/threading.hpp"
+#include "kv_cache/paged.hpp"
+
+namespace pagedinfer {
+
+namespace {
+
+KVCacheView make_view(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                      int32_t dk, int32_t dv, bool hnd, int64_t page_stride_k, int64_t page_stride_v) {
+  KVCacheView c;
+  c.dtype = dtype;
+  c.num_pages = num_pages;
+  c.page_size = page_size;
+  c.num_kv_heads = heads;
+  auto pool = [&](void* data, int32_t d, int64_t page_stride) {
+    PagePool p;
+    p.data = data;
+    p.head_dim = d;
+    p.stride_page = page_stride;
+    p.stride_token = hnd ? d : int64_t(heads) * d;
+    p.stride_head = hnd ? int64_t(page_size) * d : d;
+    return p;
+  };
+  c.k = pool(k, dk, page_stride_k);
+  c.v = pool(v, dv, page_stride_v);
+  return c;
+}
+
+// Bytes between consecutive rows of the flat transfer format and the size of one flat page.
+int64_t flat_pool_elems(const KVCacheView& c, const PagePool& p) {
+  return int64_t(c.page_size) * c.num_kv_heads * p.head_dim;
+}
+
+// True when a page of the pool is one dense [page_size, heads, dim] block (flat order).
+bool page_is_flat(const KVCacheView& c, const PagePool& p) {
+  return p.stride_head == p.head_dim && p.stride_token == int64_t(c.num_kv_heads) * p.head_dim;
+}
+
+// Copies one pool page between the cache and a flat [page_size, heads, dim] buffer.
+void copy_page(const KVCacheView& c, const PagePool& p, int64_t page, char* flat, bool to_flat) {
+  const std::size_t es = dtype_size(c.dtype);
+  char* base = static_cast<char*>(p.data);
+  if (page_is_flat(c, p)) {
+    char* cache = base + detail::row_offset(p, page, 0, 0) * es;
+    const std::size_t bytes = std::size_t(flat_pool_elems(c, p)) * es;
+    to_flat ? std::memcpy(flat, cache, bytes) : std::memcpy(cache, flat, bytes);
+    return;
+  }
+  const std::size_t row = std::size_t(p.head_dim) * es;
+  for (int32_t t = 0; t < c.page_size; ++t)
+    for (int32_t h = 0; h < c.num_kv_heads; ++h, flat += row) {
+      char* cache = base + detail::row_offset(p, page, t, h) * es;
+      to_flat ? std::memcpy(flat, cache, row) : std::memcpy(cache, flat, row);
+    }
+}
+
+void copy_page_in_cache(const KVCacheView& c, const PagePool& p, int64_t src, int64_t dst) {
+  const std::size_t es = dtype_size(c.dtype);
+  char* base = static_cast<char*>(p.data);
+  if (page_is_flat(c, p)) {
+    std::memcpy(base + detail::row_offset(p, dst, 0, 0) * es, base + detail::row_offset(p, src, 0, 0) * es,
+                std::size_t(flat_pool_elems(c, p)) * es);
+    return;
+  }
+  const std::size_t row = std::size_t(p.head_dim) * es;
+  for (int32_t t = 0; t < c.page_size; ++t)
+    for (int32_t h = 0; h < c.num_kv_heads; ++h)
+      std::memcpy(base + detail::row_offset(p, dst, t, h) * es, base + detail::row_offset(p, src, t, h) * es, row);
+}
+
+void check_block_ids(const KVCacheView& c, const int32_t* ids, int64_t n, const char* where, const char* name) {
+  PAGEDINFER_CHECK(n >= 0, where, "the block count ", n, " must be >= 0");
+  PAGEDINFER_CHECK(n == 0 || ids != nullptr, where, name, " must not be null");
+  for (int64_t i = 0; i < n; ++i)
+    PAGEDINFER_CHECK(ids[i] >= 0 && ids[i] < c.num_pages, where, name, "[", i, "] = ", ids[i],
+                     " is outside the pool [0, ", c.num_pages, ")");
+}
+
+// Copies of one pool page go in parallel over pages; a page is large enough (kilobytes) that a
+// grain of one page keeps the scheduling cost small.
+constexpr int64_t kPageGrain = 4;
+
+}  // namespace
+
+KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                         int32_t dk, int32_t dv) {
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false, int64_t(page_size) * heads * dk,
+                   int64_t(page_size) * heads * dv);
+}
+
+KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                         int32_t dk, int32_t dv) {
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true, int64_t(page_size) * heads * dk,
+                   int64_t(page_size) * heads * dv);
+}
+
+KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                                  int32_t d) {
+  const int64_t half = int64_t(page_size) * heads * d;
+  char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
+  return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
+}
+
+KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                                  int32_t d) {
+  const int64_t half = int64_t(page_size) * heads * d;
+  char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
+  return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
+}
+
+void append_kv(const KVCacheView& c, const TokensView& key, const TokensView& value, const int64_t* slot_mapping,
+               int64_t num_tokens, int num_threads) {
+  const char* where = "append_kv";
+  detail::validate_cache(c, where);
+  PAGEDINFER_CHECK(num_tokens >= 0, where, "num_tokens = ", num_tokens, " must be >= 0");
+  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  detail::validate_tokens(key.data, key.dtype, key.stride_token, key.stride_head, num_tokens, c.num_kv_heads,
+                          c.k.head_dim, where, "key");
+  detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, num_tokens,
+                          c.num_kv_heads, c.v.head_dim, where, "value");
+  PAGEDINFER_CHECK(num_tokens == 0 || slot_mapping != nullptr, where, "slot_mapping must not be null");
+  const int64_t slots = c.num_pages * c.page_size;
+  for (int64_t i = 0; i < num_tokens; ++i)
+    PAGEDINFER_CHECK(slot_mapping[i] < slots, where, "slot_mapping[", i, "] = ", slot_mapping[i],
+                     " is beyond the cache's num_pages * page_size = ", slots);
+
+  const std::size_t es = dtype_size(c.dtype);
+  auto write = [&](const PagePool& p, const TokensView& src, int64_t i, int64_t slot) {
+    const int64_t page = slot / c.page_size, off = slot % c.page_size;
+    const std::size_t src_es = dtype_size(src.dtype);
+    for (int32_t h = 0; h < c.num_kv_heads; ++h) {
+      const char* from = static_cast<const char*>(src.data) + (i * src.stride_token + h * src.stride_head) * src_es;
+      char* to = static_cast<char*>(p.data) + detail::row_offset(p, page, off, h) * es;
+      detail::convert_n(from, src.dtype, to, c.dtype, std::size_t(p.head_dim));
+    }
+  };
+  // One token's K+V rows are small (a few KiB); hand them out in chunks.
+  detail::parallel_for(num_tokens, num_threads, 16, [&](int64_t i) {
+    const int64_t slot = slot_mapping[i];
+    if (slot < 0) return;
+    write(c.k, key, i, slot);
+    write(c.v, value, i, slot);
+  });
+}
+
+void copy_blocks(const KVCacheView& c, const int32_t* pairs, int64_t num_pairs, int num_threads) {
+  const char* where = "copy_blocks";
+  detail::validate_cache(c, where);
+  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  check_block_ids(c, pairs, 2 * num_pairs, where, "block_pairs");
+  // A destination written twice, or read as a source, would make the result depend on order.
+  std::vector<uint8_t> role(std::size_t(c.num_pages), 0);  // bit 0: source, bit 1: destination
+  for (int64_t i = 0; i < num_pairs; ++i) role[std::size_t(pairs[2 * i])] |= 1;
+  for (int64_t i = 0; i < num_pairs; ++i) {
+    const int32_t dst = pairs[2 * i + 1];
+    PAGEDINFER_CHECK(role[std::size_t(dst)] == 0, where, "block_pairs[", i, "] destination ", dst,
+                     (role[std::size_t(dst)] & 2) ? " appears twice as a destination" : " is also a source");
+    role[std::size_t(dst)] |= 2;
+  }
+  detail::parallel_for(num_pairs, num_threads, kPageGrain, [&](int64_t i) {
+    copy_page_in_cache(c, c.k, pairs[2 * i], pairs[2 * i + 1]);
+    copy_page_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
+  });
+}
+
+std::size_t kv_block_bytes(const KVCacheView& c) {
+  detail::validate_cache(c, "kv_block_bytes");
+  return std::size_t(flat_pool_elems(c, c.k) + flat_pool_elems(c, c.v)) * dtype_size(c.dtype);
+}
+
+void gather_blocks(const KVCacheView& c, const int32_t* ids, int64_t n, void* dst, int num_threads) {
+  const char* where = "gather_blocks";
+  detail::validate_cache(c, where);
+  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  check_block_ids(c, ids, n, where, "block_ids");
+  PAGEDINFER_CHECK(n == 0 || dst != nullptr, where, "dst must not be null");
+  const std::size_t block = kv_block_bytes(c), k_bytes = std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype);
+  detail::parallel_for(n, num_threads, kPageGrain, [&](int64_t i) {
+    char* out = static_cast<char*>(dst) + std::size_t(i) * block;
+    copy_page(c, c.k, ids[i], out, true);
+    copy_page(c, c.v, ids[i], out + k_bytes, true);
+  });
+}
+
+void scatter_blocks(const KVCacheView& c, const void* src, const int32_t* ids, int64_t n, int num_threads) {
+  const char* where = "scatter_blocks";
+  detail::validate_cache(c, where);
+  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  check_block_ids(c, ids, n, where, "block_ids");
+  PAGEDINFER_CHECK(n == 0 || src != nullptr, where, "src must not be null");
+  std::vector<uint8_t> seen(std::size_t(c.num_pages), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    PAGEDINFER_CHECK(!seen[std::size_t(ids[i])], where, "block_ids[", i, "] = ", ids[i], " appears twice");
+    seen[std::size_t(ids[i])] = 1;
+  }
+  const std::size_t block = kv_block_bytes(c), k_bytes = std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype);
+  detail::parallel_for(n, num_threads, kPageGrain, [&](int64_t i) {
+    char* in = const_cast<char*>(static_cast<const char*>(src)) + std::size_t(i) * block;
+    copy_page(c, c.k, ids[i], in, false);
+    copy_page(c, c.v, ids[i], in + k_bytes, false);
+  });
+}
+
+}  // namespace pagedinfer

@@ -1,0 +1,41 @@
+// Internal helpers over the paged KV cache: validation (used by every op that takes a cache or
+// a page table) and addressing (used by kernels; internal linkage, see scalar_convert.hpp).
+#pragma once
+#include <cstdint>
+
+#include "pagedinfer/kv_cache.hpp"
+
+namespace pagedinfer::detail {
+
+// Throws pagedinfer::Error unless the view is usable: valid dtype, page_size >= 1, heads >= 1,
+// head dims multiples of 8 in [8, kMaxHeadDim], non-null element-aligned data, positive strides
+// whose (page, token, head, dim) elements do not overlap.
+void validate_cache(const KVCacheView& cache, const char* where);
+
+// Throws unless exactly one form is set, every kv_len is >= 0 and fits the request's pages,
+// and every page id a request uses is inside [0, num_pages). O(number of used pages).
+void validate_page_table(const PageTable& table, const KVCacheView& cache, const char* where);
+
+// Throws unless t is a usable [tokens, heads, head_dim] tensor (non-null, aligned, valid
+// dtype, non-overlapping strides). `name` is the argument's name in messages.
+void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_t stride_head, int64_t num_tokens,
+                     int32_t num_heads, int32_t head_dim, const char* where, const char* name);
+
+constexpr int32_t kMaxHeadDim = 1024;
+
+namespace {
+
+// Page ids of request r, in token order.
+inline const int32_t* request_pages(const PageTable& t, int32_t r) {
+  return t.block_table ? t.block_table + int64_t(r) * t.block_table_cols : t.page_indices + t.page_indptr[r];
+}
+
+inline int64_t pages_for(int64_t tokens, int32_t page_size) { return (tokens + page_size - 1) / page_size; }
+
+// Offset in elements of (page, token-in-page, head) in a pool.
+inline int64_t row_offset(const PagePool& p, int64_t page, int64_t token, int64_t head) {
+  return page * p.stride_page + token * p.stride_token + head * p.stride_head;
+}
+
+}  // namespace
+}  // namespace pagedinfer::detail

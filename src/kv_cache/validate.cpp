@@ -1,0 +1,101 @@
+#include <algorithm>
+#include <utility>
+
+#include "common/check.hpp"
+#include "kv_cache/paged.hpp"
+
+namespace pagedinfer::detail {
+
+namespace {
+
+bool aligned(const void* p, DType t) { return reinterpret_cast<uintptr_t>(p) % dtype_size(t) == 0; }
+
+// True when the elements addressed by (extent, stride) pairs never coincide: sorted by stride,
+// each stride must step over the whole span of the dimensions below it.
+bool strides_disjoint(std::pair<int64_t, int64_t> (&dims)[4]) {
+  std::sort(std::begin(dims), std::end(dims), [](auto a, auto b) { return a.second < b.second; });
+  int64_t span = 1;
+  for (auto [extent, stride] : dims) {
+    if (extent <= 1) continue;
+    if (stride < span) return false;
+    span = stride * extent;
+  }
+  return true;
+}
+
+void validate_pool(const PagePool& p, const KVCacheView& c, const char* where, const char* name) {
+  PAGEDINFER_CHECK(p.head_dim >= 8 && p.head_dim <= kMaxHeadDim && p.head_dim % 8 == 0, where, "cache.", name,
+                   ".head_dim = ", p.head_dim, " must be a multiple of 8 in [8, ", kMaxHeadDim, "]");
+  PAGEDINFER_CHECK(p.data != nullptr, where, "cache.", name, ".data must not be null");
+  PAGEDINFER_CHECK(aligned(p.data, c.dtype), where, "cache.", name, ".data must be aligned to ",
+                   dtype_size(c.dtype), " bytes (its dtype ", dtype_name(c.dtype), ")");
+  PAGEDINFER_CHECK(p.stride_page > 0 && p.stride_token > 0 && p.stride_head > 0, where, "cache.", name,
+                   " strides must be positive (page ", p.stride_page, ", token ", p.stride_token, ", head ",
+                   p.stride_head, ")");
+  std::pair<int64_t, int64_t> dims[4] = {
+      {c.num_pages, p.stride_page}, {c.page_size, p.stride_token}, {c.num_kv_heads, p.stride_head}, {p.head_dim, 1}};
+  PAGEDINFER_CHECK(strides_disjoint(dims), where, "cache.", name, " strides (page ", p.stride_page, ", token ",
+                   p.stride_token, ", head ", p.stride_head, ") make elements overlap");
+}
+
+}  // namespace
+
+void validate_cache(const KVCacheView& c, const char* where) {
+  PAGEDINFER_CHECK(dtype_size(c.dtype) != 0, where, "cache.dtype is not a valid DType");
+  PAGEDINFER_CHECK(c.num_pages >= 0, where, "cache.num_pages = ", c.num_pages, " must be >= 0");
+  PAGEDINFER_CHECK(c.page_size >= 1, where, "cache.page_size = ", c.page_size, " must be >= 1");
+  PAGEDINFER_CHECK(c.num_kv_heads >= 1, where, "cache.num_kv_heads = ", c.num_kv_heads, " must be >= 1");
+  validate_pool(c.k, c, where, "k");
+  validate_pool(c.v, c, where, "v");
+}
+
+void validate_page_table(const PageTable& t, const KVCacheView& c, const char* where) {
+  PAGEDINFER_CHECK(t.num_reqs >= 0, where, "page_table.num_reqs = ", t.num_reqs, " must be >= 0");
+  if (t.num_reqs == 0) return;
+  PAGEDINFER_CHECK(t.kv_len != nullptr, where, "page_table.kv_len must not be null");
+  const bool padded = t.block_table != nullptr;
+  const bool csr = t.page_indptr != nullptr || t.page_indices != nullptr;
+  PAGEDINFER_CHECK(padded != csr, where,
+                   "page_table must set exactly one form: block_table, or page_indptr + page_indices");
+  if (padded) PAGEDINFER_CHECK(t.block_table_cols >= 0, where, "page_table.block_table_cols must be >= 0");
+  if (csr) {
+    PAGEDINFER_CHECK(t.page_indptr && t.page_indices, where,
+                     "page_table CSR form needs both page_indptr and page_indices");
+    PAGEDINFER_CHECK(t.page_indptr[0] == 0, where, "page_table.page_indptr[0] = ", t.page_indptr[0], " must be 0");
+  }
+  for (int32_t r = 0; r < t.num_reqs; ++r) {
+    const int32_t len = t.kv_len[r];
+    PAGEDINFER_CHECK(len >= 0, where, "page_table.kv_len[", r, "] = ", len, " must be >= 0");
+    const int64_t need = pages_for(len, c.page_size);
+    int64_t have;
+    if (padded) {
+      have = t.block_table_cols;
+    } else {
+      have = int64_t(t.page_indptr[r + 1]) - t.page_indptr[r];
+      PAGEDINFER_CHECK(have >= 0, where, "page_table.page_indptr must be non-decreasing (page_indptr[", r + 1,
+                       "] = ", t.page_indptr[r + 1], " < page_indptr[", r, "] = ", t.page_indptr[r], ")");
+    }
+    PAGEDINFER_CHECK(need <= have, where, "page_table.kv_len[", r, "] = ", len, " needs ", need, " pages of ",
+                     c.page_size, " tokens but the request has ", have, " pages");
+    const int32_t* pages = request_pages(t, r);
+    for (int64_t i = 0; i < need; ++i) {
+      PAGEDINFER_CHECK(pages[i] >= 0 && pages[i] < c.num_pages, where, "page id ", pages[i], " (request ", r,
+                       ", page ", i, ") is outside the pool [0, ", c.num_pages, ")");
+    }
+  }
+}
+
+void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_t stride_head, int64_t num_tokens,
+                     int32_t num_heads, int32_t head_dim, const char* where, const char* name) {
+  PAGEDINFER_CHECK(dtype_size(dtype) != 0, where, name, ".dtype is not a valid DType");
+  if (num_tokens == 0) return;
+  PAGEDINFER_CHECK(data != nullptr, where, name, ".data must not be null");
+  PAGEDINFER_CHECK(aligned(data, dtype), where, name, ".data must be aligned to ", dtype_size(dtype), " bytes");
+  PAGEDINFER_CHECK(stride_token > 0 && stride_head > 0, where, name, " strides must be positive (token ",
+                   stride_token, ", head ", stride_head, ")");
+  std::pair<int64_t, int64_t> dims[4] = {{num_tokens, stride_token}, {num_heads, stride_head}, {head_dim, 1}, {1, 1}};
+  PAGEDINFER_CHECK(strides_disjoint(dims), where, name, " strides (token ", stride_token, ", head ", stride_head,
+                   ") make elements of [", num_tokens, ", ", num_heads, ", ", head_dim, "] overlap");
+}
+
+}  // namespace pagedinfer::detail
