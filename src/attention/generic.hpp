@@ -177,7 +177,7 @@ struct AttentionKernelBody {
       }
       for (int i = 0; i < NR; ++i) {
         for (int32_t jj = jn; jj < W; ++jj) part[i][jj] = B(0.f);
-        xsimd::haddp(part[i]).store_aligned(x.s(r0 + i) + j0);
+        SimdIsa<A>::haddp(part[i]).store_aligned(x.s(r0 + i) + j0);
       }
       if (dvec < x.dq) {  // head dims that are not a multiple of W (e.g. 72 with W = 16)
         for (int32_t jj = 0; jj < jn; ++jj)

@@ -1,7 +1,8 @@
-// Loads of W consecutive storage-type elements as one xsimd::batch<float, A>.
-// SimdLoad<A> is specialized once per architecture in the ISA headers beside this one
-// (x86_sse2.hpp, x86_avx2.hpp, x86_avx512.hpp, arm_neon.hpp), each included only by the
-// translation units compiled for that ISA. load_as<A, T>() is what kernels call.
+// What kernels need beyond xsimd 8.1, per architecture: loads of W storage-type elements as
+// one xsimd::batch<float, A>, and a transposing horizontal add. SimdIsa<A> is specialized once
+// per architecture in the ISA headers beside this one (x86_sse2.hpp, x86_avx2.hpp,
+// x86_avx512.hpp, arm_neon.hpp), each included only by the TUs compiled for that ISA.
+// load_as<A, T>() is what kernels call to load.
 #pragma once
 #include <cstdint>
 
@@ -13,7 +14,10 @@
 namespace pagedinfer::detail {
 
 template <class A>
-struct SimdLoad;  // static batch<float, A> bf16(const uint16_t*), f16(const uint16_t*)
+struct SimdIsa;
+// static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
+// static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
+// static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
 
 namespace {
 
@@ -22,9 +26,9 @@ inline xsimd::batch<float, A> load_as(const void* row, int64_t i) {
   if constexpr (T == DType::f32) {
     return xsimd::batch<float, A>::load_unaligned(static_cast<const float*>(row) + i);
   } else if constexpr (T == DType::bf16) {
-    return SimdLoad<A>::bf16(static_cast<const uint16_t*>(row) + i);
+    return SimdIsa<A>::bf16(static_cast<const uint16_t*>(row) + i);
   } else {
-    return SimdLoad<A>::f16(static_cast<const uint16_t*>(row) + i);
+    return SimdIsa<A>::f16(static_cast<const uint16_t*>(row) + i);
   }
 }
 

@@ -1,4 +1,4 @@
-// SimdLoad for AVX-512 (F/BW/VL/DQ).
+// SimdIsa for AVX-512 (F/BW/VL/DQ).
 #pragma once
 #include <immintrin.h>
 
@@ -9,13 +9,36 @@ namespace pagedinfer::detail {
 using Avx512Arch = xsimd::avx512bw;
 
 template <>
-struct SimdLoad<Avx512Arch> {
+struct SimdIsa<Avx512Arch> {
   using B = xsimd::batch<float, Avx512Arch>;
   static B bf16(const uint16_t* p) {
     const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static B f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+  // Sums each of 16 vectors into one lane of the result. Written here because xsimd 8.1's
+  // avx512f haddp returns lanes 2-5 and 10-13 in the wrong order.
+  static B haddp(const B* rows) {
+    // Pairs of rows: per 128-bit block L, [a0+a2, b0+b2, a1+a3, b1+b3] of that block.
+    __m512 t[8];
+    for (int k = 0; k < 8; ++k) {
+      const __m512 a = rows[2 * k], b = rows[2 * k + 1];
+      t[k] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+    // Quads of rows: per 128-bit block L, the block's sum for rows 4k .. 4k+3.
+    __m512 u[4];
+    for (int k = 0; k < 4; ++k)
+      u[k] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // Fold the four 128-bit blocks: block k of the result holds rows 4k .. 4k+3.
+    const __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
 };
 
 }  // namespace pagedinfer::detail

@@ -1,4 +1,4 @@
-// SimdLoad for the x86-64 baseline (SSE2). No F16C at this level: fp16 goes through scalars.
+// SimdIsa for the x86-64 baseline (SSE2). No F16C at this level: fp16 goes through scalars.
 #pragma once
 #include <emmintrin.h>
 
@@ -7,7 +7,7 @@
 namespace pagedinfer::detail {
 
 template <>
-struct SimdLoad<xsimd::sse2> {
+struct SimdIsa<xsimd::sse2> {
   using B = xsimd::batch<float, xsimd::sse2>;
   static B bf16(const uint16_t* p) {
     const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
@@ -18,6 +18,7 @@ struct SimdLoad<xsimd::sse2> {
     for (int i = 0; i < 4; ++i) f[i] = f16_bits_to_float(p[i]);
     return B::load_aligned(f);
   }
+  static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
 };
 
 }  // namespace pagedinfer::detail

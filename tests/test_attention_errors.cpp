@@ -1,0 +1,230 @@
+// Bad input to plan_attention / paged_attention gets a pagedinfer::Error naming the argument,
+// before anything is read (run under AddressSanitizer in CI).
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "test_util.hpp"
+
+using namespace pagedinfer;
+using namespace testutil;
+
+namespace {
+
+// A small valid decode + prefill batch that each test breaks in one way.
+struct Valid {
+  std::mt19937 rng{3};
+  std::vector<int32_t> q_indptr{0, 1, 4}, kv_len{20, 3};
+  Pages pages{kv_len, 16, 8, rng};
+  Pool pool{Layout::nhd, DType::bf16, 8, 16, 2, 64, 64};
+  Buffer q{DType::bf16, 4 * 8 * 64}, out{DType::bf16, 4 * 8 * 64};
+  std::vector<float> lse = std::vector<float>(4 * 8);
+  AttentionProblem problem;
+  AttentionParams params;
+
+  Valid() {
+    pool.k.fill(0.5f);
+    pool.v.fill(0.25f);
+    q.fill(1.f);
+    problem.num_reqs = 2;
+    problem.q_indptr = q_indptr.data();
+    problem.kv_len = kv_len.data();
+    problem.num_qo_heads = 8;
+    problem.num_kv_heads = 2;
+    problem.head_dim_qk = problem.head_dim_v = 64;
+    params.q = {q.data(), DType::bf16, 8 * 64, 64};
+    params.q_indptr = q_indptr.data();
+    params.num_qo_heads = 8;
+    params.cache = pool.view;
+    params.pages = pages.table(false);
+    params.out = {out.data(), DType::bf16, 8 * 64, 64};
+    params.lse = lse.data();
+    params.scale = 0.125f;
+  }
+
+  void run(std::size_t ws_extra = 0) {
+    const AttentionPlan plan = plan_attention(problem);
+    Buffer ws(DType::f32, plan.workspace_bytes / 4 + 16);
+    paged_attention(plan, params, ws.data(), plan.workspace_bytes + ws_extra);
+  }
+};
+
+// Asserts that f throws pagedinfer::Error whose message contains every one of `words`.
+void expect_error(const std::function<void()>& f, std::initializer_list<const char*> words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown; expected one mentioning " << *words.begin();
+  } catch (const Error& e) {
+    for (const char* w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+  }
+}
+
+TEST(AttentionErrors, ValidBatchRuns) {
+  Valid v;
+  EXPECT_NO_THROW(v.run());
+  EXPECT_NO_THROW(reference::paged_attention(v.params));
+}
+
+TEST(AttentionErrors, BlockIdOutsidePool) {
+  Valid v;
+  v.pages.block_table[1] = 8;  // request 0, second page
+  v.params.pages = v.pages.table(false);
+  expect_error([&] { v.run(); }, {"page id 8", "request 0", "outside the pool"});
+  expect_error([&] { reference::paged_attention(v.params); }, {"reference::paged_attention", "page id 8"});
+  Valid w;
+  w.pages.page_indices[0] = -1;
+  w.params.pages = w.pages.table(true);
+  expect_error([&] { w.run(); }, {"page id -1"});
+}
+
+TEST(AttentionErrors, KvLenBeyondTheTablesPages) {
+  Valid v;
+  v.params.pages.block_table_cols = 1;  // request 0 needs 2 pages of 16 for 20 tokens
+  expect_error([&] { v.run(); }, {"kv_len[0] = 20", "needs 2 pages"});
+  Valid w;
+  w.params.pages = w.pages.table(true);
+  w.pages.page_indptr[1] = 1;
+  expect_error([&] { w.run(); }, {"kv_len[0] = 20", "has 1 pages"});
+}
+
+TEST(AttentionErrors, QueryLongerThanKvInCausalMode) {
+  Valid v;
+  v.kv_len[1] = v.pages.kv_len[1] = 2;  // 3 query tokens, 2 KV tokens
+  expect_error([&] { v.run(); }, {"request 1", "q_len = 3 > kv_len = 2", "causal"});
+  v.params.causal = false;
+  EXPECT_NO_THROW(v.run());
+}
+
+TEST(AttentionErrors, HeadsNotDivisibleForGqa) {
+  Valid v;
+  v.problem.num_qo_heads = 7;
+  expect_error([&] { v.run(); }, {"plan_attention", "num_qo_heads = 7", "multiple of num_kv_heads = 2"});
+  Valid w;
+  w.params.num_qo_heads = 7;
+  expect_error([&] { reference::paged_attention(w.params); }, {"num_qo_heads = 7"});
+}
+
+TEST(AttentionErrors, UnsupportedHeadDimOrDtype) {
+  Valid v;
+  v.problem.head_dim_qk = 60;
+  expect_error([&] { v.run(); }, {"head dim 60", "multiple of 8"});
+  Valid w;
+  w.params.cache.k.head_dim = 1032;
+  expect_error([&] { w.run(); }, {"cache.k.head_dim = 1032"});
+  Valid x;
+  x.params.cache.dtype = static_cast<DType>(9);
+  expect_error([&] { x.run(); }, {"cache.dtype"});
+  Valid y;
+  y.params.q.dtype = static_cast<DType>(-1);
+  expect_error([&] { y.run(); }, {"q.dtype"});
+  Valid z;
+  z.params.out.dtype = static_cast<DType>(3);
+  expect_error([&] { z.run(); }, {"out.dtype"});
+}
+
+TEST(AttentionErrors, NullOrMisalignedPointers) {
+  Valid a;
+  a.params.q.data = nullptr;
+  expect_error([&] { a.run(); }, {"q.data must not be null"});
+  Valid b;
+  b.params.out.data = static_cast<char*>(b.out.data()) + 1;
+  expect_error([&] { b.run(); }, {"out.data must be aligned to 2 bytes"});
+  Valid c;
+  c.params.cache.k.data = nullptr;
+  expect_error([&] { c.run(); }, {"cache.k.data must not be null"});
+  Valid d;
+  d.params.cache.v.data = static_cast<char*>(d.pool.v.data()) + 1;
+  expect_error([&] { d.run(); }, {"cache.v.data must be aligned"});
+  Valid e;
+  e.params.q_indptr = nullptr;
+  expect_error([&] { e.run(); }, {"q_indptr must not be null"});
+  Valid f;
+  f.params.pages.kv_len = nullptr;
+  expect_error([&] { f.run(); }, {"kv_len must not be null"});
+  Valid g;
+  g.params.pages.block_table = nullptr;
+  expect_error([&] { g.run(); }, {"exactly one form"});
+  Valid h;
+  h.params.lse = reinterpret_cast<float*>(reinterpret_cast<char*>(h.lse.data()) + 2);
+  expect_error([&] { h.run(); }, {"lse must be 4-byte aligned"});
+}
+
+TEST(AttentionErrors, NegativeLengthsAndBadIndptr) {
+  Valid a;
+  a.kv_len[0] = -1;
+  expect_error([&] { a.run(); }, {"kv_len[0] = -1", ">= 0"});
+  Valid b;
+  b.q_indptr[2] = 0;
+  expect_error([&] { b.run(); }, {"q_indptr", "non-decreasing"});
+  Valid c;
+  c.q_indptr[0] = 1;
+  expect_error([&] { c.run(); }, {"q_indptr[0] = 1"});
+  Valid d;
+  d.problem.num_reqs = -2;
+  expect_error([&] { d.run(); }, {"num_reqs = -2"});
+  Valid e;
+  e.params.window_left = -3;
+  expect_error([&] { e.run(); }, {"window_left = -3"});
+  Valid f;
+  f.params.softcap = -1.f;
+  expect_error([&] { f.run(); }, {"softcap = -1"});
+  Valid g;
+  g.params.scale = std::numeric_limits<float>::infinity();
+  expect_error([&] { g.run(); }, {"scale", "finite"});
+}
+
+TEST(AttentionErrors, StridesThatOverlapOrAreNotPositive) {
+  Valid a;
+  a.params.q.stride_head = 32;  // rows of 64 elements overlap
+  expect_error([&] { a.run(); }, {"q strides", "overlap"});
+  Valid b;
+  b.params.cache.k.stride_token = 0;
+  expect_error([&] { b.run(); }, {"cache.k strides must be positive"});
+  Valid c;
+  c.params.cache.v.stride_page = 64;
+  expect_error([&] { c.run(); }, {"cache.v strides", "overlap"});
+  Valid d;
+  d.params.cache.page_size = 0;
+  expect_error([&] { d.run(); }, {"cache.page_size = 0"});
+}
+
+TEST(AttentionErrors, ParamsThatDoNotMatchThePlan) {
+  Valid v;
+  const AttentionPlan plan = plan_attention(v.problem);
+  Buffer ws(DType::f32, plan.workspace_bytes / 4 + 16);
+  v.pages.kv_len[0] = 17;  // the params' table, not the one the plan saw
+  expect_error([&] { paged_attention(plan, v.params, ws.data(), plan.workspace_bytes); },
+               {"pages.kv_len[0] = 17", "plan's 20", "re-plan"});
+  v.pages.kv_len[0] = 20;
+  expect_error([&] { paged_attention(plan, v.params, ws.data(), plan.workspace_bytes - 1); },
+               {"workspace_bytes", "smaller than plan.workspace_bytes"});
+  expect_error([&] { paged_attention(plan, v.params, static_cast<char*>(ws.data()) + 4, plan.workspace_bytes); },
+               {"workspace must be 64-byte aligned"});
+  AttentionProblem mqa = v.problem;
+  mqa.num_kv_heads = 1;
+  const AttentionPlan other = plan_attention(mqa);
+  Buffer ws2(DType::f32, other.workspace_bytes / 4 + 16);
+  expect_error([&] { paged_attention(other, v.params, ws2.data(), other.workspace_bytes); }, {"differ from the plan"});
+  expect_error([&] { paged_attention(AttentionPlan{}, Valid().params, nullptr, 0); }, {"plan was not made"});
+}
+
+TEST(AttentionErrors, NumThreadsAndKvChunk) {
+  Valid v;
+  v.problem.num_threads = 0;
+  expect_error([&] { v.run(); }, {"num_threads = 0"});
+  v.problem.num_threads = 1;
+  v.problem.kv_chunk = -5;
+  expect_error([&] { v.run(); }, {"kv_chunk = -5"});
+}
+
+TEST(IsaControl, CapAndNames) {
+  for (Isa i : runnable_isas()) {
+    IsaCap cap(i);
+    EXPECT_EQ(active_isa(), i);
+    EXPECT_EQ(parse_isa(isa_name(i)), i);
+  }
+  expect_error([] { parse_isa("avx1024"); }, {"unknown ISA 'avx1024'"});
+  expect_error([] { set_max_isa(static_cast<Isa>(17)); }, {"set_max_isa"});
+}
+
+}  // namespace

@@ -1,0 +1,170 @@
+// Test helpers: typed random tensors, paged caches with shuffled pages, ISA levels to run.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pagedinfer/pagedinfer.hpp"
+
+namespace testutil {
+
+using pagedinfer::DType;
+
+// Every level this CPU can run, lowest first.
+inline std::vector<pagedinfer::Isa> runnable_isas() {
+  std::vector<pagedinfer::Isa> out;
+  for (int i = 0; i <= static_cast<int>(pagedinfer::detected_isa()); ++i) out.push_back(static_cast<pagedinfer::Isa>(i));
+  return out;
+}
+
+// Restores the ISA cap when it leaves scope.
+struct IsaCap {
+  explicit IsaCap(pagedinfer::Isa isa) { pagedinfer::set_max_isa(isa); }
+  ~IsaCap() { pagedinfer::set_max_isa(pagedinfer::Isa::avx512_bf16); }
+};
+
+// A typed buffer: elements stored in `dtype`, 64-byte aligned.
+struct Buffer {
+  DType dtype = DType::f32;
+  std::vector<uint8_t> storage;
+  std::size_t offset = 0;  // into storage, to reach 64-byte alignment
+  std::size_t n = 0;
+
+  Buffer() = default;
+  Buffer(DType t, std::size_t count) : dtype(t), n(count) {
+    storage.assign(count * pagedinfer::dtype_size(t) + 64, 0);
+    offset = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+  }
+  void* data() { return storage.data() + offset; }
+  const void* data() const { return storage.data() + offset; }
+  std::size_t bytes() const { return n * pagedinfer::dtype_size(dtype); }
+
+  float get(std::size_t i) const {
+    float f;
+    pagedinfer::convert(static_cast<const uint8_t*>(data()) + i * pagedinfer::dtype_size(dtype), dtype, &f, DType::f32, 1);
+    return f;
+  }
+  void set(std::size_t i, float x) {
+    pagedinfer::convert(&x, DType::f32, static_cast<uint8_t*>(data()) + i * pagedinfer::dtype_size(dtype), dtype, 1);
+  }
+  void fill_uniform(std::mt19937& rng, float lo, float hi) {
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (std::size_t i = 0; i < n; ++i) set(i, u(rng));
+  }
+  void fill(float x) {
+    for (std::size_t i = 0; i < n; ++i) set(i, x);
+  }
+};
+
+enum class Layout { nhd, hnd, combined_nhd, combined_hnd };
+inline const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::nhd: return "nhd";
+    case Layout::hnd: return "hnd";
+    case Layout::combined_nhd: return "combined_nhd";
+    case Layout::combined_hnd: return "combined_hnd";
+  }
+  return "?";
+}
+
+// A KV pool in one of the layouts, with storage.
+struct Pool {
+  Buffer k, v;  // k holds both for combined layouts
+  pagedinfer::KVCacheView view;
+
+  Pool(Layout layout, DType t, int64_t pages, int32_t page_size, int32_t heads, int32_t dk, int32_t dv) {
+    const std::size_t ke = std::size_t(pages) * page_size * heads * dk, ve = std::size_t(pages) * page_size * heads * dv;
+    switch (layout) {
+      case Layout::nhd:
+      case Layout::hnd:
+        k = Buffer(t, ke);
+        v = Buffer(t, ve);
+        view = layout == Layout::nhd ? pagedinfer::kv_cache_nhd(k.data(), v.data(), t, pages, page_size, heads, dk, dv)
+                                     : pagedinfer::kv_cache_hnd(k.data(), v.data(), t, pages, page_size, heads, dk, dv);
+        break;
+      case Layout::combined_nhd:
+      case Layout::combined_hnd:
+        k = Buffer(t, 2 * ke);
+        view = layout == Layout::combined_nhd
+                   ? pagedinfer::kv_cache_combined_nhd(k.data(), t, pages, page_size, heads, dk)
+                   : pagedinfer::kv_cache_combined_hnd(k.data(), t, pages, page_size, heads, dk);
+        break;
+    }
+  }
+
+  // Element (page, token, head, d) of K (which = 0) or V (which = 1), as float.
+  float at(int which, int64_t page, int32_t tok, int32_t head, int32_t d) const {
+    const pagedinfer::PagePool& p = which ? view.v : view.k;
+    const int64_t off = page * p.stride_page + tok * p.stride_token + head * p.stride_head + d;
+    float f;
+    pagedinfer::convert(static_cast<const uint8_t*>(p.data) + off * pagedinfer::dtype_size(view.dtype), view.dtype, &f,
+                        DType::f32, 1);
+    return f;
+  }
+  void set(int which, int64_t page, int32_t tok, int32_t head, int32_t d, float x) {
+    const pagedinfer::PagePool& p = which ? view.v : view.k;
+    const int64_t off = page * p.stride_page + tok * p.stride_token + head * p.stride_head + d;
+    pagedinfer::convert(&x, DType::f32, static_cast<uint8_t*>(p.data) + off * pagedinfer::dtype_size(view.dtype),
+                        view.dtype, 1);
+  }
+};
+
+// Page lists of a batch: each request gets pages drawn from a shuffled pool, so neighbouring
+// pages of a request are far apart and out of order. Held in both table forms.
+struct Pages {
+  std::vector<int32_t> kv_len, block_table, page_indptr, page_indices;
+  int32_t cols = 0;
+
+  Pages(const std::vector<int32_t>& lens, int32_t page_size, int64_t num_pages, std::mt19937& rng) : kv_len(lens) {
+    std::vector<int32_t> perm(static_cast<std::size_t>(num_pages));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::size_t next = 0;
+    page_indptr.push_back(0);
+    for (int32_t len : lens) {
+      const int32_t n = (len + page_size - 1) / page_size;
+      cols = std::max(cols, n + 1);  // one spare column: padded rows are longer than needed
+      for (int32_t i = 0; i < n; ++i) page_indices.push_back(perm.at(next++));
+      page_indptr.push_back(int32_t(page_indices.size()));
+    }
+    block_table.assign(lens.size() * std::size_t(cols), -1);  // padding entries are garbage ids
+    for (std::size_t r = 0; r < lens.size(); ++r)
+      for (int32_t i = page_indptr[r]; i < page_indptr[r + 1]; ++i)
+        block_table[r * cols + std::size_t(i - page_indptr[r])] = page_indices[std::size_t(i)];
+  }
+  static int64_t pages_needed(const std::vector<int32_t>& lens, int32_t page_size) {
+    int64_t n = 0;
+    for (int32_t len : lens) n += (len + page_size - 1) / page_size;
+    return n;
+  }
+  pagedinfer::PageTable table(bool csr) const {
+    pagedinfer::PageTable t;
+    t.num_reqs = int32_t(kv_len.size());
+    t.kv_len = kv_len.data();
+    if (csr) {
+      t.page_indptr = page_indptr.data();
+      t.page_indices = page_indices.data();
+    } else {
+      t.block_table = block_table.data();
+      t.block_table_cols = cols;
+    }
+    return t;
+  }
+};
+
+// Unit roundoff of a storage type (half an ulp at 1).
+inline double unit_roundoff(DType t) {
+  switch (t) {
+    case DType::f32: return std::ldexp(1.0, -24);
+    case DType::bf16: return std::ldexp(1.0, -8);
+    case DType::f16: return std::ldexp(1.0, -11);
+  }
+  return 1;
+}
+
+}  // namespace testutil
