@@ -11,7 +11,7 @@
 //   O = O * alpha + P V  PV: register-blocked rows x columns, P broadcast, V converted once
 //                        per block.
 // The next tile's K/V rows are prefetched while this one is computed: pages are scattered,
-// so hardware prefetchers cannot follow them.
+// so hardware prefetchers cannot follow them (see Prefetch).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -87,8 +87,9 @@ struct AttentionKernelBody {
       fill_rows(x, begin, std::min(kAttnTile, end - begin), 0);
       for (int32_t t0 = begin, cur = 0; t0 < end; t0 += kAttnTile, cur ^= 1) {
         const int32_t tn = std::min(kAttnTile, end - t0);
-        if (t0 + tn < end) fill_rows(x, t0 + tn, std::min(kAttnTile, end - t0 - tn), cur ^ 1, true);
-        scores(x, x.ptrs(cur), tn);
+        const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
+        if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
+        scores(x, x.ptrs(cur), tn, Prefetch{x.ptrs(cur ^ 1), x.ptrs(2 + (cur ^ 1)), next});
         softmax_update(x, t0, tn);
         accumulate(x, x.ptrs(2 + cur), tn);
       }
@@ -117,7 +118,7 @@ struct AttentionKernelBody {
   }
 
   // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer buffers `which`.
-  static void fill_rows(const Item& x, int32_t t0, int32_t tn, int which, bool prefetch = false) {
+  static void fill_rows(const Item& x, int32_t t0, int32_t tn, int which) {
     const KVCacheView& c = x.p.cache;
     const std::size_t es = dtype_size(KV);
     const char* kbase = static_cast<const char*>(c.k.data);
@@ -129,19 +130,26 @@ struct AttentionKernelBody {
       const int64_t id = x.pages[page];
       kp[j] = kbase + row_offset(c.k, id, off, x.it.kv_head) * es;
       vp[j] = vbase + row_offset(c.v, id, off, x.it.kv_head) * es;
-      if (prefetch) {
-        prefetch_bytes(kp[j], x.dq * int64_t(es));
-        prefetch_bytes(vp[j], x.dv * int64_t(es));
-      }
       if (++off == c.page_size) off = 0, ++page;
     }
   }
 
-  // S[r][j] = q_r . k_j for all rows, j < tn.
-  static void scores(const Item& x, const void* const* krow, int32_t tn) {
+  // Rows of the next tile, fetched into L2 one token at a time while this tile's scores are
+  // computed: spread out, the requests never fill the core's miss queue at once (a burst of
+  // them stalled the pipeline), and they are early enough to hide DRAM latency.
+  struct Prefetch {
+    const void* const* k;
+    const void* const* v;
+    int32_t n;
+  };
+
+  // S[r][j] = q_r . k_j for all rows, j < tn. The first row block issues the prefetches.
+  static void scores(const Item& x, const void* const* krow, int32_t tn, Prefetch pf) {
     int32_t r = 0;
-    for (; r + Tuning::qk_rows <= x.rows; r += Tuning::qk_rows) scores_block<Tuning::qk_rows>(x, r, krow, tn);
-    if (r < x.rows) with_rows<Tuning::qk_rows - 1>(x.rows - r, [&](auto n) { scores_block<decltype(n)::value>(x, r, krow, tn); });
+    for (; r + Tuning::qk_rows <= x.rows; r += Tuning::qk_rows, pf.n = 0)
+      scores_block<Tuning::qk_rows>(x, r, krow, tn, pf);
+    if (r < x.rows)
+      with_rows<Tuning::qk_rows - 1>(x.rows - r, [&](auto n) { scores_block<decltype(n)::value>(x, r, krow, tn, pf); });
   }
 
   // Calls f(std::integral_constant<int, n>) for a run-time n in [1, N]: register blocks need
@@ -155,7 +163,8 @@ struct AttentionKernelBody {
   }
 
   template <int NR>
-  static void scores_block(const Item& x, int32_t r0, const void* const* krow, int32_t tn) {
+  static void scores_block(const Item& x, int32_t r0, const void* const* krow, int32_t tn, Prefetch pf) {
+    const int64_t k_bytes = x.dq * int64_t(dtype_size(KV)), v_bytes = x.dv * int64_t(dtype_size(KV));
     const int32_t dvec = x.dq / W * W;
     const float* q[NR];
     for (int i = 0; i < NR; ++i) q[i] = x.q(r0 + i);
@@ -164,6 +173,10 @@ struct AttentionKernelBody {
       const int32_t jn = std::min(W, tn - j0);
       for (int32_t jj = 0; jj < jn; ++jj) {
         const void* k = krow[j0 + jj];
+        if (j0 + jj < pf.n) {
+          prefetch_bytes(pf.k[j0 + jj], k_bytes);
+          prefetch_bytes(pf.v[j0 + jj], v_bytes);
+        }
         B sum[NR];
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) sum[i] = B(0.f);

@@ -1,0 +1,186 @@
+// Paged attention on real model shapes (Llama-3-8B / Qwen2-7B: 32 query heads, 8 KV heads,
+// head dim 128, bf16 KV), reported against the same run's ceilings (roofline.hpp).
+//   decode_*  memory-bound: bytes of K, V, q and out per step -> bw_fraction. KV caches are
+//             replicated (each copy with its own shuffled block table) until the data touched
+//             exceeds 8x the L3, and iterations rotate over the copies: "cold", as in a model
+//             whose layers each read their own cache.
+//   dense_*   the same data layout with one page per sequence (contiguous), same kernel.
+//   prefill_* / vllm_*  compute-bound: 4 * head_dim flops per visible (query, key) pair and
+//             head -> peak_fraction of the bf16 dot peak (the target the project set), "hot".
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pagedinfer/pagedinfer.hpp"
+#include "roofline.hpp"
+
+using namespace pagedinfer;
+
+namespace {
+
+struct Shape {
+  std::string tag;
+  int32_t batch, q_len, ctx, page;
+  bool causal_prefill;  // q_len == ctx prompt
+  bool dense;           // one page per sequence
+  bool cold;            // rotate over copies larger than 8x L3
+};
+
+constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128;
+
+// Non-repeating bf16 values in +-[0.5, 1): random sign and mantissa, fixed exponent.
+void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed) {
+  bench::fill_random(p, n * 2, seed);
+  for (std::size_t i = 0; i < n; ++i) p[i] = uint16_t((p[i] & 0x807f) | 0x3f00);
+}
+
+struct Free {
+  void operator()(void* p) const { std::free(p); }
+};
+using Bytes = std::unique_ptr<uint8_t, Free>;
+Bytes alloc(std::size_t n) { return Bytes(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64))); }
+
+// Everything one shape needs, built once and shared by its 1- and 2-thread runs.
+struct Setup {
+  Shape shape;
+  int32_t copies = 1, pages_per_copy = 0, page_size = 0;
+  Bytes k, v, q, out, workspace;
+  std::size_t workspace_bytes = 0;
+  std::vector<int32_t> q_indptr{0}, kv_len;
+  std::vector<std::vector<int32_t>> tables;  // [copy] padded block table
+  int32_t cols = 0;
+  double kv_bytes = 0, flops = 0;
+
+  explicit Setup(const Shape& s) : shape(s) {
+    page_size = s.dense ? s.ctx : s.page;
+    cols = (s.ctx + page_size - 1) / page_size;
+    pages_per_copy = s.batch * cols;
+    const std::size_t page_bytes = std::size_t(page_size) * kKvHeads * kHeadDim * 2;
+    const std::size_t copy_bytes = 2 * page_bytes * pages_per_copy;
+    if (s.cold) copies = int32_t(8 * bench::l3_bytes() / copy_bytes + 1);
+    const std::size_t pages = std::size_t(pages_per_copy) * copies;
+    k = alloc(page_bytes * pages);
+    v = alloc(page_bytes * pages);
+    fill_bf16(reinterpret_cast<uint16_t*>(k.get()), page_bytes * pages / 2, 1);
+    fill_bf16(reinterpret_cast<uint16_t*>(v.get()), page_bytes * pages / 2, 2);
+    std::mt19937 rng(7);
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    if (!s.dense) std::shuffle(perm.begin(), perm.end(), rng);
+    for (int32_t c = 0; c < copies; ++c)
+      tables.emplace_back(perm.begin() + std::ptrdiff_t(c) * pages_per_copy,
+                          perm.begin() + std::ptrdiff_t(c + 1) * pages_per_copy);
+    for (int32_t r = 0; r < s.batch; ++r) {
+      q_indptr.push_back(q_indptr.back() + s.q_len);
+      kv_len.push_back(s.ctx);
+    }
+    const std::size_t q_elems = std::size_t(q_indptr.back()) * kQoHeads * kHeadDim;
+    q = alloc(q_elems * 2);
+    out = alloc(q_elems * 2);
+    fill_bf16(reinterpret_cast<uint16_t*>(q.get()), q_elems, 3);
+    kv_bytes = double(s.batch) * s.ctx * kKvHeads * kHeadDim * 2 * 2 + 2.0 * double(q_elems) * 2;
+    const double pairs = s.causal_prefill ? double(s.q_len) * (s.q_len + 1) / 2 : double(s.q_len) * s.ctx;
+    flops = double(s.batch) * kQoHeads * pairs * 4 * kHeadDim;
+  }
+
+  AttentionPlan plan(int threads) {
+    AttentionProblem pr;
+    pr.num_reqs = shape.batch;
+    pr.q_indptr = q_indptr.data();
+    pr.kv_len = kv_len.data();
+    pr.num_qo_heads = kQoHeads;
+    pr.num_kv_heads = kKvHeads;
+    pr.head_dim_qk = pr.head_dim_v = kHeadDim;
+    pr.num_threads = threads;
+    AttentionPlan p = plan_attention(pr);
+    if (p.workspace_bytes > workspace_bytes) {
+      workspace = alloc(p.workspace_bytes);
+      workspace_bytes = p.workspace_bytes;
+    }
+    return p;
+  }
+
+  AttentionParams params(int32_t copy) {
+    AttentionParams p;
+    p.q = {q.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
+    p.q_indptr = q_indptr.data();
+    p.num_qo_heads = kQoHeads;
+    const int64_t pages = int64_t(pages_per_copy) * copies;
+    p.cache = kv_cache_hnd(k.get(), v.get(), DType::bf16, pages, page_size, kKvHeads, kHeadDim, kHeadDim);
+    p.pages.num_reqs = shape.batch;
+    p.pages.kv_len = kv_len.data();
+    p.pages.block_table = tables[std::size_t(copy)].data();
+    p.pages.block_table_cols = cols;
+    p.out = {out.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
+    p.scale = 1.f / std::sqrt(float(kHeadDim));
+    p.causal = true;
+    return p;
+  }
+};
+
+Setup& setup_for(const Shape& s) {
+  static std::unique_ptr<Setup> current;  // one shape's memory at a time
+  if (!current || current->shape.tag != s.tag) {
+    current.reset();
+    current = std::make_unique<Setup>(s);
+  }
+  return *current;
+}
+
+void run_attention(benchmark::State& state, const Shape& shape, int threads) {
+  Setup& s = setup_for(shape);
+  const AttentionPlan plan = s.plan(threads);
+  std::vector<AttentionParams> params;
+  for (int32_t c = 0; c < s.copies; ++c) params.push_back(s.params(c));
+  int32_t c = 0;
+  for (auto _ : state) {
+    paged_attention(plan, params[std::size_t(c)], s.workspace.get(), s.workspace_bytes);
+    c = (c + 1) % s.copies;
+  }
+  state.counters["threads"] = threads;
+  state.counters["copies"] = s.copies;
+  if (shape.q_len == 1) {
+    bench::report_bytes(state, s.kv_bytes, threads);
+  } else {
+    bench::report_flops(state, s.flops, bench::ceilings(threads).bf16_dot_gflops);
+  }
+}
+
+const std::vector<Shape> kShapes = {
+    {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
+    {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
+    {"decode_b1_ctx32768", 1, 1, 32768, 16, false, false, true},
+    {"decode_b64_ctx512", 64, 1, 512, 16, false, false, true},
+    {"prefill_512", 1, 512, 512, 16, true, false, false},
+    {"vllm_b64_q512_kv512", 64, 512, 512, 128, true, false, false},
+};
+
+void register_all() {
+  for (const Shape& s : kShapes)
+    for (int threads : {1, 2}) {
+      const std::string name = "attention/" + s.tag + "/kv:bf16/hnd/threads:" + std::to_string(threads) +
+                               (s.cold ? "/cold" : "/hot");
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), [s, threads](benchmark::State& st) {
+        run_attention(st, s, threads);
+      });
+      b->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(s.batch * s.q_len > 4096 ? 2.0 : 0.5);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  bench::print_ceilings({1, 2});
+  benchmark::AddCustomContext("pagedinfer_isa", isa_name(active_isa()));
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,196 @@
+#include "roofline.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "pagedinfer/cpu.hpp"
+
+namespace bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+__attribute__((target("avx512f"))) double sum_avx512(const float* p, std::size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i < n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+__attribute__((target("avx2"))) double sum_avx2(const float* p, std::size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i < n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
+double dram_read_gbs(int threads) {
+  const std::size_t bytes = std::size_t(1) << 30, n = bytes / sizeof(float);
+  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
+  fill_random(buf, bytes, 42);
+  const bool avx512 = pagedinfer::detected_isa() >= pagedinfer::Isa::avx512;
+  std::vector<double> gbs;
+  volatile double sink = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = Clock::now();
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      const std::size_t per = n / std::size_t(omp_get_num_threads());
+      const float* p = buf + per * std::size_t(omp_get_thread_num());
+      total += avx512 ? sum_avx512(p, per) : sum_avx2(p, per);
+    }
+    gbs.push_back(double(bytes) / seconds_since(t0) / 1e9);
+    sink = sink + total;
+  }
+  std::free(buf);
+  return median(gbs);
+}
+
+// Throughput loops with 12 independent accumulators (enough to cover FMA latency x ports).
+__attribute__((target("avx512f"))) double fma_loop(int64_t iters) {
+  __m512 acc[12];
+  for (auto& a : acc) a = _mm512_set1_ps(1.0f);
+  const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& a : acc) a = _mm512_fmadd_ps(a, x, y);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);  // flops: iters * 12 * 16 * 2
+}
+
+__attribute__((target("avx512f,avx512bf16"))) double bf16_loop(int64_t iters) {
+  __m512 acc[12];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3a80);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& a : acc) a = _mm512_dpbf16_ps(a, x, y);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);  // flops: iters * 12 * 32 * 2
+}
+
+__attribute__((target("avx512f,avx512vnni"))) double int8_loop(int64_t iters) {
+  __m512i acc[12];
+  for (auto& a : acc) a = _mm512_setzero_si512();
+  const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& a : acc) a = _mm512_dpbusd_epi32(a, x, y);
+  __m512i s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
+  return double(_mm512_reduce_add_epi32(s));  // ops: iters * 12 * 64 * 2
+}
+
+template <class Loop>
+double peak(int threads, double ops_per_iter, Loop loop) {
+  const int64_t iters = 20'000'000;
+  std::vector<double> rates;
+  volatile double sink = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto t0 = Clock::now();
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += loop(iters);
+    rates.push_back(ops_per_iter * double(iters) * threads / seconds_since(t0) / 1e9);
+    sink = sink + total;
+  }
+  return median(rates);
+}
+
+}  // namespace
+
+void fill_random(void* p, std::size_t n, uint64_t seed) {
+  uint64_t* w = static_cast<uint64_t*>(p);
+  const std::size_t words = n / 8;
+#pragma omp parallel for schedule(static)
+  for (std::size_t i = 0; i < words; ++i) {
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;  // splitmix64: a unique value per word
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    w[i] = x ^ (x >> 31);
+  }
+  for (std::size_t i = words * 8; i < n; ++i) static_cast<uint8_t*>(p)[i] = uint8_t(i * 131 + seed);
+}
+
+const Ceilings& ceilings(int threads) {
+  static std::mutex mu;
+  static std::map<int, Ceilings> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(threads);
+  if (it != cache.end()) return it->second;
+  Ceilings c;
+  c.dram_read_gbs = dram_read_gbs(threads);
+  const pagedinfer::Isa isa = pagedinfer::detected_isa();
+  if (isa >= pagedinfer::Isa::avx512) c.fp32_fma_gflops = peak(threads, 12 * 16 * 2, fma_loop);
+  if (isa >= pagedinfer::Isa::avx512_bf16) {
+    c.bf16_dot_gflops = peak(threads, 12 * 32 * 2, bf16_loop);
+    c.int8_dot_gops = peak(threads, 12 * 64 * 2, int8_loop);
+  }
+  return cache.emplace(threads, c).first->second;
+}
+
+void print_ceilings(std::initializer_list<int> threads) {
+  for (int t : threads) {
+    const Ceilings& c = ceilings(t);
+    std::printf("ceiling threads=%d: dram_read %.1f GB/s, fp32_fma %.0f GFLOP/s, bf16_dot %.0f GFLOP/s, int8_dot %.0f GOP/s\n",
+                t, c.dram_read_gbs, c.fp32_fma_gflops, c.bf16_dot_gflops, c.int8_dot_gops);
+    benchmark::AddCustomContext("ceiling_dram_read_gbs_t" + std::to_string(t), std::to_string(c.dram_read_gbs));
+    benchmark::AddCustomContext("ceiling_fp32_fma_gflops_t" + std::to_string(t), std::to_string(c.fp32_fma_gflops));
+    benchmark::AddCustomContext("ceiling_bf16_dot_gflops_t" + std::to_string(t), std::to_string(c.bf16_dot_gflops));
+    benchmark::AddCustomContext("ceiling_int8_dot_gops_t" + std::to_string(t), std::to_string(c.int8_dot_gops));
+  }
+  std::fflush(stdout);
+}
+
+std::size_t l3_bytes() {
+  // sysfs, not sysconf: under the hypervisor here sysconf reports 320 MiB for a 32 MiB L3.
+  std::size_t kib = 0;
+  if (FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r")) {
+    unsigned long v = 0;
+    if (std::fscanf(f, "%luK", &v) == 1) kib = v;
+    std::fclose(f);
+  }
+  return kib ? kib << 10 : std::size_t(32) << 20;
+}
+
+void report_bytes(benchmark::State& s, double bytes, int threads) {
+  const double it = double(s.iterations());
+  s.counters["GB/s"] = benchmark::Counter(bytes * it / 1e9, benchmark::Counter::kIsRate);
+  s.counters["bw_fraction"] =
+      benchmark::Counter(bytes * it / (ceilings(threads).dram_read_gbs * 1e9), benchmark::Counter::kIsRate);
+}
+
+void report_flops(benchmark::State& s, double flops, double peak_gflops) {
+  const double it = double(s.iterations());
+  s.counters["GFLOP/s"] = benchmark::Counter(flops * it / 1e9, benchmark::Counter::kIsRate);
+  if (peak_gflops > 0)
+    s.counters["peak_fraction"] = benchmark::Counter(flops * it / (peak_gflops * 1e9), benchmark::Counter::kIsRate);
+}
+
+}  // namespace bench
