@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what pagedinfer builds with, from Debian 12 packages (run as root, or with sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  g++ cmake ninja-build pkg-config \
+  libxsimd-dev libcpu-features-dev libbenchmark-dev libgtest-dev >/dev/null

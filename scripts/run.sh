@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Main job: install dependencies, build in Release, print the benchmark report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPAGEDINFER_BUILD_TESTS=OFF
+cmake --build build -j2
+mkdir -p build/report
+for b in bench_attention bench_kv_cache; do
+  echo "=== $b"
+  ./build/bench/$b --benchmark_out=build/report/$b.json --benchmark_out_format=json "$@"
+done
+echo "JSON results: build/report/*.json"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Tests: install dependencies, build, run every test (each runs every ISA level this CPU has),
+# check that an installed package can be consumed, then run the tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=2
+
+echo "=== Release build and tests"
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release -DPAGEDINFER_BUILD_BENCHMARKS=ON \
+  -DCMAKE_INSTALL_PREFIX="$PWD/build-test/install"
+cmake --build build-test -j$jobs
+(cd build-test && ctest --output-on-failure -j$jobs)
+
+echo "=== Install and build a consumer with find_package(pagedinfer CONFIG)"
+cmake --install build-test >/dev/null
+cmake -S tests/consumer -B build-test/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build-test/install"
+cmake --build build-test/consumer
+LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/consumer/paged_decode_example
+
+echo "=== AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_SANITIZE=ON \
+  -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF
+cmake --build build-asan -j$jobs
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$jobs)
