@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests: install dependencies, build, run every test (each runs every ISA level this CPU has),
-# check that an installed package can be consumed, then run the tests again under
+# check that an installed package can be consumed, cross-compile for aarch64, then run the tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,13 @@ cmake --install build-test >/dev/null
 cmake -S tests/consumer -B build-test/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build-test/install"
 cmake --build build-test/consumer
 LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/consumer/paged_decode_example
+
+echo "=== aarch64 (NEON) cross build: compiles and links"
+$( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu >/dev/null
+cmake -S . -B build-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64-linux-gnu.cmake \
+  -DPAGEDINFER_BUILD_TESTS=OFF -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-aarch64 -j$jobs >/dev/null
+aarch64-linux-gnu-readelf -h build-aarch64/libpagedinfer.so | grep -q AArch64 && echo "aarch64 library built"
 
 echo "=== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_SANITIZE=ON \
