@@ -157,6 +157,8 @@ const std::vector<Shape> kShapes = {
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
     {"decode_b1_ctx32768", 1, 1, 32768, 16, false, false, true},
     {"decode_b64_ctx512", 64, 1, 512, 16, false, false, true},
+    // Diagnostic: the same decode with the cache L3-resident shows the kernel's compute limit.
+    {"decode_b8_ctx512", 8, 1, 512, 16, false, false, false},
     {"prefill_512", 1, 512, 512, 16, true, false, false},
     {"vllm_b64_q512_kv512", 64, 512, 512, 128, true, false, false},
 };

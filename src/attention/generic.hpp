@@ -162,6 +162,27 @@ struct AttentionKernelBody {
     }
   }
 
+  // part[i][jj + t] = lane-wise q_i * k_t for NT keys at once: NR x NT independent FMA chains,
+  // enough to keep both FMA pipes busy (one key alone is latency-bound: 1 FMA per cycle).
+  template <int NR, int NT>
+  static void dots(const float* const* q, const void* const* krow, int32_t dvec, B (*part)[W], int32_t jj) {
+    B sum[NT][NR];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < NR; ++i) sum[t][i] = B(0.f);
+    for (int32_t d = 0; d < dvec; d += W) {
+#pragma GCC unroll 2
+      for (int t = 0; t < NT; ++t) {
+        const B kv = load_as<A, KV>(krow[t], d);
+#pragma GCC unroll 8
+        for (int i = 0; i < NR; ++i) sum[t][i] = xsimd::fma(B::load_aligned(q[i] + d), kv, sum[t][i]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < NR; ++i) part[i][jj + t] = sum[t][i];
+  }
+
   template <int NR>
   static void scores_block(const Item& x, int32_t r0, const void* const* krow, int32_t tn, Prefetch pf) {
     const int64_t k_bytes = x.dq * int64_t(dtype_size(KV)), v_bytes = x.dv * int64_t(dtype_size(KV));
@@ -171,22 +192,14 @@ struct AttentionKernelBody {
     B part[NR][W];  // part[i][jj]: lane-wise partial dot product of row i with key j0 + jj
     for (int32_t j0 = 0; j0 < tn; j0 += W) {
       const int32_t jn = std::min(W, tn - j0);
-      for (int32_t jj = 0; jj < jn; ++jj) {
-        const void* k = krow[j0 + jj];
-        if (j0 + jj < pf.n) {
-          prefetch_bytes(pf.k[j0 + jj], k_bytes);
-          prefetch_bytes(pf.v[j0 + jj], v_bytes);
+      for (int32_t jj = 0; jj < jn; jj += 2) {
+        const int32_t nt = std::min(2, jn - jj);
+        for (int32_t t = j0 + jj; t < j0 + jj + nt && t < pf.n; ++t) {
+          prefetch_bytes(pf.k[t], k_bytes);
+          prefetch_bytes(pf.v[t], v_bytes);
         }
-        B sum[NR];
-#pragma GCC unroll 8
-        for (int i = 0; i < NR; ++i) sum[i] = B(0.f);
-        for (int32_t d = 0; d < dvec; d += W) {
-          const B kv = load_as<A, KV>(k, d);
-#pragma GCC unroll 8
-          for (int i = 0; i < NR; ++i) sum[i] = xsimd::fma(B::load_aligned(q[i] + d), kv, sum[i]);
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < NR; ++i) part[i][jj] = sum[i];
+        if (nt == 2) dots<NR, 2>(q, krow + j0 + jj, dvec, part, jj);
+        else dots<NR, 1>(q, krow + j0 + jj, dvec, part, jj);
       }
       for (int i = 0; i < NR; ++i) {
         for (int32_t jj = jn; jj < W; ++jj) part[i][jj] = B(0.f);
