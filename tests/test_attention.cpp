@@ -106,15 +106,7 @@ struct Batch {
   }
 
   AttentionPlan plan(int threads, int32_t kv_chunk) const {
-    AttentionProblem pr;
-    pr.num_reqs = int32_t(kv_len.size());
-    pr.q_indptr = q_indptr.data();
-    pr.kv_len = kv_len.data();
-    pr.num_qo_heads = c.qo_heads;
-    pr.num_kv_heads = c.kv_heads;
-    pr.head_dim_qk = c.dq;
-    pr.head_dim_v = c.dv;
-    pr.num_threads = threads;
+    AttentionProblem pr = attention_problem(q_indptr, kv_len, c.qo_heads, c.kv_heads, c.dq, c.dv, threads);
     pr.kv_chunk = kv_chunk;
     return plan_attention(pr);
   }
@@ -295,14 +287,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, Attention, ::testing::ValuesIn(cases()),
 
 TEST(AttentionPlan, SplitsOnlyWhenThreadsWouldIdle) {
   std::vector<int32_t> indptr{0, 1}, kv{32768};
-  AttentionProblem pr;
-  pr.num_reqs = 1;
-  pr.q_indptr = indptr.data();
-  pr.kv_len = kv.data();
-  pr.num_qo_heads = 8;
-  pr.num_kv_heads = 1;
-  pr.head_dim_qk = pr.head_dim_v = 128;
-  pr.num_threads = 4;
+  AttentionProblem pr = attention_problem(indptr, kv, 8, 1, 128, 128, 4);
   const AttentionPlan split = plan_attention(pr);
   EXPECT_GT(split.kv_chunk, 0);
   EXPECT_GE(split.items.size(), 4u * 4u);

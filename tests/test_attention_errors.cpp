@@ -2,8 +2,6 @@
 // before anything is read (run under AddressSanitizer in CI).
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include "test_util.hpp"
 
 using namespace pagedinfer;
@@ -26,12 +24,7 @@ struct Valid {
     pool.k.fill(0.5f);
     pool.v.fill(0.25f);
     q.fill(1.f);
-    problem.num_reqs = 2;
-    problem.q_indptr = q_indptr.data();
-    problem.kv_len = kv_len.data();
-    problem.num_qo_heads = 8;
-    problem.num_kv_heads = 2;
-    problem.head_dim_qk = problem.head_dim_v = 64;
+    problem = attention_problem(q_indptr, kv_len, 8, 2, 64, 64);
     params.q = {q.data(), DType::bf16, 8 * 64, 64};
     params.q_indptr = q_indptr.data();
     params.num_qo_heads = 8;
@@ -48,16 +41,6 @@ struct Valid {
     paged_attention(plan, params, ws.data(), plan.workspace_bytes + ws_extra);
   }
 };
-
-// Asserts that f throws pagedinfer::Error whose message contains every one of `words`.
-void expect_error(const std::function<void()>& f, std::initializer_list<const char*> words) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected one mentioning " << *words.begin();
-  } catch (const Error& e) {
-    for (const char* w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
-  }
-}
 
 TEST(AttentionErrors, ValidBatchRuns) {
   Valid v;

@@ -4,10 +4,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <initializer_list>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "pagedinfer/pagedinfer.hpp"
 
@@ -165,6 +169,32 @@ inline double unit_roundoff(DType t) {
     case DType::f16: return std::ldexp(1.0, -11);
   }
   return 1;
+}
+
+// The metadata of a batch, as plan_attention takes it.
+inline pagedinfer::AttentionProblem attention_problem(const std::vector<int32_t>& q_indptr,
+                                                      const std::vector<int32_t>& kv_len, int32_t qo_heads,
+                                                      int32_t kv_heads, int32_t dq, int32_t dv, int threads = 1) {
+  pagedinfer::AttentionProblem pr;
+  pr.num_reqs = int32_t(kv_len.size());
+  pr.q_indptr = q_indptr.data();
+  pr.kv_len = kv_len.data();
+  pr.num_qo_heads = qo_heads;
+  pr.num_kv_heads = kv_heads;
+  pr.head_dim_qk = dq;
+  pr.head_dim_v = dv;
+  pr.num_threads = threads;
+  return pr;
+}
+
+// Asserts that f throws pagedinfer::Error whose message contains every one of `words`.
+inline void expect_error(const std::function<void()>& f, std::initializer_list<const char*> words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown; expected one mentioning " << *words.begin();
+  } catch (const pagedinfer::Error& e) {
+    for (const char* w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace testutil
