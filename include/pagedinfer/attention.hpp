@@ -35,14 +35,6 @@
 
 namespace pagedinfer {
 
-// A writable [tokens, heads, head_dim] tensor, unit stride along head_dim, strides in elements.
-struct OutTokensView {
-  void* data = nullptr;
-  DType dtype = DType::bf16;
-  int64_t stride_token = 0;
-  int64_t stride_head = 0;
-};
-
 struct AttentionParams {
   TokensView q;                          // [q_indptr[num_reqs], num_qo_heads, head_dim_qk]
   const int32_t* q_indptr = nullptr;     // [num_reqs + 1]; q_indptr[0] == 0, non-decreasing

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "pagedinfer/dtype.hpp"
+#include "pagedinfer/tensor.hpp"
 
 namespace pagedinfer {
 
@@ -63,14 +64,6 @@ struct PageTable {
   // CSR form
   const int32_t* page_indptr = nullptr;    // [num_reqs + 1]; page_indptr[0] == 0, non-decreasing
   const int32_t* page_indices = nullptr;   // [page_indptr[num_reqs]] page ids
-};
-
-// A [tokens, heads, head_dim] tensor, unit stride along head_dim, strides in elements.
-struct TokensView {
-  const void* data = nullptr;
-  DType dtype = DType::bf16;
-  int64_t stride_token = 0;
-  int64_t stride_head = 0;
 };
 
 // Writes token i's K and V (all heads) into the cache slot slot_mapping[i], i.e. page

@@ -5,3 +5,5 @@
 #include "pagedinfer/dtype.hpp"
 #include "pagedinfer/error.hpp"
 #include "pagedinfer/kv_cache.hpp"
+#include "pagedinfer/norm.hpp"
+#include "pagedinfer/tensor.hpp"

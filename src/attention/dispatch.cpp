@@ -1,18 +1,12 @@
 #include "attention/kernel.hpp"
-#include "pagedinfer/cpu.hpp"
+#include "common/dispatch.hpp"
 
 namespace pagedinfer::detail {
 
+// No bf16-dot variant yet: on avx512_bf16 CPUs the fp32 AVX-512 kernel is the best.
 AttentionItemKernel attention_kernel(DType kv) {
-#if defined(__x86_64__) || defined(_M_X64)
-  switch (active_isa()) {
-    case Isa::avx512_bf16:  // no bf16-dot variant yet: the fp32 AVX-512 kernel is the best
-    case Isa::avx512: return attention_kernel_avx512(kv);
-    case Isa::avx2: return attention_kernel_avx2(kv);
-    case Isa::baseline: break;
-  }
-#endif
-  return attention_kernel_baseline(kv);
+  return best_kernel([=] { return attention_kernel_baseline(kv); }, [=] { return attention_kernel_avx2(kv); },
+                     [=] { return attention_kernel_avx512(kv); });
 }
 
 }  // namespace pagedinfer::detail

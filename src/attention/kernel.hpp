@@ -59,11 +59,9 @@ void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, 
 
 AttentionItemKernel attention_kernel(DType kv_dtype);  // dispatch.cpp: best for active_isa()
 
-// One per ISA translation unit of this architecture.
+// One per ISA translation unit; only the baseline exists on aarch64 (see common/dispatch.hpp).
 AttentionItemKernel attention_kernel_baseline(DType kv_dtype);
-#if defined(__x86_64__) || defined(_M_X64)
 AttentionItemKernel attention_kernel_avx2(DType kv_dtype);
 AttentionItemKernel attention_kernel_avx512(DType kv_dtype);
-#endif
 
 }  // namespace pagedinfer::detail

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "common/tensor_check.hpp"
 #include "pagedinfer/kv_cache.hpp"
 
 namespace pagedinfer::detail {
@@ -15,11 +16,6 @@ void validate_cache(const KVCacheView& cache, const char* where);
 // Throws unless exactly one form is set, every kv_len is >= 0 and fits the request's pages,
 // and every page id a request uses is inside [0, num_pages). O(number of used pages).
 void validate_page_table(const PageTable& table, const KVCacheView& cache, const char* where);
-
-// Throws unless t is a usable [tokens, heads, head_dim] tensor (non-null, aligned, valid
-// dtype, non-overlapping strides). `name` is the argument's name in messages.
-void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_t stride_head, int64_t num_tokens,
-                     int32_t num_heads, int32_t head_dim, const char* where, const char* name);
 
 constexpr int32_t kMaxHeadDim = 1024;
 

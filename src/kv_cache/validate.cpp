@@ -1,33 +1,18 @@
-#include <algorithm>
 #include <utility>
 
 #include "common/check.hpp"
+#include "common/tensor_check.hpp"
 #include "kv_cache/paged.hpp"
 
 namespace pagedinfer::detail {
 
 namespace {
 
-bool aligned(const void* p, DType t) { return reinterpret_cast<uintptr_t>(p) % dtype_size(t) == 0; }
-
-// True when the elements addressed by (extent, stride) pairs never coincide: sorted by stride,
-// each stride must step over the whole span of the dimensions below it.
-bool strides_disjoint(std::pair<int64_t, int64_t> (&dims)[4]) {
-  std::sort(std::begin(dims), std::end(dims), [](auto a, auto b) { return a.second < b.second; });
-  int64_t span = 1;
-  for (auto [extent, stride] : dims) {
-    if (extent <= 1) continue;
-    if (stride < span) return false;
-    span = stride * extent;
-  }
-  return true;
-}
-
 void validate_pool(const PagePool& p, const KVCacheView& c, const char* where, const char* name) {
   PAGEDINFER_CHECK(p.head_dim >= 8 && p.head_dim <= kMaxHeadDim && p.head_dim % 8 == 0, where, "cache.", name,
                    ".head_dim = ", p.head_dim, " must be a multiple of 8 in [8, ", kMaxHeadDim, "]");
   PAGEDINFER_CHECK(p.data != nullptr, where, "cache.", name, ".data must not be null");
-  PAGEDINFER_CHECK(aligned(p.data, c.dtype), where, "cache.", name, ".data must be aligned to ",
+  PAGEDINFER_CHECK(aligned_to(p.data, c.dtype), where, "cache.", name, ".data must be aligned to ",
                    dtype_size(c.dtype), " bytes (its dtype ", dtype_name(c.dtype), ")");
   PAGEDINFER_CHECK(p.stride_page > 0 && p.stride_token > 0 && p.stride_head > 0, where, "cache.", name,
                    " strides must be positive (page ", p.stride_page, ", token ", p.stride_token, ", head ",
@@ -83,19 +68,6 @@ void validate_page_table(const PageTable& t, const KVCacheView& c, const char* w
                        ", page ", i, ") is outside the pool [0, ", c.num_pages, ")");
     }
   }
-}
-
-void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_t stride_head, int64_t num_tokens,
-                     int32_t num_heads, int32_t head_dim, const char* where, const char* name) {
-  PAGEDINFER_CHECK(dtype_size(dtype) != 0, where, name, ".dtype is not a valid DType");
-  if (num_tokens == 0) return;
-  PAGEDINFER_CHECK(data != nullptr, where, name, ".data must not be null");
-  PAGEDINFER_CHECK(aligned(data, dtype), where, name, ".data must be aligned to ", dtype_size(dtype), " bytes");
-  PAGEDINFER_CHECK(stride_token > 0 && stride_head > 0, where, name, " strides must be positive (token ",
-                   stride_token, ", head ", stride_head, ")");
-  std::pair<int64_t, int64_t> dims[4] = {{num_tokens, stride_token}, {num_heads, stride_head}, {head_dim, 1}, {1, 1}};
-  PAGEDINFER_CHECK(strides_disjoint(dims), where, name, " strides (token ", stride_token, ", head ", stride_head,
-                   ") make elements of [", num_tokens, ", ", num_heads, ", ", head_dim, "] overlap");
 }
 
 }  // namespace pagedinfer::detail

@@ -11,6 +11,16 @@ struct SimdIsa<xsimd::neon64> {
   using B = xsimd::batch<float, xsimd::neon64>;
   static B bf16(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
   static B f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static void store_bf16(uint16_t* p, B x) {
+    const uint32x4_t u = vreinterpretq_u32_f32(x);
+    const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    const uint32x4_t r = vaddq_u32(u, vaddq_u32(lsb, vdupq_n_u32(0x7fff)));
+    const uint32x4_t num = vceqq_f32(x, x);  // all ones unless NaN
+    const uint32x4_t sel = vbslq_u32(num, r, vorrq_u32(u, vdupq_n_u32(0x400000)));
+    vst1_u16(p, vshrn_n_u32(sel, 16));
+  }
+  static void store_f16(uint16_t* p, B x) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(x))); }
+  static B swap_pairs(B x) { return vrev64q_f32(x); }
   // xsimd 8.1 haddp; not run by this project's x86 CI (its avx512 version is wrong, see x86_avx512.hpp)
   static B haddp(const B* rows) { return xsimd::haddp(rows); }
 };

@@ -1,8 +1,8 @@
-// What kernels need beyond xsimd 8.1, per architecture: loads of W storage-type elements as
-// one xsimd::batch<float, A>, and a transposing horizontal add. SimdIsa<A> is specialized once
+// What kernels need beyond xsimd 8.1, per architecture: loads and stores of W storage-type
+// elements as one xsimd::batch<float, A>, a transposing horizontal add and a pair swap. SimdIsa<A> is specialized once
 // per architecture in the ISA headers beside this one (x86_sse2.hpp, x86_avx2.hpp,
 // x86_avx512.hpp, arm_neon.hpp), each included only by the TUs compiled for that ISA.
-// load_as<A, T>() is what kernels call to load.
+// load_as<A, T>() and store_as<A, T>() are what kernels call.
 #pragma once
 #include <cstdint>
 
@@ -18,6 +18,9 @@ struct SimdIsa;
 // static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
 // static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
 // static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
+// static void store_bf16(uint16_t* p, batch x);     W values rounded to nearest even (NaN stays NaN)
+// static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even
+// static batch<float, A> swap_pairs(batch x);       lanes (0 1)(2 3).. exchanged: [x1 x0 x3 x2 ..]
 
 namespace {
 
@@ -29,6 +32,28 @@ inline xsimd::batch<float, A> load_as(const void* row, int64_t i) {
     return SimdIsa<A>::bf16(static_cast<const uint16_t*>(row) + i);
   } else {
     return SimdIsa<A>::f16(static_cast<const uint16_t*>(row) + i);
+  }
+}
+
+template <class A, DType T>
+inline void store_as(void* row, int64_t i, xsimd::batch<float, A> x) {
+  if constexpr (T == DType::f32) {
+    x.store_unaligned(static_cast<float*>(row) + i);
+  } else if constexpr (T == DType::bf16) {
+    SimdIsa<A>::store_bf16(static_cast<uint16_t*>(row) + i, x);
+  } else {
+    SimdIsa<A>::store_f16(static_cast<uint16_t*>(row) + i, x);
+  }
+}
+
+template <DType T>
+inline void store_scalar_as(void* row, int64_t i, float x) {
+  if constexpr (T == DType::f32) {
+    static_cast<float*>(row)[i] = x;
+  } else if constexpr (T == DType::bf16) {
+    static_cast<uint16_t*>(row)[i] = float_to_bf16_bits(x);
+  } else {
+    static_cast<uint16_t*>(row)[i] = float_to_f16_bits(x);
   }
 }
 

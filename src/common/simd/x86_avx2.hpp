@@ -16,6 +16,20 @@ struct SimdIsa<Avx2Arch> {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static B f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static void store_bf16(uint16_t* p, B x) {
+    const __m256i u = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    const __m256i q = _mm256_srli_epi32(_mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x400000)), nan), 16);
+    // packus works per 128-bit lane: [q0..3 q0..3 | q4..7 q4..7]; gather the two halves.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(q, q), _MM_SHUFFLE(3, 1, 2, 0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  }
+  static void store_f16(uint16_t* p, B x) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static B swap_pairs(B x) { return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
   static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
 };
 

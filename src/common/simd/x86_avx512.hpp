@@ -17,6 +17,19 @@ struct SimdIsa<Avx512Arch> {
   }
   static B f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
+  static void store_bf16(uint16_t* p, B x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));  // quiet NaN
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+  }
+  static void store_f16(uint16_t* p, B x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static B swap_pairs(B x) { return _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
+
   // Sums each of 16 vectors into one lane of the result. Written here because xsimd 8.1's
   // avx512f haddp returns lanes 2-5 and 10-13 in the wrong order.
   static B haddp(const B* rows) {

@@ -18,6 +18,23 @@ struct SimdIsa<xsimd::sse2> {
     for (int i = 0; i < 4; ++i) f[i] = f16_bits_to_float(p[i]);
     return B::load_aligned(f);
   }
+  static void store_bf16(uint16_t* p, B x) {
+    const __m128i u = _mm_castps_si128(x);
+    const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
+    const __m128i r = _mm_add_epi32(u, _mm_add_epi32(lsb, _mm_set1_epi32(0x7fff)));
+    const __m128i nan = _mm_castps_si128(_mm_cmpunord_ps(x, x));
+    const __m128i sel = _mm_or_si128(_mm_andnot_si128(nan, r), _mm_and_si128(nan, _mm_or_si128(u, _mm_set1_epi32(0x400000))));
+    // SSE2 has only a signed 32->16 pack: shift the unsigned halves into signed range and back.
+    const __m128i bias = _mm_set1_epi32(0x8000);
+    const __m128i q = _mm_sub_epi32(_mm_srli_epi32(sel, 16), bias);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_add_epi16(_mm_packs_epi32(q, q), _mm_set1_epi16(-0x8000)));
+  }
+  static void store_f16(uint16_t* p, B x) {
+    alignas(16) float f[4];
+    x.store_aligned(f);
+    for (int i = 0; i < 4; ++i) p[i] = float_to_f16_bits(f[i]);
+  }
+  static B swap_pairs(B x) { return _mm_shuffle_ps(x, x, _MM_SHUFFLE(2, 3, 0, 1)); }
   static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
 };
 

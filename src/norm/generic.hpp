@@ -1,0 +1,96 @@
+// RMSNorm kernel body, written once over xsimd::batch<float, A>; included by each ISA TU of
+// src/norm/ after its common/simd/<isa>.hpp. Follows the rounding convention of norm.hpp.
+#pragma once
+#include <cmath>
+
+#include "common/simd/load.hpp"
+#include "norm/kernel.hpp"
+
+namespace pagedinfer::detail {
+namespace {
+
+template <class A, DType X, DType WT>
+struct NormKernelBody {
+  using B = xsimd::batch<float, A>;
+  static constexpr int64_t W = B::size;
+  // Four independent accumulators hide the FMA latency of the sum of squares.
+  static constexpr int64_t kUnroll = 4;
+
+  // Sum of squares of a row, fp32 lanes: four vector accumulators, then the scalar tail.
+  static float sum_squares(const void* x, int64_t n) {
+    B acc[kUnroll] = {B(0.f), B(0.f), B(0.f), B(0.f)};
+    int64_t d = 0;
+    for (; d + kUnroll * W <= n; d += kUnroll * W)
+      for (int u = 0; u < kUnroll; ++u) {
+        const B v = load_as<A, X>(x, d + u * W);
+        acc[u] = xsimd::fma(v, v, acc[u]);
+      }
+    for (; d + W <= n; d += W) {
+      const B v = load_as<A, X>(x, d);
+      acc[0] = xsimd::fma(v, v, acc[0]);
+    }
+    float tail = 0.f;
+    for (; d < n; ++d) {
+      const float v = scalar_as<X>(x, d);
+      tail = std::fma(v, v, tail);
+    }
+    return xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail;
+  }
+
+  // residual = round(x + residual), in place.
+  static void add_residual(const void* x, void* residual, int64_t n) {
+    int64_t d = 0;
+    for (; d + W <= n; d += W)
+      store_as<A, X>(residual, d, load_as<A, X>(x, d) + load_as<A, X>(residual, d));
+    for (; d < n; ++d) store_scalar_as<X>(residual, d, scalar_as<X>(x, d) + scalar_as<X>(residual, d));
+  }
+
+  // out = x * inv_rms * (w + offset).
+  static void scale(const void* x, void* out, const void* w, float inv_rms, float offset, int64_t n) {
+    const B r(inv_rms), o(offset);
+    int64_t d = 0;
+    for (; d + W <= n; d += W)
+      store_as<A, X>(out, d, (load_as<A, X>(x, d) * r) * (load_as<A, WT>(w, d) + o));
+    for (; d < n; ++d) store_scalar_as<X>(out, d, (scalar_as<X>(x, d) * inv_rms) * (scalar_as<WT>(w, d) + offset));
+  }
+
+  static void run(const NormRows& j, int64_t row_begin, int64_t row_end) {
+    const int64_t es = X == DType::f32 ? 4 : 2;
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const int64_t t = row / j.heads, h = row % j.heads;
+      const char* in = j.in.row(t, h, es);
+      char* out = j.out.row(t, h, es);
+      const void* src = in;
+      if (j.residual.data) {
+        char* res = j.residual.row(t, h, es);
+        add_residual(in, res, j.dim);
+        src = res;  // the stored, rounded sum is what gets normalized
+      }
+      const float inv_rms = 1.0f / std::sqrt(sum_squares(src, j.dim) / float(j.dim) + j.eps);
+      scale(src, out, j.weight, inv_rms, j.weight_offset, j.dim);
+    }
+  }
+};
+
+template <class A, DType X>
+NormKernel norm_kernel_for_weight(DType w) {
+  switch (w) {
+    case DType::f32: return &NormKernelBody<A, X, DType::f32>::run;
+    case DType::bf16: return &NormKernelBody<A, X, DType::bf16>::run;
+    case DType::f16: return &NormKernelBody<A, X, DType::f16>::run;
+  }
+  return nullptr;
+}
+
+template <class A>
+NormKernel select_norm_kernel(DType x, DType w) {
+  switch (x) {
+    case DType::f32: return norm_kernel_for_weight<A, DType::f32>(w);
+    case DType::bf16: return norm_kernel_for_weight<A, DType::bf16>(w);
+    case DType::f16: return norm_kernel_for_weight<A, DType::f16>(w);
+  }
+  return nullptr;
+}
+
+}  // namespace
+}  // namespace pagedinfer::detail

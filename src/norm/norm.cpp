@@ -1,0 +1,36 @@
+// rms_norm and fused_add_rms_norm: validate, then hand rows to the best kernel in parallel.
+#include <algorithm>
+
+#include "common/threading.hpp"
+#include "norm/validate.hpp"
+
+namespace pagedinfer {
+
+namespace {
+
+// Rows per scheduling chunk: about 32 KiB of activations, so that per-chunk scheduling costs
+// stay negligible for the short rows of QK norm while 512 hidden-state rows still spread.
+int64_t row_grain(const detail::NormRows& j) {
+  const int64_t row_bytes = int64_t(j.dim) * int64_t(dtype_size(j.dtype));
+  return std::max<int64_t>(1, (32 << 10) / row_bytes);
+}
+
+void run(const detail::NormRows& j, int num_threads) {
+  const detail::NormKernel kernel = detail::norm_kernel(j.dtype, j.weight_dtype);
+  const int64_t rows = j.tokens * j.heads, grain = row_grain(j);
+  const int64_t chunks = (rows + grain - 1) / grain;
+  detail::parallel_for(chunks, num_threads, 1,
+                       [&](int64_t c) { kernel(j, c * grain, std::min(rows, (c + 1) * grain)); });
+}
+
+}  // namespace
+
+void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p) {
+  run(detail::validate_rms_norm(input, output, p, "rms_norm"), p.num_threads);
+}
+
+void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual, const RmsNormParams& p) {
+  run(detail::validate_fused_add_rms_norm(x, residual, p, "fused_add_rms_norm"), p.num_threads);
+}
+
+}  // namespace pagedinfer
