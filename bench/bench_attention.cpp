@@ -34,17 +34,9 @@ struct Shape {
 
 constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128;
 
-// Non-repeating bf16 values in +-[0.5, 1): random sign and mantissa, fixed exponent.
-void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed) {
-  bench::fill_random(p, n * 2, seed);
-  for (std::size_t i = 0; i < n; ++i) p[i] = uint16_t((p[i] & 0x807f) | 0x3f00);
-}
-
-struct Free {
-  void operator()(void* p) const { std::free(p); }
-};
-using Bytes = std::unique_ptr<uint8_t, Free>;
-Bytes alloc(std::size_t n) { return Bytes(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64))); }
+using bench::alloc;
+using bench::Bytes;
+using bench::fill_bf16;
 
 // Everything one shape needs, built once and shared by its 1- and 2-thread runs.
 struct Setup {
@@ -63,7 +55,7 @@ struct Setup {
     pages_per_copy = s.batch * cols;
     const std::size_t page_bytes = std::size_t(page_size) * kKvHeads * kHeadDim * 2;
     const std::size_t copy_bytes = 2 * page_bytes * pages_per_copy;
-    if (s.cold) copies = int32_t(8 * bench::l3_bytes() / copy_bytes + 1);
+    if (s.cold) copies = int32_t(bench::cold_copies(double(copy_bytes)));
     const std::size_t pages = std::size_t(pages_per_copy) * copies;
     k = alloc(page_bytes * pages);
     v = alloc(page_bytes * pages);
@@ -177,12 +169,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  bench::print_ceilings({1, 2});
-  benchmark::AddCustomContext("pagedinfer_isa", isa_name(active_isa()));
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_benchmarks(argc, argv, register_all); }

@@ -51,12 +51,6 @@ std::vector<int32_t> random_pages(std::size_t n, uint32_t seed) {
 
 const double kTokenBytes = 2.0 * kHeads * kDim * 2;  // K + V of one token
 
-// How many different page sets an op rotates over so that the cache-side data it touches
-// exceeds 8x the L3: otherwise the second iteration would find its pages in the cache.
-std::size_t rotations(double bytes_per_iter) {
-  return std::size_t(8.0 * double(bench::l3_bytes()) / bytes_per_iter) + 1;
-}
-
 void append(benchmark::State& s, int64_t tokens, int threads) {
   Pool& p = pool();
   std::vector<uint16_t> k(std::size_t(tokens) * kHeads * kDim), v(k.size());
@@ -64,7 +58,7 @@ void append(benchmark::State& s, int64_t tokens, int threads) {
   bench::fill_random(v.data(), v.size() * 2, 4);
   // Decode: one token per sequence, each in a random page; prefill: consecutive slots of
   // random pages. Each iteration writes other pages (rotations).
-  const std::size_t sets = rotations(kTokenBytes * double(tokens));
+  const std::size_t sets = bench::cold_copies(kTokenBytes * double(tokens));
   std::vector<std::vector<int64_t>> slots(sets);
   for (std::size_t r = 0; r < sets; ++r) {
     const std::vector<int32_t> pages = random_pages(std::size_t(tokens), uint32_t(5 + r));
@@ -83,7 +77,7 @@ void append(benchmark::State& s, int64_t tokens, int threads) {
 
 void copy(benchmark::State& s, int64_t n, int threads) {
   Pool& p = pool();
-  const std::size_t sets = rotations(2 * kTokenBytes * kPage * double(n));
+  const std::size_t sets = bench::cold_copies(2 * kTokenBytes * kPage * double(n));
   std::vector<std::vector<int32_t>> pairs;
   for (std::size_t r = 0; r < sets; ++r) pairs.push_back(random_pages(std::size_t(2 * n), uint32_t(6 + r)));
   std::size_t r = 0;
@@ -96,7 +90,7 @@ void copy(benchmark::State& s, int64_t n, int threads) {
 
 void gather_scatter(benchmark::State& s, int64_t n, int threads, bool gather) {
   Pool& p = pool();
-  const std::size_t sets = rotations(kTokenBytes * kPage * double(n));
+  const std::size_t sets = bench::cold_copies(kTokenBytes * kPage * double(n));
   std::vector<std::vector<int32_t>> ids;
   for (std::size_t r = 0; r < sets; ++r) ids.push_back(random_pages(std::size_t(n), uint32_t(7 + r)));
   std::vector<uint8_t> flat(kv_block_bytes(p.view) * std::size_t(n));  // 64 MiB: larger than the L3
@@ -123,11 +117,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  bench::print_ceilings({1, 2});
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_benchmarks(argc, argv, register_all); }

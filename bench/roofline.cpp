@@ -168,6 +168,15 @@ void print_ceilings(std::initializer_list<int> threads) {
   std::fflush(stdout);
 }
 
+void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed) {
+  fill_random(p, n * 2, seed);
+  for (std::size_t i = 0; i < n; ++i) p[i] = uint16_t((p[i] & 0x807f) | 0x3f00);
+}
+
+std::size_t cold_copies(double bytes_per_copy) { return std::size_t(8.0 * double(l3_bytes()) / bytes_per_copy) + 1; }
+
+Bytes alloc(std::size_t n) { return Bytes(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64))); }
+
 std::size_t l3_bytes() {
   // sysfs, not sysconf: under the hypervisor here sysconf reports 320 MiB for a 32 MiB L3.
   std::size_t kib = 0;
@@ -177,6 +186,15 @@ std::size_t l3_bytes() {
     std::fclose(f);
   }
   return kib ? kib << 10 : std::size_t(32) << 20;
+}
+
+int run_benchmarks(int argc, char** argv, void (*register_cases)()) {
+  benchmark::Initialize(&argc, argv);
+  print_ceilings({1, 2});
+  register_cases();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 void report_bytes(benchmark::State& s, double bytes, int threads) {

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 namespace bench {
@@ -28,6 +30,24 @@ std::size_t l3_bytes();
 // Fills n bytes with non-repeating pseudo-random data (pages with identical contents can be
 // merged by the hypervisor, which distorts bandwidth).
 void fill_random(void* p, std::size_t n, uint64_t seed);
+// n non-repeating bf16 values in +-[0.5, 1): random sign and mantissa, fixed exponent (no
+// NaN, infinity or subnormal that random bits would bring).
+void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed);
+
+// Copies of a working set of `bytes_per_copy` bytes needed so that rotating over them touches
+// more than 8x the L3: each iteration then reads data the previous ones evicted ("cold").
+std::size_t cold_copies(double bytes_per_copy);
+
+struct FreeBytes {
+  void operator()(void* p) const { std::free(p); }
+};
+using Bytes = std::unique_ptr<uint8_t, FreeBytes>;
+// n bytes (rounded up to 64), 64-byte aligned, uninitialized.
+Bytes alloc(std::size_t n);
+
+// The main() of every benchmark binary: prints the ceilings of 1 and 2 threads, registers the
+// binary's cases and runs them.
+int run_benchmarks(int argc, char** argv, void (*register_cases)());
 
 // Sets the counters the project reports: bytes moved -> GB/s and bw_fraction; flops -> GFLOP/s
 // and peak_fraction (against `peak_gflops`).

@@ -6,4 +6,5 @@
 #include "pagedinfer/error.hpp"
 #include "pagedinfer/kv_cache.hpp"
 #include "pagedinfer/norm.hpp"
+#include "pagedinfer/rope.hpp"
 #include "pagedinfer/tensor.hpp"

@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "attention/kernel.hpp"
+#include "common/dtype_dispatch.hpp"
 #include "common/simd/load.hpp"
 #include "kv_cache/paged.hpp"
 
@@ -337,12 +338,7 @@ struct AttentionKernelBody {
 
 template <class A, class Tuning>
 AttentionItemKernel select_attention_kernel(DType kv) {
-  switch (kv) {
-    case DType::f32: return &AttentionKernelBody<A, DType::f32, Tuning>::run;
-    case DType::bf16: return &AttentionKernelBody<A, DType::bf16, Tuning>::run;
-    case DType::f16: return &AttentionKernelBody<A, DType::f16, Tuning>::run;
-  }
-  return nullptr;
+  return with_dtype(kv, [](auto t) -> AttentionItemKernel { return &AttentionKernelBody<A, decltype(t)::value, Tuning>::run; });
 }
 
 }  // namespace

@@ -126,11 +126,7 @@ void append_kv(const KVCacheView& c, const TokensView& key, const TokensView& va
                           c.k.head_dim, where, "key");
   detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, num_tokens,
                           c.num_kv_heads, c.v.head_dim, where, "value");
-  PAGEDINFER_CHECK(num_tokens == 0 || slot_mapping != nullptr, where, "slot_mapping must not be null");
-  const int64_t slots = c.num_pages * c.page_size;
-  for (int64_t i = 0; i < num_tokens; ++i)
-    PAGEDINFER_CHECK(slot_mapping[i] < slots, where, "slot_mapping[", i, "] = ", slot_mapping[i],
-                     " is beyond the cache's num_pages * page_size = ", slots);
+  detail::validate_slots(c, slot_mapping, num_tokens, where);
 
   const std::size_t es = dtype_size(c.dtype);
   auto write = [&](const PagePool& p, const TokensView& src, int64_t i, int64_t slot) {

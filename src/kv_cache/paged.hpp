@@ -17,6 +17,10 @@ void validate_cache(const KVCacheView& cache, const char* where);
 // and every page id a request uses is inside [0, num_pages). O(number of used pages).
 void validate_page_table(const PageTable& table, const KVCacheView& cache, const char* where);
 
+// Throws unless slot_mapping (num_tokens entries; negative = skip) is non-null when needed and
+// every slot lies inside the cache's num_pages * page_size slots.
+void validate_slots(const KVCacheView& cache, const int64_t* slot_mapping, int64_t num_tokens, const char* where);
+
 constexpr int32_t kMaxHeadDim = 1024;
 
 namespace {

@@ -70,4 +70,12 @@ void validate_page_table(const PageTable& t, const KVCacheView& c, const char* w
   }
 }
 
+void validate_slots(const KVCacheView& c, const int64_t* slot_mapping, int64_t num_tokens, const char* where) {
+  PAGEDINFER_CHECK(num_tokens == 0 || slot_mapping != nullptr, where, "slot_mapping must not be null");
+  const int64_t slots = c.num_pages * c.page_size;
+  for (int64_t i = 0; i < num_tokens; ++i)
+    PAGEDINFER_CHECK(slot_mapping[i] < slots, where, "slot_mapping[", i, "] = ", slot_mapping[i],
+                     " is beyond the cache's num_pages * page_size = ", slots);
+}
+
 }  // namespace pagedinfer::detail

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 
+#include "common/dtype_dispatch.hpp"
 #include "common/simd/load.hpp"
 #include "norm/kernel.hpp"
 
@@ -54,42 +55,34 @@ struct NormKernelBody {
     for (; d < n; ++d) store_scalar_as<X>(out, d, (scalar_as<X>(x, d) * inv_rms) * (scalar_as<WT>(w, d) + offset));
   }
 
-  static void run(const NormRows& j, int64_t row_begin, int64_t row_end) {
+  static void row(const NormRows& j, int64_t t, int64_t h) {
     const int64_t es = X == DType::f32 ? 4 : 2;
-    for (int64_t row = row_begin; row < row_end; ++row) {
-      const int64_t t = row / j.heads, h = row % j.heads;
-      const char* in = j.in.row(t, h, es);
-      char* out = j.out.row(t, h, es);
-      const void* src = in;
-      if (j.residual.data) {
-        char* res = j.residual.row(t, h, es);
-        add_residual(in, res, j.dim);
-        src = res;  // the stored, rounded sum is what gets normalized
-      }
-      const float inv_rms = 1.0f / std::sqrt(sum_squares(src, j.dim) / float(j.dim) + j.eps);
-      scale(src, out, j.weight, inv_rms, j.weight_offset, j.dim);
+    const char* in = j.in.row(t, h, es);
+    const void* src = in;
+    if (j.residual.data) {
+      char* res = j.residual.row(t, h, es);
+      add_residual(in, res, j.dim);
+      src = res;  // the stored, rounded sum is what gets normalized
+    }
+    const float inv_rms = 1.0f / std::sqrt(sum_squares(src, j.dim) / float(j.dim) + j.eps);
+    scale(src, j.out.row(t, h, es), j.weight, inv_rms, j.weight_offset, j.dim);
+  }
+
+  // Rows are walked as (token, head) pairs: no division per row, which QK norm's short rows feel.
+  static void run(const NormRows& j, int64_t row_begin, int64_t row_end) {
+    int64_t t = row_begin / j.heads, h = row_begin % j.heads;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      row(j, t, h);
+      if (++h == j.heads) h = 0, ++t;
     }
   }
 };
 
-template <class A, DType X>
-NormKernel norm_kernel_for_weight(DType w) {
-  switch (w) {
-    case DType::f32: return &NormKernelBody<A, X, DType::f32>::run;
-    case DType::bf16: return &NormKernelBody<A, X, DType::bf16>::run;
-    case DType::f16: return &NormKernelBody<A, X, DType::f16>::run;
-  }
-  return nullptr;
-}
-
 template <class A>
 NormKernel select_norm_kernel(DType x, DType w) {
-  switch (x) {
-    case DType::f32: return norm_kernel_for_weight<A, DType::f32>(w);
-    case DType::bf16: return norm_kernel_for_weight<A, DType::bf16>(w);
-    case DType::f16: return norm_kernel_for_weight<A, DType::f16>(w);
-  }
-  return nullptr;
+  return with_dtypes(x, w, [](auto xt, auto wt) -> NormKernel {
+    return &NormKernelBody<A, decltype(xt)::value, decltype(wt)::value>::run;
+  });
 }
 
 }  // namespace

@@ -1,0 +1,103 @@
+// apply_rope and apply_rope_and_append_kv: validate, then hand tokens to the best kernel.
+#include <algorithm>
+
+#include "common/check.hpp"
+#include "common/convert.hpp"
+#include "common/threading.hpp"
+#include "kv_cache/paged.hpp"
+#include "rope/validate.hpp"
+
+namespace pagedinfer {
+
+namespace detail {
+
+int rope_stream(const RopeParams& p, int32_t i) {
+  if (!p.mrope_section) return 0;
+  const int32_t* s = p.mrope_section;
+  if (p.mrope_interleaved) {
+    if (i % 3 == 1 && i < 3 * s[1]) return 1;
+    if (i % 3 == 2 && i < 3 * s[2]) return 2;
+    return 0;
+  }
+  return i < s[0] ? 0 : i < s[0] + s[1] ? 1 : 2;
+}
+
+void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
+  const RopeParams& p = *j.params;
+  const RopeTable& tb = p.table;
+  const int32_t half = j.rotary_dim / 2;
+  const std::size_t es = dtype_size(tb.dtype);
+  auto row = [&](int stream) {
+    const int64_t pos = p.positions[stream * p.num_tokens + t];
+    return static_cast<const char*>(tb.cos_sin) + std::size_t(pos) * std::size_t(tb.rotary_dim) * es;
+  };
+  if (!p.mrope_section || p.mrope_interleaved) {
+    // One stream for every frequency, or a per-frequency choice (interleaved mRoPE).
+    const char* r0 = row(0);
+    convert_n(r0, tb.dtype, cos, DType::f32, std::size_t(half));
+    convert_n(r0 + std::size_t(half) * es, tb.dtype, sin, DType::f32, std::size_t(half));
+    if (!p.mrope_section) return;
+    for (int32_t i = 0; i < half; ++i) {
+      const int s = rope_stream(p, i);
+      if (s == 0) continue;
+      cos[i] = load_as_float(row(s), tb.dtype, std::size_t(i));
+      sin[i] = load_as_float(row(s), tb.dtype, std::size_t(half + i));
+    }
+    return;
+  }
+  // Contiguous sections: copy each stream's range.
+  int32_t begin = 0;
+  for (int s = 0; s < 3; ++s) {
+    const int32_t n = p.mrope_section[s];
+    const char* r = row(s);
+    convert_n(r + std::size_t(begin) * es, tb.dtype, cos + begin, DType::f32, std::size_t(n));
+    convert_n(r + std::size_t(half + begin) * es, tb.dtype, sin + begin, DType::f32, std::size_t(n));
+    begin += n;
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+// About 16 KiB of q/k per scheduling chunk, so that decode batches still spread over threads.
+int64_t token_grain(const detail::RopeJob& j) {
+  const int64_t token_bytes =
+      int64_t(j.q.heads + j.k.heads) * j.head_dim * int64_t(dtype_size(j.q.heads ? j.q.dtype : j.k.dtype));
+  return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(1, token_bytes));
+}
+
+void run(const detail::RopeJob& j, DType x, DType k_out) {
+  const detail::RopeKernel kernel = detail::rope_kernel(x, k_out);
+  const int64_t n = j.params->num_tokens, grain = token_grain(j);
+  detail::parallel_for((n + grain - 1) / grain, j.params->num_threads, 1,
+                       [&](int64_t c) { kernel(j, c * grain, std::min(n, (c + 1) * grain)); });
+}
+
+}  // namespace
+
+void apply_rope(const RopeParams& p) {
+  const detail::RopeJob j = detail::validate_rope(p, "apply_rope");
+  const DType x = j.q.heads ? j.q.dtype : j.k.dtype;
+  run(j, x, x);
+}
+
+void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, const TokensView& value,
+                              const int64_t* slot_mapping) {
+  const char* where = "apply_rope_and_append_kv";
+  detail::RopeJob j = detail::validate_rope(p, where);
+  detail::validate_cache(cache, where);
+  PAGEDINFER_CHECK(p.num_k_heads == cache.num_kv_heads, where, "num_k_heads = ", p.num_k_heads,
+                   " must equal cache.num_kv_heads = ", cache.num_kv_heads);
+  PAGEDINFER_CHECK(p.head_dim == cache.k.head_dim, where, "head_dim = ", p.head_dim,
+                   " must equal cache.k.head_dim = ", cache.k.head_dim);
+  detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, p.num_tokens,
+                          cache.num_kv_heads, cache.v.head_dim, where, "value");
+  detail::validate_slots(cache, slot_mapping, p.num_tokens, where);
+  j.cache = &cache;
+  j.slot_mapping = slot_mapping;
+  j.value = value;
+  run(j, j.k.dtype, cache.dtype);
+}
+
+}  // namespace pagedinfer
