@@ -233,7 +233,6 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
         // The skipped token's slot (4 * 7 = 28) is nobody else's: still NaN.
         EXPECT_TRUE(std::isnan(pool.at(0, 28 / page, 28 % page, 0, 0))) << what;
         // q matches the in-place rotation.
-        Qkv q_only = x.as(c.x);
         for (int64_t t = 0; t < c.tokens; ++t)
           for (int32_t i = 0; i < c.q_heads * c.head_dim; ++i) {
             const std::size_t e = std::size_t(t * y.stride_token + i);
