@@ -35,9 +35,6 @@ struct RopeJob {
 // the kernels call once per token.
 void rope_token_angles(const RopeJob& job, int64_t t, float* cos, float* sin);
 
-// Which position stream (0 temporal, 1 height, 2 width) frequency i reads; 0 without mRoPE.
-int rope_stream(const RopeParams& p, int32_t i);
-
 // Processes tokens [t0, t1). q/k have the kernel's dtype X; K rows are written in dtype C
 // (C == X in place; the cache's dtype when fused).
 using RopeKernel = void (*)(const RopeJob& job, int64_t t0, int64_t t1);

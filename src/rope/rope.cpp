@@ -11,6 +11,9 @@ namespace pagedinfer {
 
 namespace detail {
 
+namespace {
+
+// Which position stream (0 temporal, 1 height, 2 width) frequency i reads; 0 without mRoPE.
 int rope_stream(const RopeParams& p, int32_t i) {
   if (!p.mrope_section) return 0;
   const int32_t* s = p.mrope_section;
@@ -22,26 +25,29 @@ int rope_stream(const RopeParams& p, int32_t i) {
   return i < s[0] ? 0 : i < s[0] + s[1] ? 1 : 2;
 }
 
+}  // namespace
+
 void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
   const RopeParams& p = *j.params;
   const RopeTable& tb = p.table;
   const int32_t half = j.rotary_dim / 2;
   const std::size_t es = dtype_size(tb.dtype);
-  auto row = [&](int stream) {
-    const int64_t pos = p.positions[stream * p.num_tokens + t];
-    return static_cast<const char*>(tb.cos_sin) + std::size_t(pos) * std::size_t(tb.rotary_dim) * es;
-  };
+  // The table row of each position stream this token uses.
+  const char* row[3] = {};
+  for (int s = 0; s < (p.mrope_section ? 3 : 1); ++s) {
+    const int64_t pos = p.positions[s * p.num_tokens + t];
+    row[s] = static_cast<const char*>(tb.cos_sin) + std::size_t(pos) * std::size_t(tb.rotary_dim) * es;
+  }
   if (!p.mrope_section || p.mrope_interleaved) {
     // One stream for every frequency, or a per-frequency choice (interleaved mRoPE).
-    const char* r0 = row(0);
-    convert_n(r0, tb.dtype, cos, DType::f32, std::size_t(half));
-    convert_n(r0 + std::size_t(half) * es, tb.dtype, sin, DType::f32, std::size_t(half));
+    convert_n(row[0], tb.dtype, cos, DType::f32, std::size_t(half));
+    convert_n(row[0] + std::size_t(half) * es, tb.dtype, sin, DType::f32, std::size_t(half));
     if (!p.mrope_section) return;
     for (int32_t i = 0; i < half; ++i) {
       const int s = rope_stream(p, i);
       if (s == 0) continue;
-      cos[i] = load_as_float(row(s), tb.dtype, std::size_t(i));
-      sin[i] = load_as_float(row(s), tb.dtype, std::size_t(half + i));
+      cos[i] = load_as_float(row[s], tb.dtype, std::size_t(i));
+      sin[i] = load_as_float(row[s], tb.dtype, std::size_t(half + i));
     }
     return;
   }
@@ -49,7 +55,7 @@ void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
   int32_t begin = 0;
   for (int s = 0; s < 3; ++s) {
     const int32_t n = p.mrope_section[s];
-    const char* r = row(s);
+    const char* r = row[s];
     convert_n(r + std::size_t(begin) * es, tb.dtype, cos + begin, DType::f32, std::size_t(n));
     convert_n(r + std::size_t(half + begin) * es, tb.dtype, sin + begin, DType::f32, std::size_t(n));
     begin += n;
