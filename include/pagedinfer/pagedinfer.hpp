@@ -5,6 +5,8 @@
 #include "pagedinfer/dtype.hpp"
 #include "pagedinfer/error.hpp"
 #include "pagedinfer/kv_cache.hpp"
+#include "pagedinfer/linear.hpp"
 #include "pagedinfer/norm.hpp"
+#include "pagedinfer/quant.hpp"
 #include "pagedinfer/rope.hpp"
 #include "pagedinfer/tensor.hpp"

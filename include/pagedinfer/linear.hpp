@@ -1,0 +1,66 @@
+// pagedinfer: weight-quantized linear layers, part 2: y = x W^T (+ bias) (+ residual).
+//
+// x is [m, k], y is [m, n_out], W a QuantizedWeight [n, k] (quant.hpp); m may be anything from 1
+// (decode) to thousands (prefill), n and k anything the weight allows.
+//
+// Compute types, chosen by `activations`:
+//   float (W8A16, W4A16)  products of x and q are exact in fp32; each group's sum is accumulated
+//       in fp32 and scaled once: y = sum_g s[g] * sum_{k in g} q * x + offset[g] * sum_{k in g} x,
+//       offset = -s * z (or m). bf16 x runs on bf16 dot products (AVX512-BF16) where present,
+//       fp32 and fp16 x on fp32 FMA.
+//   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * 127 /
+//       max|x|) (fp32, ties to even), scale max|x| / 127; the group sums of q * a are exact int32
+//       (VNNI where present); groups are combined in fp32 as above and the row scale applied last.
+//
+// Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,
+// SiLU(gate) * up (n_out = n / 2); + residual (after the activation; it may be y itself, as in
+// `hidden += o_proj(attn)`). The result is rounded once to y's dtype.
+//
+// Plan-free: workspace_size() gives the bytes the call needs for a given (weight, m, dtype,
+// mode); the caller owns that memory and linear() allocates nothing. Calls are independent: two
+// threads may run linear() at once on the same weight with different workspaces.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "pagedinfer/quant.hpp"
+
+namespace pagedinfer {
+
+enum class LinearActivations : int32_t { float_ = 0, int8_per_token = 1 };
+
+struct LinearParams {
+  int64_t m = 0;              // rows of x and y
+  const void* x = nullptr;    // [m, k], row stride x_stride (elements)
+  DType x_dtype = DType::bf16;
+  int64_t x_stride = 0;
+  void* y = nullptr;          // [m, n_out], row stride y_stride (elements); may not overlap x
+  DType y_dtype = DType::bf16;
+  int64_t y_stride = 0;
+  const void* bias = nullptr;  // [n] in the weight's row order, or null; dtype bias_dtype
+  DType bias_dtype = DType::f32;
+  const void* residual = nullptr;  // [m, n_out], dtype y_dtype, row stride residual_stride; may be y
+  int64_t residual_stride = 0;
+  LinearActivations activations = LinearActivations::float_;
+  bool silu_mul = false;       // gate_up weights only: y = SiLU(gate) * up, n_out = n / 2
+  int num_threads = 1;
+  void* workspace = nullptr;   // workspace_bytes >= linear_workspace_size(...), 64-byte aligned
+  std::size_t workspace_bytes = 0;
+};
+
+// Output columns of a call: n, or n / 2 with silu_mul.
+PAGEDINFER_API int64_t linear_out_features(const QuantizedWeight& w, const LinearParams& p);
+// Bytes of workspace linear() needs for this weight and these parameters (uses m, x_dtype,
+// activations and num_threads only).
+PAGEDINFER_API std::size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p);
+PAGEDINFER_API void linear(const QuantizedWeight& w, const LinearParams& p);
+
+namespace reference {
+// The oracle: dequantize() in double, double sums, the same activation quantization rule and
+// epilogues, one rounding to y's dtype. Ignores workspace and threads.
+PAGEDINFER_API void linear(const QuantizedWeight& w, const LinearParams& p);
+// Quantizes one row like int8_per_token: returns the scale; a[k] in [-127, 127].
+PAGEDINFER_API float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a);
+}  // namespace reference
+
+}  // namespace pagedinfer

@@ -1,0 +1,106 @@
+// pagedinfer: weight-quantized linear layers, part 1: the packed weight.
+//
+// A linear layer's weight W is [n, k] (n output features, k input features, row-major as in
+// PyTorch's nn.Linear). It is quantized in groups of `group_size` consecutive k of one row;
+// each group g of row n has a scale s[g][n] and, by format,
+//   symmetric     w = s * (q - 2^(bits-1))      q unsigned, so q - 8 in [-8, 7] for int4
+//   zero_point    w = s * (q - z[g][n])         z an integer in [0, 2^bits)  (AWQ, GPTQ)
+//   float_offset  w = s * q + m[g][n]           m a float                   (min/max form)
+// with q in [0, 2^bits). Scales (and m) are stored as fp16, the form every source checkpoint
+// (AWQ, GPTQ, llama.cpp) uses, so imports are lossless and a weight costs bits + 24/group_size
+// bits of memory: 4.19 bits for int4 g128.
+//
+// QuantizedWeight is made once at load time (quantize(), an importer, or load) and is then
+// read-only: any number of threads may run linear() on it at once. Its layout is private to
+// the library (src/gemm/layout.hpp) and versioned: save() writes it with a format version and a
+// checksum, load() refuses files of another version, truncated files and corrupt ones.
+//
+// GPTQ act-order (g_idx) is kept exactly: the importer orders k by group and the weight
+// remembers the order; linear() reads x in that order, so no caller-side permutation exists.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pagedinfer/dtype.hpp"
+
+namespace pagedinfer {
+
+enum class QuantZero : int32_t { symmetric = 0, zero_point = 1, float_offset = 2 };
+
+struct QuantFormat {
+  int32_t bits = 4;          // 4 or 8
+  int32_t group_size = 128;  // 32, 64 or 128 (must divide k); 0 = one group per row (per-channel)
+  QuantZero zero = QuantZero::zero_point;
+};
+
+class PAGEDINFER_API QuantizedWeight {
+ public:
+  struct Storage;  // src/gemm/layout.hpp
+  QuantizedWeight();
+  explicit QuantizedWeight(std::shared_ptr<const Storage> s);
+  ~QuantizedWeight();
+  QuantizedWeight(const QuantizedWeight&);
+  QuantizedWeight& operator=(const QuantizedWeight&);
+
+  bool empty() const;
+  int64_t n() const;  // output features of the layer (for gate_up: 2 * intermediate)
+  int64_t k() const;  // input features
+  QuantFormat format() const;
+  int64_t group_size() const;  // effective: k for per-channel
+  // Made by quantize(..., gate_up = true): linear() can then apply SiLU(gate) * up.
+  bool gate_up() const;
+  bool act_order() const;  // k is reordered (GPTQ g_idx)
+  // Bytes of the packed weight, scales and zero points (what a GEMV must read).
+  int64_t bytes() const;
+
+  // The quantized integer and dequantized value of W[n][k], in the source's k numbering.
+  int32_t q(int64_t n, int64_t k) const;
+  double dequantize(int64_t n, int64_t k) const;
+
+  const Storage& storage() const;  // for the library's own kernels
+
+ private:
+  std::shared_ptr<const Storage> s_;
+};
+
+// Quantizes a float weight [n, k] (row stride `stride` elements, >= k) by round-to-nearest:
+// symmetric: s = max|w| / (2^(bits-1) - 1); zero_point and float_offset: s = (max - min) /
+// (2^bits - 1), z = round(-min / s) clamped, m = min. s (and m) are rounded to fp16 first and q
+// is computed with the rounded values, so dequantize() returns exactly what linear() uses.
+// gate_up: rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused
+// gate/up layer (vLLM's MergedColumnParallelLinear); n must be even.
+PAGEDINFER_API QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride,
+                                        const QuantFormat& format, bool gate_up = false);
+
+// AutoAWQ GEMM checkpoint, int4, w = (q - z) * s:
+//   qweight [k, n/8] int32: word (i, j) holds columns 8j..8j+7 of row i, nibble p (bits 4p..4p+3)
+//     holding column 8j + order[p], order = {0, 2, 4, 6, 1, 3, 5, 7}
+//   qzeros  [k/group, n/8] int32, packed the same way; scales [k/group, n] fp16 bits.
+PAGEDINFER_API QuantizedWeight import_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
+                                          int64_t n, int64_t k, int32_t group_size);
+
+// AutoGPTQ checkpoint (v1 zero convention), bits 4 or 8, w = (q - (zs + 1)) * s:
+//   qweight [k * bits / 32, n] int32: word (i, j) holds rows 32i/bits.. of column j, element p at
+//     bits p*bits..; qzeros [groups, n * bits / 32] int32, element p of word (g, j) is column
+//     32j/bits + p; scales [groups, n] fp16 bits;
+//   g_idx [k] int32 group of each k, or null for k / group_size. Every group must have exactly
+//     group_size members (as GPTQ writes them); act-order is kept (see above).
+PAGEDINFER_API QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
+                                           const int32_t* g_idx, int64_t n, int64_t k, int32_t bits,
+                                           int32_t group_size);
+
+// llama.cpp blocks of 32 weights along k, each row n holding k/32 consecutive blocks:
+//   Q4_0: 18 bytes, fp16 d then 16 bytes qs; w[j] = d * ((qs[j] & 15) - 8), w[j+16] = d * ((qs[j] >> 4) - 8)
+//   Q8_0: 34 bytes, fp16 d then 32 int8 qs; w[j] = d * qs[j]
+PAGEDINFER_API QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_t k);
+PAGEDINFER_API QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k);
+
+// The packed form as bytes: magic, format version, shape, format, arrays, 64-bit checksum.
+PAGEDINFER_API std::vector<uint8_t> save(const QuantizedWeight& w);
+PAGEDINFER_API QuantizedWeight load(const uint8_t* data, std::size_t size);
+PAGEDINFER_API void save_file(const QuantizedWeight& w, const std::string& path);
+PAGEDINFER_API QuantizedWeight load_file(const std::string& path);
+
+}  // namespace pagedinfer

@@ -1,0 +1,116 @@
+// The run-kernel skeleton every ISA shares: walk blocks of NT tiles x up to MR rows, let a
+// micro-kernel accumulate each block into an fp32 tile c, then apply the epilogue of
+// linear.hpp (row scale, bias, SiLU(gate) * up, residual) and store y once.
+// Included by the ISA TUs after their common/simd/<isa>.hpp.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "common/simd/load.hpp"
+#include "gemm/kernel.hpp"
+
+namespace pagedinfer::detail {
+namespace {
+
+constexpr int64_t kTile = QuantizedWeight::Storage::kTileN;
+
+// The fp16 scales of (group g, tile t) and the offsets of kernel.hpp's formula, as fp32:
+// offset = -scale * z (symmetric: z = 2^(bits-1)), or m (float_offset).
+inline void group_params(const QuantizedWeight::Storage& w, int64_t g, int64_t t, float* scale, float* offset) {
+  const int64_t base = g * w.n_packed + t * kTile;
+  for (int l = 0; l < kTile; ++l) {
+    scale[l] = f16_bits_to_float(w.scales[base + l]);
+    switch (w.format.zero) {
+      case QuantZero::symmetric: offset[l] = -scale[l] * float(1 << (w.format.bits - 1)); break;
+      case QuantZero::zero_point: offset[l] = -scale[l] * float(w.zeros[base + l]); break;
+      case QuantZero::float_offset: offset[l] = f16_bits_to_float(w.zeros[base + l]); break;
+    }
+  }
+}
+
+template <class A, DType Y>
+struct Epilogue {
+  using F = xsimd::batch<float, A>;
+  static constexpr int W = F::size;
+  static constexpr int64_t kYSize = Y == DType::f32 ? 4 : 2;
+
+  static float silu(float v) { return v / (1.f + std::exp(-v)); }
+  static F silu(F v) { return v / (F(1.f) + xsimd::exp(-v)); }
+
+  // c: [rows][nt * 16] for packed tiles t0.., rows m0..
+  static void apply(const GemmJob& j, const float* c, int nt, int64_t t0, int64_t m0, int rows) {
+    const int ld = nt * int(kTile);
+    for (int r = 0; r < rows; ++r) {
+      const int64_t m = m0 + r;
+      const float rs = j.row_scale ? j.row_scale[m] : 1.f;
+      char* y = static_cast<char*>(j.y) + m * j.y_stride * kYSize;
+      const char* res = j.residual ? static_cast<const char*>(j.residual) + m * j.residual_stride * kYSize : nullptr;
+      const float* crow = c + r * ld;
+      // value(i, l): the pre-activation of tile offset i, lane l.
+      const auto value = [&](int i, int l) {
+        const float v = crow[i * kTile + l] * rs;
+        return j.bias ? v + j.bias[(t0 + i) * kTile + l] : v;
+      };
+      const auto vvalue = [&](int i, int l) {
+        const F v = F::load_aligned(crow + i * kTile + l) * F(rs);
+        return j.bias ? v + F::load_unaligned(j.bias + (t0 + i) * kTile + l) : v;
+      };
+      const int step = j.silu_mul ? 2 : 1;
+      for (int i = 0; i < nt; i += step) {
+        const int64_t col = (j.silu_mul ? (t0 + i) / 2 : t0 + i) * kTile;
+        if (col + kTile <= j.n_out) {
+          for (int l = 0; l < kTile; l += W) {
+            F v = j.silu_mul ? silu(vvalue(i, l)) * vvalue(i + 1, l) : vvalue(i, l);
+            if (res) v += load_as<A, Y>(res, col + l);
+            store_as<A, Y>(y, col + l, v);
+          }
+        } else {
+          for (int l = 0; col + l < j.n_out; ++l) {
+            float v = j.silu_mul ? silu(value(i, l)) * value(i + 1, l) : value(i, l);
+            if (res) v += scalar_as<Y>(res, col + l);
+            store_scalar_as<Y>(y, col + l, v);
+          }
+        }
+      }
+    }
+  }
+};
+
+using EpilogueFn = void (*)(const GemmJob&, const float*, int, int64_t, int64_t, int);
+
+template <class A>
+EpilogueFn epilogue_for(DType y) {
+  switch (y) {
+    case DType::f32: return &Epilogue<A, DType::f32>::apply;
+    case DType::bf16: return &Epilogue<A, DType::bf16>::apply;
+    case DType::f16: return &Epilogue<A, DType::f16>::apply;
+  }
+  return nullptr;
+}
+
+// f(std::integral_constant<int, rows>) for rows in [1, MR].
+template <int MR, class Fn>
+void with_rows(int rows, Fn&& f) {
+  if constexpr (MR > 1) {
+    if (rows < MR) return with_rows<MR - 1>(rows, f);
+  }
+  f(std::integral_constant<int, MR>{});
+}
+
+// Block::template run<R, NT>(job, tile, m, c) adds the block's sums into c ([R][NT * 16]).
+template <class A, class Block, int MR, int NT>
+void run_blocks(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
+  const EpilogueFn epilogue = epilogue_for<A>(j.y_dtype);
+  alignas(64) float c[MR * NT * kTile];
+  for (int64_t t = t_begin; t < t_end; t += NT)
+    for (int64_t m = m_begin; m < m_end; m += MR) {
+      const int rows = int(std::min<int64_t>(MR, m_end - m));
+      std::fill(c, c + rows * NT * kTile, 0.f);
+      with_rows<MR>(rows, [&](auto r) { Block::template run<decltype(r)::value, NT>(j, t, m, c); });
+      epilogue(j, c, NT, t, m, rows);
+    }
+}
+
+}  // namespace
+}  // namespace pagedinfer::detail

@@ -1,0 +1,106 @@
+// The portable GEMM micro-kernels, written once over xsimd and included by every ISA TU of
+// src/gemm/ after its common/simd/<isa>.hpp:
+//   fp32: q converted to fp32, FMA with fp32 activations (exact products), fp32 group sums.
+//   int32: q times int8 activations in int32 lanes: every group sum exact, on any CPU (VNNI
+//          does the same faster in x86_avx512_bf16.cpp).
+#pragma once
+#include <type_traits>
+
+#include "gemm/blocks.hpp"
+#include "gemm/prepare.hpp"
+
+namespace pagedinfer::detail {
+namespace {
+
+// Acc: float (fp32 activations) or int32_t (int8 activations).
+template <class A, int BITS, class Acc>
+struct GenericBlock {
+  using F = xsimd::batch<float, A>;
+  using U = xsimd::batch<uint32_t, A>;
+  using Q = xsimd::batch<Acc, A>;
+  using Act = std::conditional_t<std::is_same_v<Acc, float>, float, int8_t>;
+  static constexpr int W = int(F::size);
+  static constexpr int V = int(kTile) / W;  // vectors per tile
+  static constexpr int KPW = 32 / BITS;     // k per word
+  static constexpr uint32_t kMask = BITS == 8 ? 0xffu : 0xfu;
+
+  static Q element(U word, int e) {
+    const U q = (word >> QuantizedWeight::Storage::shift_of(BITS, e)) & U(kMask);
+    const auto i = xsimd::bitwise_cast<xsimd::batch<int32_t, A>>(q);
+    if constexpr (std::is_same_v<Acc, float>) return xsimd::to_float(i);
+    else return i;
+  }
+
+  template <int R, int NT>
+  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+    const auto& w = *j.w;
+    const int64_t words_per_group = w.group / KPW;
+    const Act* act[R];
+    for (int r = 0; r < R; ++r) act[r] = static_cast<const Act*>(j.act) + (m0 + r) * j.act_stride;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      Q acc[R][NT][V];
+      for (auto& a : acc)
+        for (auto& b : a)
+          for (auto& v : b) v = Q(Acc(0));
+      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw)
+        for (int i = 0; i < NT; ++i)
+          for (int v = 0; v < V; ++v) {
+            const U word = U::load_unaligned(w.tile(t0 + i) + jw * kTile + v * W);
+            for (int e = 0; e < KPW; ++e) {
+              const Q q = element(word, e);
+              for (int r = 0; r < R; ++r) acc[r][i][v] += q * Q(Acc(act[r][jw * KPW + e]));
+            }
+          }
+      for (int i = 0; i < NT; ++i) {
+        alignas(64) float scale[kTile], offset[kTile];
+        group_params(w, g, t0 + i, scale, offset);
+        for (int v = 0; v < V; ++v) {
+          const F s = F::load_aligned(scale + v * W), o = F::load_aligned(offset + v * W);
+          for (int r = 0; r < R; ++r) {
+            float* cp = c + (r * NT + i) * kTile + v * W;
+            F sum;
+            if constexpr (std::is_same_v<Acc, float>) sum = acc[r][i][v];
+            else sum = xsimd::to_float(acc[r][i][v]);
+            const F updated = xsimd::fma(sum, s, F::load_aligned(cp)) + o * F(j.act_sums[(m0 + r) * w.groups + g]);
+            updated.store_aligned(cp);
+          }
+        }
+      }
+    }
+  }
+};
+
+// Rows per block: the fp32 and int32 accumulators of a block must fit the register file.
+template <class A>
+constexpr int generic_rows() {
+  return xsimd::batch<float, A>::size >= 16 ? 6 : 2;
+}
+
+template <class A, DType X>
+PrepareKernel generic_prepare(LinearActivations mode) {
+  if (mode == LinearActivations::int8_per_token) return &Prepare<A, X>::template i8<WordOrder::natural>;
+  return &Prepare<A, X>::f32;
+}
+
+template <class A>
+GemmKernel generic_gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x) {
+  constexpr int MR = generic_rows<A>();
+  GemmKernel k;
+  k.rows_per_block = MR;
+  k.tiles_per_block = 2;  // a gate tile and its up tile
+  const bool int8 = mode == LinearActivations::int8_per_token;
+  k.compute = int8 ? ComputeType::i8 : ComputeType::f32;
+  switch (x) {
+    case DType::f32: k.prepare = generic_prepare<A, DType::f32>(mode); break;
+    case DType::bf16: k.prepare = generic_prepare<A, DType::bf16>(mode); break;
+    case DType::f16: k.prepare = generic_prepare<A, DType::f16>(mode); break;
+  }
+  if (w.format.bits == 4)
+    k.run = int8 ? &run_blocks<A, GenericBlock<A, 4, int32_t>, MR, 2> : &run_blocks<A, GenericBlock<A, 4, float>, MR, 2>;
+  else
+    k.run = int8 ? &run_blocks<A, GenericBlock<A, 8, int32_t>, MR, 2> : &run_blocks<A, GenericBlock<A, 8, float>, MR, 2>;
+  return k;
+}
+
+}  // namespace
+}  // namespace pagedinfer::detail

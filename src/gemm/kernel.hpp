@@ -1,0 +1,74 @@
+// The contract between the linear() driver (linear.cpp) and the per-ISA GEMM kernels.
+//
+// The driver first prepares the activations (prepare kernel, rows in parallel) into the
+// workspace in the kernel's compute type, in packed k order, zero padded to k_packed, with
+// the kernel's own order inside each k-word (see layout.hpp). Then the run kernel computes
+// blocks of packed tiles x rows, each group g as
+//   c[m][p] += scale[g][p] * sum_{k in g} q[p][k] * act[m][k] + offset[g][p] * act_sums[m][g]
+// and hands every finished block to the epilogue, which writes y.
+#pragma once
+#include <cstdint>
+
+#include "gemm/layout.hpp"
+#include "pagedinfer/linear.hpp"
+
+namespace pagedinfer::detail {
+
+enum class ComputeType { f32, bf16, i8 };
+
+struct GemmJob {
+  const QuantizedWeight::Storage* w = nullptr;
+  int64_t m = 0;
+  const void* act = nullptr;  // [m][k_packed] of the compute type
+  int64_t act_stride = 0;     // elements
+  const float* act_sums = nullptr;   // [m][groups]
+  const float* row_scale = nullptr;  // [m], int8 activations only
+  const float* bias = nullptr;       // [n_packed] fp32 by packed column, or null
+  void* y = nullptr;
+  DType y_dtype = DType::f32;
+  int64_t y_stride = 0;
+  const void* residual = nullptr;  // dtype y_dtype
+  int64_t residual_stride = 0;
+  bool silu_mul = false;
+  int64_t n_out = 0;  // columns of y
+};
+
+struct PrepareJob {
+  const void* x = nullptr;
+  DType x_dtype = DType::f32;
+  int64_t x_stride = 0;
+  const QuantizedWeight::Storage* w = nullptr;
+  void* act = nullptr;
+  int64_t act_stride = 0;
+  float* act_sums = nullptr;
+  float* row_scale = nullptr;
+};
+
+// Prepares rows [m_begin, m_end).
+using PrepareKernel = void (*)(const PrepareJob& job, int64_t m_begin, int64_t m_end);
+// Computes y for packed tiles [tile_begin, tile_end) (multiples of tiles_per_block) and rows
+// [m_begin, m_end).
+using RunKernel = void (*)(const GemmJob& job, int64_t tile_begin, int64_t tile_end, int64_t m_begin,
+                           int64_t m_end);
+
+struct GemmKernel {
+  ComputeType compute = ComputeType::f32;
+  PrepareKernel prepare = nullptr;
+  RunKernel run = nullptr;
+  int tiles_per_block = 1;  // 1, 2 or 4: the run kernel's column blocking
+  int rows_per_block = 1;   // its row blocking
+};
+
+// The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).
+GemmKernel gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+
+// Per ISA translation unit. The generic kernels (fp32 FMA, exact int32) exist on every level;
+// the avx512_bf16 level adds bf16 dot products and VNNI and returns an empty kernel (run ==
+// nullptr) where it has nothing better than avx512.
+GemmKernel gemm_kernel_baseline(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+GemmKernel gemm_kernel_avx2(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+GemmKernel gemm_kernel_avx512(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+GemmKernel gemm_kernel_avx512_bf16(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype,
+                                   int64_t m);
+
+}  // namespace pagedinfer::detail

@@ -1,0 +1,80 @@
+// The packed layout of a QuantizedWeight: the one definition that packers, importers, the file
+// format and every kernel read, so they cannot drift.
+//
+// Columns (output features) are packed in tiles of 16, one 32-bit lane each, so one AVX-512
+// register holds one k-word of a whole tile. Along k, a tile is a contiguous run of words:
+//   word (tile t, k-word j, lane l) at q[(t * k_words + j) * 16 + l]
+// A word holds the kpw = 32 / bits consecutive packed k of its column:
+//   int8: element e (0..3) in byte e.
+//   int4: element e (0..7) at bit 16 * (e % 2) + 4 * (e / 2). So 16-bit shifts by 4j bring the
+//         pair (2j, 2j + 1) to the low nibble of each half (bf16 pair kernels), and the masks
+//         0x0f0f0f0f of w and w >> 4 give the bytes (0, 4, 1, 5) and (2, 6, 3, 7) (VNNI kernels).
+// Packed k: for act-order weights, position i holds source column k_order[i]; k is padded with
+// q = 0 to a multiple of 8 (per-channel only; grouped k is a multiple of the group >= 32).
+// Packed columns: column p holds weight row p, except for gate_up weights, where tiles
+// alternate gate and up (tile 2t = gate rows 16t.., tile 2t + 1 = up rows n/2 + 16t..), so a
+// kernel holding two neighbouring tiles can apply SiLU(gate) * up before storing.
+// n_packed is a multiple of 4 tiles, so column blocks of 1, 2 or 4 tiles never need a tail.
+// Padding columns have q = 0 and scale 0, so they compute 0.
+// Group params [groups][n_packed]: fp16 scales; fp16 m (float_offset) or uint16 z (zero_point).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "pagedinfer/quant.hpp"
+
+namespace pagedinfer {
+
+struct QuantizedWeight::Storage {
+  static constexpr uint32_t kVersion = 1;
+  static constexpr int64_t kTileN = 16;
+
+  int64_t n = 0, k = 0;
+  QuantFormat format;
+  bool gate_up = false;
+  int64_t n_packed = 0, k_packed = 0;
+  int64_t group = 0, groups = 0;  // effective group length in packed k, and their count
+
+  std::vector<uint32_t> q;          // [n_packed / 16][k_packed / kpw][16]
+  std::vector<uint16_t> scales;     // [groups][n_packed] fp16 bits
+  std::vector<uint16_t> zeros;      // [groups][n_packed]: z (zero_point), fp16 m (float_offset); empty if symmetric
+  std::vector<int32_t> k_order;     // [k_packed] source k at each packed k (-1: padding); empty = identity
+  std::vector<int32_t> k_position;  // [k] packed k of each source k (derived, not saved); empty = identity
+
+  int kpw() const { return 32 / format.bits; }
+  int64_t k_words() const { return k_packed / kpw(); }
+  int64_t tiles() const { return n_packed / kTileN; }
+  const uint32_t* tile(int64_t t) const { return q.data() + t * k_words() * kTileN; }
+
+  // Shape-derived fields from n, k, format and gate_up; arrays sized and zero-filled.
+  void allocate();
+  // Derives k_position from k_order.
+  void index_k_order();
+
+  int64_t packed_column(int64_t row) const;  // packed column of weight row `row`
+  int64_t packed_k(int64_t source_k) const { return k_position.empty() ? source_k : k_position[source_k]; }
+  static int shift_of(int bits, int e) { return bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1); }
+  uint32_t& word(int64_t p, int64_t i) { return q[((p / kTileN) * k_words() + i / kpw()) * kTileN + p % kTileN]; }
+  uint32_t word(int64_t p, int64_t i) const {
+    return q[((p / kTileN) * k_words() + i / kpw()) * kTileN + p % kTileN];
+  }
+  void set_q(int64_t p, int64_t i, uint32_t v) {
+    const int s = shift_of(format.bits, int(i % kpw()));
+    const uint32_t mask = (format.bits == 8 ? 0xffu : 0xfu) << s;
+    word(p, i) = (word(p, i) & ~mask) | ((v << s) & mask);
+  }
+  uint32_t get_q(int64_t p, int64_t i) const {
+    return (word(p, i) >> shift_of(format.bits, int(i % kpw()))) & (format.bits == 8 ? 0xffu : 0xfu);
+  }
+  // Zero point of (group, column) as the integer or float that dequantization subtracts/adds.
+  double symmetric_zero() const { return double(1 << (format.bits - 1)); }
+};
+
+namespace detail {
+// Validates a format (bits, group size dividing k) for `where`; fills the storage shape.
+std::shared_ptr<QuantizedWeight::Storage> new_storage(const char* where, int64_t n, int64_t k,
+                                                      const QuantFormat& f, bool gate_up);
+}  // namespace detail
+
+}  // namespace pagedinfer

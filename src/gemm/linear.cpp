@@ -1,0 +1,158 @@
+// linear(): validation, workspace layout and the parallel schedule around the GEMM kernels.
+#include <algorithm>
+
+#include "common/check.hpp"
+#include "common/scalar_convert.hpp"
+#include "common/tensor_check.hpp"
+#include "common/threading.hpp"
+#include "gemm/kernel.hpp"
+
+namespace pagedinfer {
+
+using detail::ComputeType;
+using Storage = QuantizedWeight::Storage;
+
+namespace {
+
+constexpr const char* kWhere = "linear";
+constexpr size_t kAlign = 64;
+
+size_t round_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+// The workspace, in order: activations [m][act_stride] (sized for fp32, the widest compute
+// type, so the size does not depend on the ISA chosen at run time), group sums [m][groups],
+// row scales [m], bias [n_packed].
+struct Workspace {
+  int64_t act_stride = 0;  // elements; a multiple of 64 bytes for any compute type
+  size_t act = 0, sums = 0, row_scale = 0, bias = 0, total = 0;
+  Workspace(const Storage& w, int64_t m) {
+    act_stride = int64_t(round_up(size_t(w.k_packed) * 4) / 4);
+    sums = round_up(size_t(m * act_stride) * 4);
+    row_scale = sums + round_up(size_t(m * w.groups) * 4);
+    bias = row_scale + round_up(size_t(m) * 4);
+    total = bias + round_up(size_t(w.n_packed) * 4);
+  }
+};
+
+float scalar(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+  }
+  return 0.f;
+}
+
+void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
+  PAGEDINFER_CHECK(p.m >= 0, kWhere, "params.m = ", p.m, " must be >= 0");
+  PAGEDINFER_CHECK(p.num_threads >= 1, kWhere, "params.num_threads = ", p.num_threads, " must be >= 1");
+  PAGEDINFER_CHECK(p.activations == LinearActivations::float_ || p.activations == LinearActivations::int8_per_token,
+                   kWhere, "params.activations = ", int(p.activations), " is not a LinearActivations");
+  PAGEDINFER_CHECK(!p.silu_mul || w.gate_up, kWhere,
+                   "params.silu_mul needs a gate_up weight (quantize(..., gate_up = true))");
+  PAGEDINFER_CHECK(p.bias == nullptr || dtype_size(p.bias_dtype) != 0, kWhere, "params.bias_dtype is not a DType");
+  PAGEDINFER_CHECK(p.bias == nullptr || detail::aligned_to(p.bias, p.bias_dtype), kWhere,
+                   "params.bias must be aligned to its element size");
+  if (p.m == 0) return;
+  detail::validate_tokens(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k), kWhere, "x");
+  PAGEDINFER_CHECK(p.x_stride >= w.k, kWhere, "params.x_stride = ", p.x_stride, " is smaller than k = ", w.k);
+  detail::validate_tokens(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out), kWhere, "y");
+  PAGEDINFER_CHECK(p.y_stride >= n_out, kWhere, "params.y_stride = ", p.y_stride,
+                   " is smaller than the output features ", n_out);
+  const auto y_extent = detail::tokens_extent(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out));
+  PAGEDINFER_CHECK(!detail::extents_overlap(y_extent,
+                                            detail::tokens_extent(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k))),
+                   kWhere, "y overlaps x");
+  if (p.residual) {
+    detail::validate_tokens(p.residual, p.y_dtype, p.residual_stride, 0, p.m, 1, int32_t(n_out), kWhere,
+                            "residual");
+    const bool same = p.residual == p.y && p.residual_stride == p.y_stride;
+    PAGEDINFER_CHECK(same || !detail::extents_overlap(y_extent, detail::tokens_extent(p.residual, p.y_dtype,
+                                                                                      p.residual_stride, 0, p.m, 1,
+                                                                                      int32_t(n_out))),
+                     kWhere, "residual must be y itself (same pointer and stride) or not overlap it");
+  }
+  const Workspace ws(w, p.m);
+  PAGEDINFER_CHECK(p.workspace != nullptr, kWhere, "params.workspace is null (needs ", ws.total, " bytes)");
+  PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(p.workspace) % kAlign == 0, kWhere,
+                   "params.workspace must be 64-byte aligned");
+  PAGEDINFER_CHECK(p.workspace_bytes >= ws.total, kWhere, "params.workspace_bytes = ", p.workspace_bytes,
+                   " is smaller than linear_workspace_size() = ", ws.total);
+}
+
+}  // namespace
+
+int64_t linear_out_features(const QuantizedWeight& w, const LinearParams& p) {
+  return p.silu_mul ? w.n() / 2 : w.n();
+}
+
+size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p) {
+  PAGEDINFER_CHECK(p.m >= 0, "linear_workspace_size", "params.m = ", p.m, " must be >= 0");
+  return p.m == 0 ? 0 : Workspace(w.storage(), p.m).total;
+}
+
+void linear(const QuantizedWeight& weight, const LinearParams& p) {
+  const Storage& w = weight.storage();
+  const int64_t n_out = linear_out_features(weight, p);
+  validate(w, p, n_out);
+  if (p.m == 0) return;
+
+  const detail::GemmKernel kernel = detail::gemm_kernel(w, p.activations, p.x_dtype, p.m);
+  const Workspace ws(w, p.m);
+  char* base = static_cast<char*>(p.workspace);
+
+  detail::PrepareJob prep;
+  prep.x = p.x;
+  prep.x_dtype = p.x_dtype;
+  prep.x_stride = p.x_stride;
+  prep.w = &w;
+  prep.act = base;
+  prep.act_stride = kernel.compute == ComputeType::f32 ? ws.act_stride
+                    : kernel.compute == ComputeType::bf16 ? 2 * ws.act_stride
+                                                         : 4 * ws.act_stride;
+  prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
+  prep.row_scale = reinterpret_cast<float*>(base + ws.row_scale);
+  // Rows in chunks of about 64 KiB of x: enough work per chunk to amortize the hand-out.
+  const int64_t row_grain = std::max<int64_t>(1, (int64_t(1) << 16) / (w.k * int64_t(dtype_size(p.x_dtype))));
+  detail::parallel_for((p.m + row_grain - 1) / row_grain, p.num_threads, 1, [&](int64_t c) {
+    kernel.prepare(prep, c * row_grain, std::min(p.m, (c + 1) * row_grain));
+  });
+
+  float* bias = nullptr;
+  if (p.bias) {
+    bias = reinterpret_cast<float*>(base + ws.bias);
+    std::fill(bias, bias + w.n_packed, 0.f);
+    for (int64_t row = 0; row < w.n; ++row) bias[w.packed_column(row)] = scalar(p.bias, p.bias_dtype, row);
+  }
+
+  detail::GemmJob job;
+  job.w = &w;
+  job.m = p.m;
+  job.act = prep.act;
+  job.act_stride = prep.act_stride;
+  job.act_sums = prep.act_sums;
+  job.row_scale = kernel.compute == ComputeType::i8 ? prep.row_scale : nullptr;
+  job.bias = bias;
+  job.y = p.y;
+  job.y_dtype = p.y_dtype;
+  job.y_stride = p.y_stride;
+  job.residual = p.residual;
+  job.residual_stride = p.residual_stride;
+  job.silu_mul = p.silu_mul;
+  job.n_out = n_out;
+
+  // Units of (row block, column block), row block major, so that the threads share one row
+  // block's activations while it is in cache. Row blocks of ~64 rows keep a block of bf16
+  // activations (64 x 4096 x 2 bytes) in L2; a column block is 4 tiles (64 columns).
+  const int64_t rows = kernel.rows_per_block;
+  const int64_t row_block = std::max<int64_t>(rows, (64 + rows - 1) / rows * rows);
+  const int64_t row_blocks = (p.m + row_block - 1) / row_block;
+  const int64_t col_block = 4;
+  const int64_t col_blocks = w.tiles() / col_block;
+  detail::parallel_for(row_blocks * col_blocks, p.num_threads, 1, [&](int64_t u) {
+    const int64_t rb = u / col_blocks, cb = u % col_blocks;
+    kernel.run(job, cb * col_block, (cb + 1) * col_block, rb * row_block, std::min(p.m, (rb + 1) * row_block));
+  });
+}
+
+}  // namespace pagedinfer

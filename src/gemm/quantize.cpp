@@ -1,0 +1,81 @@
+// quantize(): round-to-nearest quantization of a float weight into the packed layout.
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.hpp"
+#include "common/scalar_convert.hpp"
+#include "gemm/layout.hpp"
+
+namespace pagedinfer {
+
+namespace {
+
+float element(const void* w, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(w)[i];
+    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(w)[i]);
+    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(w)[i]);
+  }
+  return 0.f;
+}
+
+// fp16 rounding of a scale or offset; the value the kernels will use.
+float to_f16(float x, uint16_t* bits) {
+  *bits = detail::float_to_f16_bits(x);
+  return detail::f16_bits_to_float(*bits);
+}
+
+uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearbyint(v), 0.0, double(qmax))); }
+
+}  // namespace
+
+QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride, const QuantFormat& f,
+                         bool gate_up) {
+  auto s = detail::new_storage("quantize", n, k, f, gate_up);
+  PAGEDINFER_CHECK(w != nullptr, "quantize", "w is null");
+  PAGEDINFER_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "quantize", "dtype = ",
+                   int(dtype), " is not a DType");
+  PAGEDINFER_CHECK(stride >= k, "quantize", "stride = ", stride, " is smaller than k = ", k);
+  const int32_t qmax = (1 << f.bits) - 1;
+  const int64_t group = f.group_size ? f.group_size : k;
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t p = s->packed_column(row);
+    for (int64_t g = 0; g * group < k; ++g) {
+      const int64_t k0 = g * group;
+      float lo = element(w, dtype, row * stride + k0), hi = lo;
+      for (int64_t i = k0; i < k0 + group; ++i) {
+        const float v = element(w, dtype, row * stride + i);
+        PAGEDINFER_CHECK(std::isfinite(v), "quantize", "w[", row, "][", i, "] = ", v, " is not finite");
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      uint16_t* scale_bits = &s->scales[g * s->n_packed + p];
+      float scale = 0.f, offset = 0.f;  // w = scale * q + offset
+      if (f.zero == QuantZero::symmetric) {
+        const float amax = std::max(std::fabs(lo), std::fabs(hi));
+        scale = to_f16(amax / float((1 << (f.bits - 1)) - 1), scale_bits);
+        offset = -scale * float(1 << (f.bits - 1));
+      } else if (f.zero == QuantZero::zero_point) {
+        lo = std::min(lo, 0.f);  // zero stays exactly representable
+        hi = std::max(hi, 0.f);
+        scale = to_f16((hi - lo) / float(qmax), scale_bits);
+        const uint32_t z = scale > 0 ? clamp_q(-double(lo) / scale, qmax) : 0u;
+        s->zeros[g * s->n_packed + p] = uint16_t(z);
+        offset = -scale * float(z);
+      } else {
+        scale = to_f16((hi - lo) / float(qmax), scale_bits);
+        offset = to_f16(lo, &s->zeros[g * s->n_packed + p]);
+      }
+      // A zero scale means an all-zero group (or a constant one, float_offset): q then
+      // dequantizes to 0 (symmetric, zero_point) or to m (float_offset).
+      const uint32_t q_of_zero_scale = f.zero == QuantZero::symmetric ? uint32_t(1 << (f.bits - 1)) : 0u;
+      for (int64_t i = k0; i < k0 + group; ++i) {
+        const double v = element(w, dtype, row * stride + i);
+        s->set_q(p, i, scale > 0 ? clamp_q((v - double(offset)) / double(scale), qmax) : q_of_zero_scale);
+      }
+    }
+  }
+  return QuantizedWeight(std::move(s));
+}
+
+}  // namespace pagedinfer

@@ -1,0 +1,78 @@
+// The oracle of linear(): dequantize() in double, double sums, one rounding at the end.
+#include <cmath>
+#include <vector>
+
+#include "common/check.hpp"
+#include "common/scalar_convert.hpp"
+#include "pagedinfer/linear.hpp"
+
+namespace pagedinfer::reference {
+
+namespace {
+
+double element(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+  }
+  return 0.0;
+}
+
+void store(void* p, DType t, int64_t i, double v) {
+  const float f = float(v);
+  switch (t) {
+    case DType::f32: static_cast<float*>(p)[i] = f; break;
+    case DType::bf16: static_cast<uint16_t*>(p)[i] = detail::float_to_bf16_bits(f); break;
+    case DType::f16: static_cast<uint16_t*>(p)[i] = detail::float_to_f16_bits(f); break;
+  }
+}
+
+}  // namespace
+
+float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) {
+  float amax = 0.f;
+  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(float(element(x, dtype, i))));
+  const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
+  for (int64_t i = 0; i < k; ++i) {
+    const float v = float(element(x, dtype, i)) * inv;  // the product is rounded to fp32, as the rule says
+    a[i] = std::fabs(v) <= 127.f ? int8_t(std::nearbyint(v)) : int8_t(0);
+  }
+  return amax / 127.f;
+}
+
+void linear(const QuantizedWeight& w, const LinearParams& p) {
+  PAGEDINFER_CHECK(!p.silu_mul || w.gate_up(), "reference::linear", "silu_mul needs a gate_up weight");
+  const int64_t n = w.n(), k = w.k(), n_out = p.silu_mul ? n / 2 : n;
+  const size_t xs = dtype_size(p.x_dtype), ys = dtype_size(p.y_dtype);
+  std::vector<double> wd(size_t(n * k));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < k; ++i) wd[r * k + i] = w.dequantize(r, i);
+  std::vector<double> xrow(static_cast<size_t>(k)), acc(static_cast<size_t>(n));
+  std::vector<int8_t> a(static_cast<size_t>(k));
+  for (int64_t m = 0; m < p.m; ++m) {
+    const char* x = static_cast<const char*>(p.x) + m * p.x_stride * xs;
+    double row_scale = 1.0;
+    if (p.activations == LinearActivations::int8_per_token) {
+      row_scale = quantize_activation_row(x, p.x_dtype, k, a.data());
+      for (int64_t i = 0; i < k; ++i) xrow[i] = a[i];
+    } else {
+      for (int64_t i = 0; i < k; ++i) xrow[i] = element(x, p.x_dtype, i);
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      double s = 0;
+      for (int64_t i = 0; i < k; ++i) s += wd[r * k + i] * xrow[i];
+      acc[r] = s * row_scale + (p.bias ? element(p.bias, p.bias_dtype, r) : 0.0);
+    }
+    char* y = static_cast<char*>(p.y) + m * p.y_stride * ys;
+    const char* res = p.residual ? static_cast<const char*>(p.residual) + m * p.residual_stride * ys : nullptr;
+    for (int64_t c = 0; c < n_out; ++c) {
+      double v = acc[c];
+      if (p.silu_mul) v = v / (1.0 + std::exp(-v)) * acc[n_out + c];
+      if (res) v += element(res, p.y_dtype, c);
+      store(y, p.y_dtype, c, v);
+    }
+  }
+}
+
+}  // namespace pagedinfer::reference

@@ -1,0 +1,153 @@
+// The packed weight file: little-endian, laid out as
+//   "PGDIQWT\0" | u32 version | u32 reserved 0 | i64 n, k | i32 bits, group_size, zero, gate_up
+//   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
+//   | u64 FNV-1a 64 of every byte before it
+// load() re-derives every size from the header and checks it, so a file that is truncated,
+// corrupt, of another version or internally inconsistent is refused with a clear message.
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "common/check.hpp"
+#include "gemm/layout.hpp"
+
+namespace pagedinfer {
+
+using Storage = QuantizedWeight::Storage;
+
+namespace {
+
+constexpr char kMagic[8] = {'P', 'G', 'D', 'I', 'Q', 'W', 'T', '\0'};
+
+uint64_t fnv1a64(const uint8_t* p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+class Writer {
+ public:
+  template <class T>
+  void put(const T& v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    out.insert(out.end(), p, p + sizeof(T));
+  }
+  template <class T>
+  void put_array(const std::vector<T>& v) {
+    put(uint64_t(v.size()));
+    const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+    out.insert(out.end(), p, p + v.size() * sizeof(T));
+  }
+  std::vector<uint8_t> out;
+};
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  template <class T>
+  T get(const char* what) {
+    T v;
+    take(&v, sizeof(T), what);
+    return v;
+  }
+  template <class T>
+  void get_array(std::vector<T>& v, size_t expected, const char* what, bool may_be_empty = false) {
+    const uint64_t count = get<uint64_t>(what);
+    PAGEDINFER_CHECK(count == expected || (may_be_empty && count == 0), "load", what, " has ", count,
+                     " elements; the header implies ", expected);
+    v.resize(size_t(count));
+    take(v.data(), v.size() * sizeof(T), what);
+  }
+  size_t offset() const { return off_; }
+
+ private:
+  void take(void* dst, size_t bytes, const char* what) {
+    PAGEDINFER_CHECK(bytes <= n_ - off_, "load", "the data is truncated: ", what, " needs ", bytes,
+                     " bytes at offset ", off_, " of ", n_);
+    std::memcpy(dst, p_ + off_, bytes);
+    off_ += bytes;
+  }
+  const uint8_t* p_;
+  size_t n_, off_ = 0;
+};
+
+}  // namespace
+
+std::vector<uint8_t> save(const QuantizedWeight& w) {
+  const Storage& s = w.storage();
+  Writer out;
+  for (char c : kMagic) out.put(c);
+  out.put(Storage::kVersion);
+  out.put(uint32_t(0));
+  out.put(s.n);
+  out.put(s.k);
+  out.put(int32_t(s.format.bits));
+  out.put(int32_t(s.format.group_size));
+  out.put(int32_t(s.format.zero));
+  out.put(int32_t(s.gate_up));
+  out.put_array(s.q);
+  out.put_array(s.scales);
+  out.put_array(s.zeros);
+  out.put_array(s.k_order);
+  out.put(fnv1a64(out.out.data(), out.out.size()));
+  return std::move(out.out);
+}
+
+QuantizedWeight load(const uint8_t* data, size_t size) {
+  PAGEDINFER_CHECK(data != nullptr || size == 0, "load", "data is null");
+  Reader in(data, size);
+  char magic[8];
+  for (char& c : magic) c = in.get<char>("the magic");
+  PAGEDINFER_CHECK(std::memcmp(magic, kMagic, 8) == 0, "load", "not a pagedinfer packed weight (bad magic)");
+  const auto version = in.get<uint32_t>("the version");
+  PAGEDINFER_CHECK(version == Storage::kVersion, "load", "format version ", version,
+                   " is not supported (this library reads version ", Storage::kVersion, ")");
+  in.get<uint32_t>("the reserved field");
+  const auto n = in.get<int64_t>("n");
+  const auto k = in.get<int64_t>("k");
+  QuantFormat f;
+  f.bits = in.get<int32_t>("bits");
+  f.group_size = in.get<int32_t>("group_size");
+  f.zero = QuantZero(in.get<int32_t>("zero"));
+  const auto gate_up = in.get<int32_t>("gate_up");
+  PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load", "gate_up = ", gate_up, " is not 0 or 1");
+  auto s = detail::new_storage("load", n, k, f, gate_up == 1);
+  in.get_array(s->q, s->q.size(), "q");
+  in.get_array(s->scales, s->scales.size(), "scales");
+  in.get_array(s->zeros, s->zeros.size(), "zeros");
+  in.get_array(s->k_order, size_t(s->k_packed), "k_order", /*may_be_empty=*/true);
+  const size_t payload = in.offset();
+  const auto checksum = in.get<uint64_t>("the checksum");
+  PAGEDINFER_CHECK(checksum == fnv1a64(data, payload), "load", "checksum mismatch: the data is corrupt");
+  PAGEDINFER_CHECK(in.offset() == size, "load", size - in.offset(), " unexpected bytes after the checksum");
+  if (!s->k_order.empty()) {  // a permutation of [0, k), padded with -1
+    std::vector<uint8_t> seen(size_t(k), 0);
+    for (int64_t i = 0; i < s->k_packed; ++i) {
+      const int32_t src = s->k_order[i];
+      PAGEDINFER_CHECK(src >= -1 && src < k && (src < 0 || !seen[src]), "load", "k_order[", i, "] = ", src,
+                       " is not part of a permutation of [0, k)");
+      if (src >= 0) seen[src] = 1;
+    }
+    for (int64_t i = 0; i < k; ++i)
+      PAGEDINFER_CHECK(seen[i], "load", "k_order does not contain source column ", i);
+    s->index_k_order();
+  }
+  return QuantizedWeight(std::move(s));
+}
+
+void save_file(const QuantizedWeight& w, const std::string& path) {
+  const std::vector<uint8_t> bytes = save(w);
+  std::ofstream f(path, std::ios::binary);
+  PAGEDINFER_CHECK(f.good(), "save_file", "cannot open '", path, "' for writing");
+  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  PAGEDINFER_CHECK(f.good(), "save_file", "writing '", path, "' failed");
+}
+
+QuantizedWeight load_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  PAGEDINFER_CHECK(f.good(), "load_file", "cannot open '", path, "'");
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return load(bytes.data(), bytes.size());
+}
+
+}  // namespace pagedinfer

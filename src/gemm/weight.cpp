@@ -1,0 +1,118 @@
+// QuantizedWeight: shape bookkeeping and element access (the oracle's view of the packed form).
+#include <utility>
+
+#include "common/check.hpp"
+#include "common/scalar_convert.hpp"
+#include "gemm/layout.hpp"
+
+namespace pagedinfer {
+
+using Storage = QuantizedWeight::Storage;
+
+void Storage::allocate() {
+  // Kernels take 1, 2 or 4 tiles at a time: columns are padded to 4 tiles (gate_up: 2 pairs).
+  const int64_t rows = gate_up ? n / 2 : n;
+  const int64_t align = gate_up ? 2 * kTileN : 4 * kTileN;
+  const int64_t rows_packed = (rows + align - 1) / align * align;
+  n_packed = gate_up ? 2 * rows_packed : rows_packed;
+  if (format.group_size == 0) {
+    k_packed = (k + 7) / 8 * 8;
+    group = k_packed;
+    groups = 1;
+  } else {
+    k_packed = k;
+    group = format.group_size;
+    groups = k / group;
+  }
+  q.assign(size_t(n_packed * k_packed / kpw()), 0u);
+  scales.assign(size_t(groups * n_packed), 0);
+  zeros.assign(format.zero == QuantZero::symmetric ? 0 : size_t(groups * n_packed), 0);
+}
+
+void Storage::index_k_order() {
+  k_position.clear();
+  if (k_order.empty()) return;
+  k_position.assign(size_t(k), -1);
+  for (int64_t i = 0; i < k_packed; ++i)
+    if (k_order[i] >= 0) k_position[k_order[i]] = int32_t(i);
+}
+
+int64_t Storage::packed_column(int64_t row) const {
+  if (!gate_up) return row;
+  const int64_t half = n / 2;
+  const bool up = row >= half;
+  const int64_t r = up ? row - half : row;
+  return (2 * (r / kTileN) + (up ? 1 : 0)) * kTileN + r % kTileN;
+}
+
+namespace detail {
+
+std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
+                                     bool gate_up) {
+  PAGEDINFER_CHECK(n > 0, where, "n = ", n, " must be positive");
+  PAGEDINFER_CHECK(k > 0, where, "k = ", k, " must be positive");
+  // 255 * 127 * 65536 < 2^31: an int8 dot product over a whole row cannot overflow int32.
+  PAGEDINFER_CHECK(k <= 65536, where, "k = ", k, " exceeds 65536");
+  PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8, where, "format.bits = ", f.bits, " must be 4 or 8");
+  PAGEDINFER_CHECK(f.group_size == 0 || f.group_size == 32 || f.group_size == 64 || f.group_size == 128, where,
+                   "format.group_size = ", f.group_size, " must be 0 (per-channel), 32, 64 or 128");
+  PAGEDINFER_CHECK(f.group_size == 0 || k % f.group_size == 0, where, "format.group_size = ", f.group_size,
+                   " does not divide k = ", k);
+  PAGEDINFER_CHECK(f.zero == QuantZero::symmetric || f.zero == QuantZero::zero_point ||
+                       f.zero == QuantZero::float_offset,
+                   where, "format.zero = ", int(f.zero), " is not a QuantZero");
+  PAGEDINFER_CHECK(!gate_up || n % 2 == 0, where, "gate_up needs an even n (gate rows then up rows), got ", n);
+  auto s = std::make_shared<Storage>();
+  s->n = n;
+  s->k = k;
+  s->format = f;
+  s->gate_up = gate_up;
+  s->allocate();
+  return s;
+}
+
+}  // namespace detail
+
+QuantizedWeight::QuantizedWeight() = default;
+QuantizedWeight::QuantizedWeight(std::shared_ptr<const Storage> s) : s_(std::move(s)) {}
+QuantizedWeight::~QuantizedWeight() = default;
+QuantizedWeight::QuantizedWeight(const QuantizedWeight&) = default;
+QuantizedWeight& QuantizedWeight::operator=(const QuantizedWeight&) = default;
+
+bool QuantizedWeight::empty() const { return !s_; }
+const Storage& QuantizedWeight::storage() const {
+  PAGEDINFER_CHECK(s_ != nullptr, "QuantizedWeight", "the weight is empty (default-constructed)");
+  return *s_;
+}
+int64_t QuantizedWeight::n() const { return storage().n; }
+int64_t QuantizedWeight::k() const { return storage().k; }
+QuantFormat QuantizedWeight::format() const { return storage().format; }
+int64_t QuantizedWeight::group_size() const { return storage().format.group_size ? storage().group : storage().k; }
+bool QuantizedWeight::gate_up() const { return storage().gate_up; }
+bool QuantizedWeight::act_order() const { return !storage().k_order.empty(); }
+int64_t QuantizedWeight::bytes() const {
+  const Storage& s = storage();
+  return int64_t(s.q.size() * 4 + s.scales.size() * 2 + s.zeros.size() * 2);
+}
+
+int32_t QuantizedWeight::q(int64_t n, int64_t k) const {
+  const Storage& s = storage();
+  PAGEDINFER_CHECK(n >= 0 && n < s.n && k >= 0 && k < s.k, "QuantizedWeight::q", "(n, k) = (", n, ", ", k,
+                   ") is outside [", s.n, ", ", s.k, ")");
+  return int32_t(s.get_q(s.packed_column(n), s.packed_k(k)));
+}
+
+double QuantizedWeight::dequantize(int64_t n, int64_t k) const {
+  const Storage& s = storage();
+  const double q = this->q(n, k);
+  const int64_t p = s.packed_column(n), g = s.packed_k(k) / s.group;
+  const double scale = detail::f16_bits_to_float(s.scales[g * s.n_packed + p]);
+  switch (s.format.zero) {
+    case QuantZero::symmetric: return scale * (q - s.symmetric_zero());
+    case QuantZero::zero_point: return scale * (q - double(s.zeros[g * s.n_packed + p]));
+    case QuantZero::float_offset: return scale * q + double(detail::f16_bits_to_float(s.zeros[g * s.n_packed + p]));
+  }
+  return 0.0;
+}
+
+}  // namespace pagedinfer

@@ -1,0 +1,175 @@
+// Quantized GEMM for AVX-512 with VNNI and BF16 (Zen 4+, Cooper Lake, Sapphire Rapids):
+//   W4A16 with bf16 x: int4 q become exact bf16 through a 32-entry table (vpermw) and meet x
+//     in bf16 dot products (vdpbf16ps), 32 products per instruction.
+//   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
+//     exact int32 group sums.
+// Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
+#include <cstring>
+
+#include "common/simd/x86_avx512.hpp"
+#include "gemm/generic.hpp"
+
+namespace pagedinfer::detail {
+namespace {
+
+using Storage = QuantizedWeight::Storage;
+
+inline int32_t load32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The group params of blocks.hpp for one tile, vectorized: this runs once per group and tile,
+// which at m = 1 is every 64 dot products.
+struct GroupParams {
+  __m512 scale, offset;
+  GroupParams(const Storage& w, int64_t g, int64_t t) {
+    const int64_t base = g * w.n_packed + t * kTile;
+    scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales.data() + base)));
+    switch (w.format.zero) {
+      case QuantZero::symmetric: offset = _mm512_mul_ps(scale, _mm512_set1_ps(-float(1 << (w.format.bits - 1)))); break;
+      case QuantZero::zero_point: {
+        const __m512i z = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.zeros.data() + base)));
+        offset = _mm512_mul_ps(scale, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(z)));
+        break;
+      }
+      case QuantZero::float_offset:
+        offset = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.zeros.data() + base)));
+        break;
+    }
+  }
+  // c += sum * scale + offset * act_sum
+  void flush(float* c, __m512 sum, float act_sum) const {
+    const __m512 v = _mm512_fmadd_ps(sum, scale, _mm512_load_ps(c));
+    _mm512_store_ps(c, _mm512_fmadd_ps(offset, _mm512_set1_ps(act_sum), v));
+  }
+};
+
+// bf16 bits of (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of which is the
+// next nibble's low bit, so both halves of the table hold 0..15.
+inline __m512i int4_to_bf16_table() {
+  alignas(64) uint16_t t[32];
+  for (int i = 0; i < 32; ++i) t[i] = float_to_bf16_bits(float(i & 15));
+  return _mm512_load_si512(t);
+}
+
+struct Bf16Int4Block {
+  template <int R, int NT>
+  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+    const Storage& w = *j.w;
+    const __m512i table = int4_to_bf16_table();
+    const uint16_t* act[R];
+    for (int r = 0; r < R; ++r) act[r] = static_cast<const uint16_t*>(j.act) + (m0 + r) * j.act_stride;
+    const uint32_t* tile[NT];
+    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
+    const int64_t words_per_group = w.group / 8;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      __m512 acc[R][NT];
+      for (auto& a : acc)
+        for (auto& v : a) v = _mm512_setzero_ps();
+      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw)
+        for (int i = 0; i < NT; ++i) {
+          const __m512i word = _mm512_loadu_si512(tile[i] + jw * kTile);
+          for (int pair = 0; pair < 4; ++pair) {
+            // Each 16-bit half now has its pair element (2 * pair, 2 * pair + 1) in the low nibble.
+            const __m512i shifted = pair == 0 ? word : _mm512_srli_epi16(word, unsigned(4 * pair));
+            const __m512bh q = (__m512bh)_mm512_permutexvar_epi16(shifted, table);
+            for (int r = 0; r < R; ++r)
+              acc[r][i] = _mm512_dpbf16_ps(acc[r][i], q, (__m512bh)_mm512_set1_epi32(load32(act[r] + jw * 8 + 2 * pair)));
+          }
+        }
+      for (int i = 0; i < NT; ++i) {
+        const GroupParams gp(w, g, t0 + i);
+        for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
+      }
+    }
+  }
+};
+
+template <int BITS>
+struct VnniBlock {
+  template <int R, int NT>
+  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+    const Storage& w = *j.w;
+    constexpr int KPW = 32 / BITS;
+    const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
+    const int8_t* act[R];
+    for (int r = 0; r < R; ++r) act[r] = static_cast<const int8_t*>(j.act) + (m0 + r) * j.act_stride;
+    const uint32_t* tile[NT];
+    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
+    const int64_t words_per_group = w.group / KPW;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      __m512i acc[R][NT];
+      for (auto& a : acc)
+        for (auto& v : a) v = _mm512_setzero_si512();
+      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw)
+        for (int i = 0; i < NT; ++i) {
+          const __m512i word = _mm512_loadu_si512(tile[i] + jw * kTile);
+          if constexpr (BITS == 8) {
+            for (int r = 0; r < R; ++r)
+              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], word, _mm512_set1_epi32(load32(act[r] + jw * 4)));
+          } else {
+            // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
+            // activations in this order.
+            const __m512i lo = _mm512_and_si512(word, low_nibbles);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(word, 4), low_nibbles);
+            for (int r = 0; r < R; ++r) {
+              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], lo, _mm512_set1_epi32(load32(act[r] + jw * 8)));
+              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], hi, _mm512_set1_epi32(load32(act[r] + jw * 8 + 4)));
+            }
+          }
+        }
+      for (int i = 0; i < NT; ++i) {
+        const GroupParams gp(w, g, t0 + i);
+        for (int r = 0; r < R; ++r)
+          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(acc[r][i]), j.act_sums[(m0 + r) * w.groups + g]);
+      }
+    }
+  }
+};
+
+using A = Avx512Arch;
+
+template <DType X>
+PrepareKernel int8_prepare(int bits) {
+  return bits == 4 ? &Prepare<A, X>::template i8<WordOrder::vnni_int4> : &Prepare<A, X>::template i8<WordOrder::natural>;
+}
+
+// Small m: every row of a block shares each weight load, and four tiles give four independent
+// accumulator chains. Larger m: 8 rows x 2 tiles = 16 accumulators reuse each weight 8 times.
+template <class Block>
+void choose_blocking(GemmKernel& k, int64_t m) {
+  if (m < 8) {
+    k.run = &run_blocks<A, Block, 4, 4>;
+    k.rows_per_block = 4;
+    k.tiles_per_block = 4;
+  } else {
+    k.run = &run_blocks<A, Block, 8, 2>;
+    k.rows_per_block = 8;
+    k.tiles_per_block = 2;
+  }
+}
+
+}  // namespace
+
+GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
+  GemmKernel k;
+  if (mode == LinearActivations::int8_per_token) {
+    k.compute = ComputeType::i8;
+    switch (x) {
+      case DType::f32: k.prepare = int8_prepare<DType::f32>(w.format.bits); break;
+      case DType::bf16: k.prepare = int8_prepare<DType::bf16>(w.format.bits); break;
+      case DType::f16: k.prepare = int8_prepare<DType::f16>(w.format.bits); break;
+    }
+    if (w.format.bits == 4) choose_blocking<VnniBlock<4>>(k, m);
+    else choose_blocking<VnniBlock<8>>(k, m);
+  } else if (x == DType::bf16 && w.format.bits == 4) {
+    k.compute = ComputeType::bf16;
+    k.prepare = &Prepare<A, DType::bf16>::bf16;
+    choose_blocking<Bf16Int4Block>(k, m);
+  }
+  return k;
+}
+
+}  // namespace pagedinfer::detail
