@@ -55,8 +55,11 @@ class PAGEDINFER_API QuantizedWeight {
   // Bytes of the packed weight, scales and zero points (what a GEMV must read).
   int64_t bytes() const;
 
-  // The quantized integer and dequantized value of W[n][k], in the source's k numbering.
+  // The quantized integer of W[n][k] (source k numbering), its group's scale and offset, and
+  // the dequantized value, exactly: dequantize = scale * q + offset, offset = -scale * z or m.
   int32_t q(int64_t n, int64_t k) const;
+  double scale(int64_t n, int64_t k) const;
+  double offset(int64_t n, int64_t k) const;
   double dequantize(int64_t n, int64_t k) const;
 
   const Storage& storage() const;  // for the library's own kernels

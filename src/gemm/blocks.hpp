@@ -58,15 +58,16 @@ struct Epilogue {
       };
       const int step = j.silu_mul ? 2 : 1;
       for (int i = 0; i < nt; i += step) {
-        const int64_t col = (j.silu_mul ? (t0 + i) / 2 : t0 + i) * kTile;
-        if (col + kTile <= j.n_out) {
+        int64_t col, valid;
+        output_columns(j, t0 + i, &col, &valid);
+        if (valid >= kTile) {
           for (int l = 0; l < kTile; l += W) {
             F v = j.silu_mul ? silu(vvalue(i, l)) * vvalue(i + 1, l) : vvalue(i, l);
             if (res) v += load_as<A, Y>(res, col + l);
             store_as<A, Y>(y, col + l, v);
           }
         } else {
-          for (int l = 0; col + l < j.n_out; ++l) {
+          for (int l = 0; l < valid; ++l) {
             float v = j.silu_mul ? silu(value(i, l)) * value(i + 1, l) : value(i, l);
             if (res) v += scalar_as<Y>(res, col + l);
             store_scalar_as<Y>(y, col + l, v);
@@ -74,6 +75,20 @@ struct Epilogue {
         }
       }
     }
+  }
+
+  // The first output column of packed tile t and how many of its lanes are real columns.
+  // gate_up weights interleave gate and up tiles (layout.hpp); with silu_mul the pair (t, t + 1)
+  // makes one output tile.
+  static void output_columns(const GemmJob& j, int64_t t, int64_t* col, int64_t* valid) {
+    if (!j.w->gate_up) {
+      *col = t * kTile;
+      *valid = j.n_out - *col;
+      return;
+    }
+    const int64_t half = j.w->n / 2, in_half = (t / 2) * kTile;
+    *col = (j.silu_mul || t % 2 == 0 ? 0 : half) + in_half;
+    *valid = half - in_half;
   }
 };
 

@@ -54,11 +54,11 @@ void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
   PAGEDINFER_CHECK(p.bias == nullptr || detail::aligned_to(p.bias, p.bias_dtype), kWhere,
                    "params.bias must be aligned to its element size");
   if (p.m == 0) return;
-  detail::validate_tokens(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k), kWhere, "x");
   PAGEDINFER_CHECK(p.x_stride >= w.k, kWhere, "params.x_stride = ", p.x_stride, " is smaller than k = ", w.k);
-  detail::validate_tokens(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out), kWhere, "y");
   PAGEDINFER_CHECK(p.y_stride >= n_out, kWhere, "params.y_stride = ", p.y_stride,
                    " is smaller than the output features ", n_out);
+  detail::validate_tokens(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k), kWhere, "x");
+  detail::validate_tokens(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out), kWhere, "y");
   const auto y_extent = detail::tokens_extent(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out));
   PAGEDINFER_CHECK(!detail::extents_overlap(y_extent,
                                             detail::tokens_extent(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k))),

@@ -102,17 +102,24 @@ int32_t QuantizedWeight::q(int64_t n, int64_t k) const {
   return int32_t(s.get_q(s.packed_column(n), s.packed_k(k)));
 }
 
-double QuantizedWeight::dequantize(int64_t n, int64_t k) const {
+double QuantizedWeight::scale(int64_t n, int64_t k) const {
   const Storage& s = storage();
-  const double q = this->q(n, k);
-  const int64_t p = s.packed_column(n), g = s.packed_k(k) / s.group;
-  const double scale = detail::f16_bits_to_float(s.scales[g * s.n_packed + p]);
+  q(n, k);  // bounds check
+  return detail::f16_bits_to_float(s.scales[s.packed_k(k) / s.group * s.n_packed + s.packed_column(n)]);
+}
+
+double QuantizedWeight::offset(int64_t n, int64_t k) const {
+  const Storage& s = storage();
+  const double sc = scale(n, k);
+  const uint16_t z = s.zeros.empty() ? 0 : s.zeros[s.packed_k(k) / s.group * s.n_packed + s.packed_column(n)];
   switch (s.format.zero) {
-    case QuantZero::symmetric: return scale * (q - s.symmetric_zero());
-    case QuantZero::zero_point: return scale * (q - double(s.zeros[g * s.n_packed + p]));
-    case QuantZero::float_offset: return scale * q + double(detail::f16_bits_to_float(s.zeros[g * s.n_packed + p]));
+    case QuantZero::symmetric: return -sc * s.symmetric_zero();
+    case QuantZero::zero_point: return -sc * double(z);
+    case QuantZero::float_offset: return double(detail::f16_bits_to_float(z));
   }
   return 0.0;
 }
+
+double QuantizedWeight::dequantize(int64_t n, int64_t k) const { return scale(n, k) * q(n, k) + offset(n, k); }
 
 }  // namespace pagedinfer

@@ -1,0 +1,367 @@
+// linear(): every ISA level this CPU runs against reference::linear, over bit widths, zero
+// forms, group sizes, activation dtypes and modes, m from 1 to 130, odd n and k, strides,
+// epilogues, imported checkpoints and threads; plus exactness of the int8 path and errors.
+#include "test_util.hpp"
+
+namespace {
+
+using namespace pagedinfer;
+using testutil::Buffer;
+using testutil::expect_error;
+
+constexpr double kEps32 = 1.0 / (1 << 24);
+
+struct Workspace {
+  std::vector<uint8_t> bytes;
+  void* ptr = nullptr;
+  size_t size = 0;
+  void reserve(size_t n) {
+    bytes.assign(n + 64, 0xCD);  // garbage: the kernels must not rely on zeroed memory
+    ptr = bytes.data() + (64 - reinterpret_cast<uintptr_t>(bytes.data()) % 64) % 64;
+    size = n;
+  }
+};
+
+// Everything of one call, with the oracle's answer and a derived error bound per element.
+struct Call {
+  const QuantizedWeight& w;
+  LinearParams p;
+  Buffer x, y, expected, residual, bias;
+  std::vector<double> tol, gate_up;
+  int64_t n_out;
+
+  Call(const QuantizedWeight& weight, int64_t m, DType xt, DType yt, LinearActivations mode, std::mt19937& rng,
+       bool with_bias = false, bool with_residual = false, bool silu = false)
+      : w(weight) {
+    p.m = m;
+    p.activations = mode;
+    p.silu_mul = silu;
+    n_out = linear_out_features(w, p);
+    p.x_dtype = xt;
+    p.x_stride = w.k() + 3;  // rows are not contiguous
+    p.y_dtype = yt;
+    p.y_stride = n_out + 5;
+    x = Buffer(xt, size_t(m * p.x_stride));
+    x.fill_uniform(rng, -1.f, 1.f);
+    y = Buffer(yt, size_t(m * p.y_stride));
+    expected = Buffer(yt, size_t(m * p.y_stride));
+    p.x = x.data();
+    if (with_bias) {
+      bias = Buffer(DType::bf16, size_t(w.n()));
+      bias.fill_uniform(rng, -0.5f, 0.5f);
+      p.bias = bias.data();
+      p.bias_dtype = DType::bf16;
+    }
+    if (with_residual) {
+      residual = Buffer(yt, size_t(m * p.y_stride));
+      residual.fill_uniform(rng, -2.f, 2.f);
+      p.residual_stride = p.y_stride;
+    }
+    compute_expected();
+  }
+
+  // Bound of |kernel - exact| before the final rounding, from linear.hpp's formula: group sums of
+  // length L in fp32 and G group terms, over the magnitude sum_k (|s q| + |offset|) |x|.
+  std::vector<double> pre_activation_bounds(const std::vector<double>& xv) const {
+    const double L = double(w.group_size()), G = double((w.k() + w.group_size() - 1) / w.group_size());
+    std::vector<double> out(size_t(w.n()));
+    for (int64_t r = 0; r < w.n(); ++r) {
+      double mag = 0;
+      for (int64_t i = 0; i < w.k(); ++i)
+        mag += (std::fabs(w.scale(r, i) * w.q(r, i)) + std::fabs(w.offset(r, i))) * std::fabs(xv[size_t(i)]);
+      out[size_t(r)] = (L + G + 4) * kEps32 * mag;
+    }
+    return out;
+  }
+
+  void compute_expected() {
+    p.y = expected.data();
+    if (residual.n) p.residual = residual.data();
+    reference::linear(w, p);
+    if (p.silu_mul) {  // the gate and up values themselves, for the bound of SiLU(gate) * up
+      LinearParams q = p;
+      q.silu_mul = false;
+      q.residual = nullptr;
+      q.y_dtype = DType::f32;
+      q.y_stride = w.n();
+      Buffer pre(DType::f32, size_t(p.m * w.n()));
+      q.y = pre.data();
+      reference::linear(w, q);
+      gate_up.resize(pre.n);
+      for (size_t i = 0; i < pre.n; ++i) gate_up[i] = pre.get(i);
+    }
+    // Derived tolerance of every output element.
+    tol.assign(size_t(p.m * n_out), 0);
+    const double u = testutil::unit_roundoff(p.y_dtype);
+    for (int64_t m = 0; m < p.m; ++m) {
+      std::vector<double> xv(size_t(w.k()));
+      const char* xr = static_cast<const char*>(x.data()) + m * p.x_stride * dtype_size(p.x_dtype);
+      if (p.activations == LinearActivations::int8_per_token) {
+        std::vector<int8_t> a(size_t(w.k()));
+        const double rs = reference::quantize_activation_row(xr, p.x_dtype, w.k(), a.data());
+        for (int64_t i = 0; i < w.k(); ++i) xv[size_t(i)] = rs * a[size_t(i)];
+      } else {
+        for (int64_t i = 0; i < w.k(); ++i) xv[size_t(i)] = x.get(size_t(m * p.x_stride + i));
+      }
+      const std::vector<double> pre = pre_activation_bounds(xv);
+      for (int64_t c = 0; c < n_out; ++c) {
+        const double e = expected.get(size_t(m * p.y_stride + c));
+        double t = pre[size_t(c)];
+        if (p.silu_mul) {  // out = silu(g) * u, |silu'| <= 1.1
+          const double g = gate_up[size_t(m * w.n() + c)], up = gate_up[size_t(m * w.n() + n_out + c)];
+          t = 1.1 * pre[size_t(c)] * std::fabs(up) + std::fabs(g) * pre[size_t(n_out + c)] +
+              8 * kEps32 * std::fabs(e);
+        }
+        t += 4 * kEps32 * (std::fabs(e) + (residual.n ? 2.0 : 0.0));
+        tol[size_t(m * n_out + c)] = t + 2.01 * u * std::fabs(e) + 1e-7;
+      }
+    }
+  }
+
+  void run_and_check(int threads, const char* what) {
+    p.num_threads = threads;
+    Workspace ws;
+    ws.reserve(linear_workspace_size(w, p));
+    p.workspace = ws.ptr;
+    p.workspace_bytes = ws.size;
+    for (size_t i = 0; i < y.n; ++i) y.set(i, NAN);
+    p.y = y.data();
+    if (residual.n) {  // in place: y holds the residual, as in hidden += o_proj(attn)
+      std::memcpy(y.data(), residual.data(), residual.bytes());
+      p.residual = y.data();
+    }
+    linear(w, p);
+    for (int64_t m = 0; m < p.m; ++m) {
+      for (int64_t c = 0; c < n_out; ++c) {
+        const size_t i = size_t(m * p.y_stride + c);
+        ASSERT_LE(std::fabs(double(y.get(i)) - expected.get(i)), tol[size_t(m * n_out + c)])
+            << what << " m " << m << " col " << c << " got " << y.get(i) << " expected " << expected.get(i);
+      }
+      for (int64_t c = n_out; c < p.y_stride && !residual.n; ++c)
+        ASSERT_TRUE(std::isnan(y.get(size_t(m * p.y_stride + c)))) << what << ": wrote the row padding";
+    }
+  }
+
+  void check_every_isa(int threads = 1) {
+    for (Isa isa : testutil::runnable_isas()) {
+      testutil::IsaCap cap(isa);
+      run_and_check(threads, isa_name(isa));
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+};
+
+std::vector<float> random_weights(int64_t n, int64_t k, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.f, 0.05f);
+  std::vector<float> w(size_t(n * k));
+  for (auto& v : w) v = d(rng);
+  return w;
+}
+
+struct Case {
+  int bits, group;
+  QuantZero zero;
+  DType x;
+  LinearActivations mode;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& i) {
+  const Case& c = i.param;
+  const char* zero = c.zero == QuantZero::symmetric ? "sym" : c.zero == QuantZero::zero_point ? "zp" : "fo";
+  return "w" + std::to_string(c.bits) + "g" + std::to_string(c.group) + zero + "_" + dtype_name(c.x) +
+         (c.mode == LinearActivations::int8_per_token ? "_a8" : "_a16");
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> out;
+  for (int bits : {4, 8})
+    for (int group : {0, 32, 128})
+      for (QuantZero zero : {QuantZero::symmetric, QuantZero::zero_point, QuantZero::float_offset})
+        for (DType x : {DType::f32, DType::bf16, DType::f16})
+          for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token})
+            out.push_back({bits, group, zero, x, mode});
+  return out;
+}
+
+class LinearSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LinearSweep, MatchesReferenceOnEveryIsaForManyM) {
+  const Case c = GetParam();
+  std::mt19937 rng(uint32_t(c.bits * 1000 + c.group * 10 + int(c.zero)));
+  const int64_t n = 67, k = c.group ? 3 * c.group : 203;  // odd n; per-channel k not a multiple of 8
+  const std::vector<float> wf = random_weights(n, k, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{c.bits, c.group, c.zero});
+  for (int64_t m : {1, 3, 8, 17}) {
+    SCOPED_TRACE(testing::Message() << "m " << m);
+    Call call(w, m, c.x, c.x, c.mode, rng);
+    call.check_every_isa();
+    if (HasFatalFailure()) return;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, LinearSweep, ::testing::ValuesIn(all_cases()), case_name);
+
+TEST(Linear, LargeMAndTwoThreadsAreDeterministic) {
+  std::mt19937 rng(21);
+  const int64_t n = 200, k = 512;
+  const std::vector<float> wf = random_weights(n, k, rng);
+  for (int bits : {4, 8}) {
+    const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{bits, 128, QuantZero::zero_point});
+    for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
+      Call call(w, 130, DType::bf16, DType::bf16, mode, rng);
+      call.check_every_isa(2);
+      const std::vector<uint8_t> two(static_cast<const uint8_t*>(call.y.data()),
+                                     static_cast<const uint8_t*>(call.y.data()) + call.y.bytes());
+      call.run_and_check(1, "1 thread");
+      EXPECT_EQ(std::memcmp(two.data(), call.y.data(), two.size()), 0) << "thread count changed bits";
+    }
+  }
+}
+
+TEST(Linear, EpiloguesBiasResidualAndSiluMul) {
+  std::mt19937 rng(22);
+  const int64_t half = 40, k = 256;
+  const std::vector<float> wf = random_weights(2 * half, k, rng);
+  for (int bits : {4, 8})
+    for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
+      const QuantizedWeight w =
+          quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 64, QuantZero::symmetric}, true);
+      for (bool silu : {false, true})
+        for (bool residual : {false, true})
+          for (DType y : {DType::f32, DType::bf16}) {
+            SCOPED_TRACE(testing::Message() << "bits " << bits << " silu " << silu << " residual " << residual);
+            Call call(w, 9, DType::bf16, y, mode, rng, /*bias=*/true, residual, silu);
+            call.check_every_isa(2);
+            if (HasFatalFailure()) return;
+          }
+    }
+}
+
+TEST(Linear, FloatInputBf16Output) {
+  std::mt19937 rng(23);
+  const std::vector<float> wf = random_weights(64, 128, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, 64, 128, 128, QuantFormat{4, 128, QuantZero::float_offset});
+  Call call(w, 5, DType::f32, DType::bf16, LinearActivations::float_, rng);
+  call.check_every_isa();
+}
+
+TEST(Linear, ImportedCheckpointsIncludingActOrder) {
+  std::mt19937 rng(24);
+  const int64_t n = 48, k = 256;
+  // GPTQ int4 / int8 with a shuffled g_idx: the kernel must read x in the weight's k order.
+  for (int bits : {4, 8}) {
+    const int per = 32 / bits;
+    std::vector<int32_t> qweight(size_t(k / per * n)), qzeros(size_t(k / 64 * n / per));
+    std::uniform_int_distribution<int32_t> any;
+    for (auto& v : qweight) v = any(rng);
+    for (auto& v : qzeros) v = any(rng);
+    std::vector<uint16_t> scales(size_t(k / 64 * n));
+    for (auto& s : scales) s = float_to_f16(std::uniform_real_distribution<float>(0.001f, 0.01f)(rng));
+    std::vector<int32_t> g_idx(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i % 4);  // act-order style interleave
+    const QuantizedWeight w = import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, bits, 64);
+    ASSERT_TRUE(w.act_order());
+    for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
+      Call call(w, 4, DType::bf16, DType::f32, mode, rng);
+      call.check_every_isa();
+    }
+  }
+  // Q4_0 with random blocks.
+  std::vector<uint8_t> blocks(size_t(n * k / 32 * 18));
+  for (auto& b : blocks) b = uint8_t(rng());
+  for (size_t b = 0; b < blocks.size() / 18; ++b) {
+    const uint16_t d = float_to_f16(0.002f * float(b % 7 + 1));
+    std::memcpy(&blocks[b * 18], &d, 2);
+  }
+  const QuantizedWeight q4 = import_q4_0(blocks.data(), n, k);
+  Call call(q4, 3, DType::bf16, DType::bf16, LinearActivations::int8_per_token, rng);
+  call.check_every_isa();
+}
+
+// With power-of-two scales, integer activations whose row maximum is 127 and small sums, every
+// fp32 step of the int8 path is exact: the result must equal the reference exactly.
+TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {
+  std::mt19937 rng(25);
+  const int64_t n = 32, k = 128;
+  std::vector<uint8_t> blocks(size_t(n * k / 32 * 34));
+  for (size_t b = 0; b < blocks.size() / 34; ++b) {
+    const uint16_t d = float_to_f16(1.f / 64);
+    std::memcpy(&blocks[b * 34], &d, 2);
+    for (int j = 0; j < 32; ++j) blocks[b * 34 + 2 + size_t(j)] = uint8_t(int8_t(int(rng() % 255) - 127));
+  }
+  const QuantizedWeight w = import_q8_0(blocks.data(), n, k);
+  Buffer x(DType::f32, size_t(2 * k)), y(DType::f32, size_t(2 * n)), ref(DType::f32, size_t(2 * n));
+  for (int64_t i = 0; i < 2 * k; ++i) x.set(size_t(i), float(int(rng() % 255) - 127));
+  x.set(0, 127.f);
+  x.set(size_t(k), -127.f);
+  LinearParams p;
+  p.m = 2;
+  p.x = x.data();
+  p.x_dtype = DType::f32;
+  p.x_stride = k;
+  p.y_dtype = DType::f32;
+  p.y_stride = n;
+  p.activations = LinearActivations::int8_per_token;
+  p.y = ref.data();
+  reference::linear(w, p);
+  for (Isa isa : testutil::runnable_isas()) {
+    testutil::IsaCap cap(isa);
+    Workspace ws;
+    ws.reserve(linear_workspace_size(w, p));
+    p.workspace = ws.ptr;
+    p.workspace_bytes = ws.size;
+    p.y = y.data();
+    linear(w, p);
+    for (size_t i = 0; i < y.n; ++i) ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " " << i;
+  }
+}
+
+TEST(Linear, EmptyBatchIsANoOp) {
+  std::mt19937 rng(26);
+  const std::vector<float> wf = random_weights(16, 64, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, 16, 64, 64, QuantFormat{4, 32, QuantZero::symmetric});
+  LinearParams p;
+  EXPECT_EQ(linear_workspace_size(w, p), 0u);
+  linear(w, p);
+}
+
+TEST(Linear, Errors) {
+  std::mt19937 rng(27);
+  const std::vector<float> wf = random_weights(32, 64, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, 32, 64, 64, QuantFormat{4, 32, QuantZero::symmetric});
+  Buffer x(DType::bf16, 4 * 64), y(DType::bf16, 4 * 32);
+  Workspace ws;
+  LinearParams good;
+  good.m = 4;
+  good.x = x.data();
+  good.x_stride = 64;
+  good.y = y.data();
+  good.y_stride = 32;
+  ws.reserve(linear_workspace_size(w, good));
+  good.workspace = ws.ptr;
+  good.workspace_bytes = ws.size;
+  linear(w, good);
+  auto bad = [&](auto change, std::initializer_list<const char*> words) {
+    LinearParams p = good;
+    change(p);
+    expect_error([&] { linear(w, p); }, words);
+  };
+  bad([](LinearParams& p) { p.m = -1; }, {"linear", "params.m = -1"});
+  bad([](LinearParams& p) { p.x_stride = 60; }, {"x_stride = 60", "k = 64"});
+  bad([](LinearParams& p) { p.x = nullptr; }, {"x"});
+  bad([](LinearParams& p) { p.y = nullptr; }, {"y"});
+  bad([](LinearParams& p) { p.y_stride = 16; }, {"y_stride"});
+  bad([](LinearParams& p) { p.num_threads = 0; }, {"num_threads = 0"});
+  bad([](LinearParams& p) { p.silu_mul = true; }, {"silu_mul", "gate_up"});
+  bad([](LinearParams& p) { p.workspace_bytes -= 1; }, {"workspace_bytes"});
+  bad([](LinearParams& p) { p.workspace = nullptr; }, {"workspace is null"});
+  bad([](LinearParams& p) { p.workspace = static_cast<char*>(p.workspace) + 4; }, {"64-byte aligned"});
+  bad([&](LinearParams& p) { p.y = x.data(); }, {"y overlaps x"});
+  bad([&](LinearParams& p) { p.residual = static_cast<uint16_t*>(y.data()) + 1; p.residual_stride = 32; },
+      {"residual must be y itself"});
+  bad([](LinearParams& p) { p.activations = LinearActivations(7); }, {"activations = 7"});
+  bad([](LinearParams& p) { p.x_dtype = DType(9); }, {"x"});
+  expect_error([&] { linear(QuantizedWeight(), good); }, {"empty"});
+}
+
+}  // namespace
