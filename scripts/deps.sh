@@ -7,4 +7,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake ninja-build pkg-config \
-  libxsimd-dev libcpu-features-dev libbenchmark-dev libgtest-dev >/dev/null
+  libxsimd-dev libcpu-features-dev libbenchmark-dev libgtest-dev \
+  libeigen3-dev libdnnl-dev >/dev/null

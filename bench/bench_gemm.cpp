@@ -1,0 +1,157 @@
+// Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
+// bf16 activations and output, int4 / int8 g128 weights with zero points:
+//   w4a16 / w8a16   float activations (bf16 dot products / fp32 FMA)
+//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI), quantization included in the time
+// Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
+// bandwidth) and peak_fraction (2 M N K against the peak of the compute type: int8 dot for
+// *a8, bf16 dot for *a16). M = 1 and 8 are memory-bound: the weights rotate over copies
+// larger than 8x the L3 ("cold"). M >= 32 is compute-bound; its weights stay in cache as they
+// would across the row blocks of one call ("hot").
+// Same-run baselines: Eigen's fp32 GEMM (eigen_f32_*) and, when built with oneDNN, its u8 x s8
+// matmul with s32 accumulation and fp32 output (onednn_w8a8_*), on the same shapes.
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <omp.h>
+
+#ifdef PAGEDINFER_BENCH_ONEDNN
+#include <dnnl.hpp>
+#endif
+
+#include "pagedinfer/pagedinfer.hpp"
+#include "roofline.hpp"
+
+using namespace pagedinfer;
+
+namespace {
+
+struct Variant {
+  const char* name;
+  int bits;
+  LinearActivations mode;
+};
+constexpr Variant kVariants[] = {{"w4a16", 4, LinearActivations::float_},
+                                 {"w8a16", 8, LinearActivations::float_},
+                                 {"w4a8", 4, LinearActivations::int8_per_token},
+                                 {"w8a8", 8, LinearActivations::int8_per_token}};
+
+// One quantized weight per (bits, N, K), from random bf16 values; copies are made through
+// save/load, so each has its own memory.
+const QuantizedWeight& weight(int bits, int64_t n, int64_t k) {
+  static std::map<std::tuple<int, int64_t, int64_t>, QuantizedWeight> cache;
+  auto key = std::make_tuple(bits, n, k);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::vector<uint16_t> w(size_t(n * k));
+  bench::fill_bf16(w.data(), w.size(), uint64_t(n * 31 + k + bits));
+  return cache[key] = quantize(w.data(), DType::bf16, n, k, k, QuantFormat{bits, 128, QuantZero::zero_point});
+}
+
+void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {
+  const QuantizedWeight& base = weight(v.bits, n, k);
+  const bool cold = m <= 8;
+  const std::size_t copies = cold ? bench::cold_copies(double(base.bytes())) : 1;
+  std::vector<QuantizedWeight> weights(copies);
+  const std::vector<uint8_t> packed = save(base);
+  for (auto& w : weights) w = load(packed.data(), packed.size());
+  bench::Bytes x = bench::alloc(size_t(m * k) * 2), y = bench::alloc(size_t(m * n) * 2);
+  bench::fill_bf16(reinterpret_cast<uint16_t*>(x.get()), size_t(m * k), 5);
+  LinearParams p;
+  p.m = m;
+  p.x = x.get();
+  p.x_dtype = DType::bf16;
+  p.x_stride = k;
+  p.y = y.get();
+  p.y_dtype = DType::bf16;
+  p.y_stride = n;
+  p.activations = v.mode;
+  p.num_threads = threads;
+  const std::size_t ws_bytes = linear_workspace_size(base, p);
+  bench::Bytes ws = bench::alloc(ws_bytes);
+  p.workspace = ws.get();
+  p.workspace_bytes = ws_bytes;
+  std::size_t c = 0;
+  for (auto _ : s) {
+    linear(weights[c], p);
+    c = (c + 1) % copies;
+  }
+  const auto& ceil = bench::ceilings(threads);
+  bench::report_bytes(s, double(base.bytes()) + double(m * (k + n)) * 2, threads);
+  const double peak = v.mode == LinearActivations::int8_per_token ? ceil.int8_dot_gops : ceil.bf16_dot_gflops;
+  bench::report_flops(s, 2.0 * double(m * n * k), peak);
+  s.counters["cold"] = cold ? 1 : 0;
+}
+
+void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Mat x = Mat::Random(m, k), w = Mat::Random(n, k), y(m, n);
+  Eigen::setNbThreads(threads);
+  for (auto _ : s) {
+    y.noalias() = x * w.transpose();
+    benchmark::DoNotOptimize(y.data());
+  }
+  bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).fp32_fma_gflops);
+}
+
+#ifdef PAGEDINFER_BENCH_ONEDNN
+void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+  using namespace dnnl;
+  using dt = memory::data_type;
+  omp_set_num_threads(threads);
+  engine eng(engine::kind::cpu, 0);
+  stream strm(eng);
+  const memory::desc a_md({m, k}, dt::u8, memory::format_tag::ab);
+  const memory::desc b_any({k, n}, dt::s8, memory::format_tag::any);
+  const memory::desc c_md({m, n}, dt::f32, memory::format_tag::ab);
+  primitive_attr attr;
+  attr.set_output_scales(0, {0.01f});
+  const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), attr, eng);
+  memory a(a_md, eng), b_plain({{k, n}, dt::s8, memory::format_tag::ab}, eng), b(pd.weights_desc(), eng), c(c_md, eng);
+  bench::fill_random(a.get_data_handle(), size_t(m * k), 1);
+  bench::fill_random(b_plain.get_data_handle(), size_t(k * n), 2);
+  reorder(b_plain, b).execute(strm, b_plain, b);
+  const matmul prim(pd);
+  for (auto _ : s) {
+    prim.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    strm.wait();
+  }
+  bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
+}
+#endif
+
+std::string shape_tag(int64_t m, int64_t n, int64_t k) {
+  return "_m" + std::to_string(m) + "_" + std::to_string(n) + "x" + std::to_string(k);
+}
+
+void register_all() {
+  const std::pair<int64_t, int64_t> shapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
+  for (int t : {1, 2}) {
+    const std::string threads = "/threads:" + std::to_string(t);
+    for (const Variant& v : kVariants)
+      for (auto [n, k] : shapes)
+        for (int64_t m : {1, 8, 32, 512}) {
+          if (m > 1 && m < 512 && n != 14336) continue;  // M = 8, 32 on the largest shape only
+          if (m == 512 && n != 4096) continue;           // prefill on 4096 x 4096 (the tags)
+          const std::string name = std::string("gemm/") + v.name + shape_tag(m, n, k) + threads;
+          benchmark::RegisterBenchmark(name.c_str(), run_linear, v, m, n, k, t)->UseRealTime()->Unit(benchmark::kMicrosecond);
+        }
+    benchmark::RegisterBenchmark(("gemm/eigen_f32" + shape_tag(512, 4096, 4096) + threads).c_str(), run_eigen, 512, 4096,
+                                 4096, t)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+#ifdef PAGEDINFER_BENCH_ONEDNN
+    benchmark::RegisterBenchmark(("gemm/onednn_w8a8" + shape_tag(512, 4096, 4096) + threads).c_str(), run_onednn, 512,
+                                 4096, 4096, t)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+#endif
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return bench::run_benchmarks(argc, argv, register_all); }
