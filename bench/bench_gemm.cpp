@@ -48,7 +48,10 @@ const QuantizedWeight& weight(int bits, int64_t n, int64_t k) {
   if (it != cache.end()) return it->second;
   std::vector<uint16_t> w(size_t(n * k));
   bench::fill_bf16(w.data(), w.size(), uint64_t(n * 31 + k + bits));
-  return cache[key] = quantize(w.data(), DType::bf16, n, k, k, QuantFormat{bits, 128, QuantZero::zero_point});
+  // int4: AWQ/GPTQ's g128 with zero points; int8: per-channel symmetric, as W8A8 and W8A16
+  // checkpoints (SmoothQuant, compressed-tensors) are.
+  const QuantFormat f = bits == 4 ? QuantFormat{4, 128, QuantZero::zero_point} : QuantFormat{8, 0, QuantZero::symmetric};
+  return cache[key] = quantize(w.data(), DType::bf16, n, k, k, f);
 }
 
 void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {

@@ -5,7 +5,6 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "common/simd/load.hpp"
 #include "gemm/kernel.hpp"
@@ -104,26 +103,18 @@ EpilogueFn epilogue_for(DType y) {
   return nullptr;
 }
 
-// f(std::integral_constant<int, rows>) for rows in [1, MR].
-template <int MR, class Fn>
-void with_rows(int rows, Fn&& f) {
-  if constexpr (MR > 1) {
-    if (rows < MR) return with_rows<MR - 1>(rows, f);
-  }
-  f(std::integral_constant<int, MR>{});
-}
-
-// Block::template run<R, NT>(job, tile, m, c) adds the block's sums into c ([R][NT * 16]).
+// Block::template run<MR, NT>(job, tile, m, c) adds the block's sums into c ([MR][NT * 16]);
+// rows past m are the workspace's zero padding and are computed but not stored.
 template <class A, class Block, int MR, int NT>
 void run_blocks(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
+  static_assert(kMaxBlockRows % MR == 0, "rows per block must divide the workspace padding");
   const EpilogueFn epilogue = epilogue_for<A>(j.y_dtype);
   alignas(64) float c[MR * NT * kTile];
   for (int64_t t = t_begin; t < t_end; t += NT)
     for (int64_t m = m_begin; m < m_end; m += MR) {
-      const int rows = int(std::min<int64_t>(MR, m_end - m));
-      std::fill(c, c + rows * NT * kTile, 0.f);
-      with_rows<MR>(rows, [&](auto r) { Block::template run<decltype(r)::value, NT>(j, t, m, c); });
-      epilogue(j, c, NT, t, m, rows);
+      std::fill(c, c + MR * NT * kTile, 0.f);
+      Block::template run<MR, NT>(j, t, m, c);
+      epilogue(j, c, NT, t, m, int(std::min<int64_t>(MR, m_end - m)));
     }
 }
 

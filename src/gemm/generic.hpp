@@ -36,7 +36,7 @@ struct GenericBlock {
     const auto& w = *j.w;
     const int64_t words_per_group = w.group / KPW;
     const Act* act[R];
-    for (int r = 0; r < R; ++r) act[r] = static_cast<const Act*>(j.act) + (m0 + r) * j.act_stride;
+    for (int r = 0; r < R; ++r) act[r] = reinterpret_cast<const Act*>(j.act.unit(m0 + r, 0));  // row-major
     for (int64_t g = 0; g < w.groups; ++g) {
       Q acc[R][NT][V];
       for (auto& a : acc)
@@ -70,10 +70,10 @@ struct GenericBlock {
   }
 };
 
-// Rows per block: the fp32 and int32 accumulators of a block must fit the register file.
+// Rows per block: the block's R x 2 tiles of accumulators must fit the register file.
 template <class A>
 constexpr int generic_rows() {
-  return xsimd::batch<float, A>::size >= 16 ? 6 : 2;
+  return xsimd::batch<float, A>::size >= 16 ? 8 : xsimd::batch<float, A>::size == 8 ? 4 : 2;
 }
 
 template <class A, DType X>

@@ -16,13 +16,28 @@ namespace pagedinfer::detail {
 
 enum class ComputeType { f32, bf16, i8 };
 
+// Every kernel's rows per block divides this; the workspace pads m to a multiple of it with
+// zero rows, so kernels always compute whole blocks (the epilogue stores only the real rows).
+constexpr int64_t kMaxBlockRows = 8;
+
+// Prepared activations: rows in blocks of `rows`, block b at data + b * block_bytes. A block
+// holds 4-byte units of k (one fp32, a pair of bf16 or four int8), interleaved by row, so a
+// kernel reading `rows` rows at once follows one pointer:
+//   unit u of row m at data + (m / rows) * block_bytes + (u * rows + m % rows) * 4
+// rows = 1 is plain row-major.
+struct ActLayout {
+  char* data = nullptr;
+  int64_t block_bytes = 0;
+  int64_t rows = 1;
+  char* unit(int64_t m, int64_t u) const { return data + (m / rows) * block_bytes + (u * rows + m % rows) * 4; }
+};
+
 struct GemmJob {
   const QuantizedWeight::Storage* w = nullptr;
   int64_t m = 0;
-  const void* act = nullptr;  // [m][k_packed] of the compute type
-  int64_t act_stride = 0;     // elements
-  const float* act_sums = nullptr;   // [m][groups]
-  const float* row_scale = nullptr;  // [m], int8 activations only
+  ActLayout act;                     // k_packed of the compute type per row
+  const float* act_sums = nullptr;   // [m padded][groups]
+  const float* row_scale = nullptr;  // [m padded], int8 activations only
   const float* bias = nullptr;       // [n_packed] fp32 by packed column, or null
   void* y = nullptr;
   DType y_dtype = DType::f32;
@@ -38,8 +53,7 @@ struct PrepareJob {
   DType x_dtype = DType::f32;
   int64_t x_stride = 0;
   const QuantizedWeight::Storage* w = nullptr;
-  void* act = nullptr;
-  int64_t act_stride = 0;
+  ActLayout act;
   float* act_sums = nullptr;
   float* row_scale = nullptr;
 };
@@ -56,7 +70,8 @@ struct GemmKernel {
   PrepareKernel prepare = nullptr;
   RunKernel run = nullptr;
   int tiles_per_block = 1;  // 1, 2 or 4: the run kernel's column blocking
-  int rows_per_block = 1;   // its row blocking
+  int rows_per_block = 1;   // its row blocking, a divisor of kMaxBlockRows
+  int act_rows = 1;         // the ActLayout rows it reads: 1, or rows_per_block
 };
 
 // The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).

@@ -1,5 +1,6 @@
 // linear(): validation, workspace layout and the parallel schedule around the GEMM kernels.
 #include <algorithm>
+#include <cstring>
 
 #include "common/check.hpp"
 #include "common/scalar_convert.hpp"
@@ -19,18 +20,23 @@ constexpr size_t kAlign = 64;
 
 size_t round_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
-// The workspace, in order: activations [m][act_stride] (sized for fp32, the widest compute
-// type, so the size does not depend on the ISA chosen at run time), group sums [m][groups],
-// row scales [m], bias [n_packed].
+// The workspace, in order: activations (an ActLayout sized for fp32, the widest compute type,
+// and for m padded to kMaxBlockRows, so the size does not depend on the ISA chosen at run time),
+// group sums [m_padded][groups], row scales [m_padded], bias [n_packed].
 struct Workspace {
-  int64_t act_stride = 0;  // elements; a multiple of 64 bytes for any compute type
-  size_t act = 0, sums = 0, row_scale = 0, bias = 0, total = 0;
+  int64_t m_padded = 0, row_bytes = 0;
+  size_t sums = 0, row_scale = 0, bias = 0, total = 0;
   Workspace(const Storage& w, int64_t m) {
-    act_stride = int64_t(round_up(size_t(w.k_packed) * 4) / 4);
-    sums = round_up(size_t(m * act_stride) * 4);
-    row_scale = sums + round_up(size_t(m * w.groups) * 4);
-    bias = row_scale + round_up(size_t(m) * 4);
+    m_padded = (m + detail::kMaxBlockRows - 1) / detail::kMaxBlockRows * detail::kMaxBlockRows;
+    row_bytes = w.k_packed * 4;
+    sums = round_up(size_t(m_padded * row_bytes));
+    row_scale = sums + round_up(size_t(m_padded * w.groups) * 4);
+    bias = row_scale + round_up(size_t(m_padded) * 4);
     total = bias + round_up(size_t(w.n_packed) * 4);
+  }
+  // The layout a kernel reads: blocks of `rows` rows, each k_packed units of 4 bytes at most.
+  detail::ActLayout act(void* base, int64_t rows) const {
+    return {static_cast<char*>(base), rows * row_bytes, rows};
   }
 };
 
@@ -106,12 +112,15 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   prep.x_dtype = p.x_dtype;
   prep.x_stride = p.x_stride;
   prep.w = &w;
-  prep.act = base;
-  prep.act_stride = kernel.compute == ComputeType::f32 ? ws.act_stride
-                    : kernel.compute == ComputeType::bf16 ? 2 * ws.act_stride
-                                                         : 4 * ws.act_stride;
+  prep.act = ws.act(base, kernel.act_rows);
   prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
   prep.row_scale = reinterpret_cast<float*>(base + ws.row_scale);
+  // The padding rows of the last block read as zeros.
+  for (int64_t m = p.m; m < ws.m_padded; ++m) {
+    for (int64_t u = 0; u < w.k_packed; ++u) std::memset(prep.act.unit(m, u), 0, 4);
+    std::fill(prep.act_sums + m * w.groups, prep.act_sums + (m + 1) * w.groups, 0.f);
+    prep.row_scale[m] = 0.f;
+  }
   // Rows in chunks of about 64 KiB of x: enough work per chunk to amortize the hand-out.
   const int64_t row_grain = std::max<int64_t>(1, (int64_t(1) << 16) / (w.k * int64_t(dtype_size(p.x_dtype))));
   detail::parallel_for((p.m + row_grain - 1) / row_grain, p.num_threads, 1, [&](int64_t c) {
@@ -129,7 +138,6 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.w = &w;
   job.m = p.m;
   job.act = prep.act;
-  job.act_stride = prep.act_stride;
   job.act_sums = prep.act_sums;
   job.row_scale = kernel.compute == ComputeType::i8 ? prep.row_scale : nullptr;
   job.bias = bias;

@@ -1,6 +1,7 @@
 // Activation preparation, written once over xsimd::batch<float, A> and included by each ISA TU
 // of src/gemm/ after its common/simd/<isa>.hpp: x rows become the kernel's compute type in
-// packed k order (see kernel.hpp), with per-group sums and, for int8, the row scale.
+// packed k order and the kernel's ActLayout (kernel.hpp), with per-group sums and, for int8,
+// the row scale.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,72 +12,80 @@
 namespace pagedinfer::detail {
 namespace {
 
-// Order of k inside one 8-k block of the activation buffer: natural, or the order in which a
-// VNNI kernel meets an int4 word's bytes, (0, 4, 1, 5, 2, 6, 3, 7) (layout.hpp).
-enum class WordOrder { natural, vnni_int4 };
+// Order of k inside each block of a row, as the kernel meets the weight word's elements
+// (layout.hpp): natural, (0, 4, 1, 5, 2, 6, 3, 7) per 8 k for VNNI on int4, or (0, 2, 1, 3) per
+// 4 k for bf16 pairs on int8.
+enum class WordOrder { natural, vnni_int4, bf16_int8 };
 
-// Position of natural element e of an 8-block in the buffer.
-constexpr int kVnniInt4Position[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+template <WordOrder O>
+inline int64_t ordered_position(int64_t i) {
+  constexpr int kVnniInt4[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of element e of an 8-block
+  constexpr int kBf16Int8[4] = {0, 2, 1, 3};
+  if constexpr (O == WordOrder::vnni_int4) return (i & ~int64_t(7)) | kVnniInt4[i & 7];
+  else if constexpr (O == WordOrder::bf16_int8) return (i & ~int64_t(3)) | kBf16Int8[i & 3];
+  else return i;
+}
 
 template <class A, DType X>
 struct Prepare {
   using F = xsimd::batch<float, A>;
   static constexpr int64_t W = F::size;
 
-  // Row m of x as fp32, in packed k order, zero padded: the common first step.
-  static void gather_row(const PrepareJob& j, int64_t m, float* out) {
+  static const char* x_row(const PrepareJob& j, int64_t m) {
+    return static_cast<const char*>(j.x) + m * j.x_stride * int64_t(dtype_size(X));
+  }
+
+  // Sum of each group of row m of x, in packed k order, in fp32.
+  static void group_sums(const PrepareJob& j, int64_t m, float* sums) {
     const auto& w = *j.w;
-    const char* x = static_cast<const char*>(j.x) + m * j.x_stride * int64_t(dtype_size(X));
-    if (w.k_order.empty()) {
-      int64_t i = 0;
-      for (; i + W <= w.k; i += W) load_as<A, X>(x, i).store_unaligned(out + i);
-      for (; i < w.k; ++i) out[i] = scalar_as<X>(x, i);
-      std::fill(out + w.k, out + w.k_packed, 0.f);
-    } else {
-      for (int64_t i = 0; i < w.k_packed; ++i) out[i] = w.k_order[i] < 0 ? 0.f : scalar_as<X>(x, w.k_order[i]);
+    const char* x = x_row(j, m);
+    for (int64_t g = 0; g < w.groups; ++g) {
+      const int64_t begin = g * w.group, end = std::min(begin + w.group, w.k);
+      float s = 0.f;
+      if (w.k_order.empty()) {
+        F acc(0.f);
+        int64_t i = begin;
+        for (; i + W <= end; i += W) acc += load_as<A, X>(x, i);
+        s = xsimd::hadd(acc);
+        for (; i < end; ++i) s += scalar_as<X>(x, i);
+      } else {
+        for (int64_t i = begin; i < begin + w.group; ++i)
+          if (w.k_order[i] >= 0) s += scalar_as<X>(x, w.k_order[i]);
+      }
+      sums[g] = s;
     }
   }
 
-  static float sum(const float* v, int64_t n) {
-    F acc(0.f);
-    int64_t i = 0;
-    for (; i + W <= n; i += W) acc += F::load_unaligned(v + i);
-    float s = xsimd::hadd(acc);
-    for (; i < n; ++i) s += v[i];
-    return s;
-  }
-
-  // fp32 compute: the gathered row is the buffer.
+  // fp32 compute, for the generic kernels, which read row-major (act.rows == 1).
   static void f32(const PrepareJob& j, int64_t m0, int64_t m1) {
     const auto& w = *j.w;
     for (int64_t m = m0; m < m1; ++m) {
-      float* a = static_cast<float*>(j.act) + m * j.act_stride;
-      gather_row(j, m, a);
-      for (int64_t g = 0; g < w.groups; ++g) j.act_sums[m * w.groups + g] = sum(a + g * w.group, w.group);
+      const char* x = x_row(j, m);
+      float* a = reinterpret_cast<float*>(j.act.unit(m, 0));
+      if (w.k_order.empty()) {
+        int64_t i = 0;
+        for (; i + W <= w.k; i += W) load_as<A, X>(x, i).store_unaligned(a + i);
+        for (; i < w.k; ++i) a[i] = scalar_as<X>(x, i);
+        std::fill(a + w.k, a + w.k_packed, 0.f);
+      } else {
+        for (int64_t i = 0; i < w.k_packed; ++i) a[i] = w.k_order[i] < 0 ? 0.f : scalar_as<X>(x, w.k_order[i]);
+      }
+      group_sums(j, m, j.act_sums + m * w.groups);
     }
   }
 
-  // bf16 compute (x is bf16, so the values are exact): a copy; sums in fp32.
+  // bf16 compute (x is bf16, so the values are exact): a copy into pairs.
+  template <WordOrder O>
   static void bf16(const PrepareJob& j, int64_t m0, int64_t m1) {
     const auto& w = *j.w;
     for (int64_t m = m0; m < m1; ++m) {
-      const uint16_t* x = static_cast<const uint16_t*>(j.x) + m * j.x_stride;
-      uint16_t* a = static_cast<uint16_t*>(j.act) + m * j.act_stride;
-      if (w.k_order.empty()) {
-        std::copy(x, x + w.k, a);
-        std::fill(a + w.k, a + w.k_packed, uint16_t(0));
-      } else {
-        for (int64_t i = 0; i < w.k_packed; ++i) a[i] = w.k_order[i] < 0 ? uint16_t(0) : x[w.k_order[i]];
+      const auto* x = reinterpret_cast<const uint16_t*>(x_row(j, m));
+      for (int64_t i = 0; i < w.k_packed; ++i) {
+        const int64_t src = w.k_order.empty() ? (i < w.k ? i : -1) : w.k_order[i];
+        const int64_t p = ordered_position<O>(i);
+        reinterpret_cast<uint16_t*>(j.act.unit(m, p / 2))[p % 2] = src < 0 ? uint16_t(0) : x[src];
       }
-      for (int64_t g = 0; g < w.groups; ++g) {
-        F acc(0.f);
-        int64_t i = g * w.group;
-        const int64_t end = i + w.group;
-        for (; i + W <= end; i += W) acc += load_as<A, DType::bf16>(a, i);
-        float s = xsimd::hadd(acc);
-        for (; i < end; ++i) s += bf16_bits_to_float(a[i]);
-        j.act_sums[m * w.groups + g] = s;
-      }
+      group_sums(j, m, j.act_sums + m * w.groups);
     }
   }
 
@@ -91,12 +100,12 @@ struct Prepare {
   template <WordOrder O>
   static void i8(const PrepareJob& j, int64_t m0, int64_t m1) {
     const auto& w = *j.w;
-    const auto position = [](int64_t i) {
-      return O == WordOrder::natural ? i : (i & ~int64_t(7)) | kVnniInt4Position[i & 7];
-    };
     for (int64_t m = m0; m < m1; ++m) {
-      const char* x = static_cast<const char*>(j.x) + m * j.x_stride * int64_t(dtype_size(X));
-      int8_t* a = static_cast<int8_t*>(j.act) + m * j.act_stride;
+      const char* x = x_row(j, m);
+      const auto put = [&](int64_t i, int8_t v) {
+        const int64_t p = ordered_position<O>(i);
+        reinterpret_cast<int8_t*>(j.act.unit(m, p / 4))[p % 4] = v;
+      };
       F vmax(0.f);
       int64_t i = 0;
       for (; i + W <= w.k; i += W) vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
@@ -106,24 +115,33 @@ struct Prepare {
       for (; i < w.k; ++i) amax = std::max(amax, std::fabs(scalar_as<X>(x, i)));
       const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
       j.row_scale[m] = amax / 127.f;
+      float* sums = j.act_sums + m * w.groups;
+      std::fill(sums, sums + w.groups, 0.f);
       if (w.k_order.empty()) {
         alignas(64) int32_t q[W];
         const F vinv(inv), limit(127.f);
         for (i = 0; i + W <= w.k; i += W) {
           const F v = load_as<A, X>(x, i) * vinv;
           xsimd::nearbyint_as_int(xsimd::select(xsimd::abs(v) <= limit, v, F(0.f))).store_aligned(q);
-          for (int64_t l = 0; l < W; ++l) a[position(i + l)] = int8_t(q[l]);
+          int32_t s = 0;
+          for (int64_t l = 0; l < W; ++l) {
+            put(i + l, int8_t(q[l]));
+            s += q[l];
+          }
+          sums[i / w.group] += float(s);  // W divides the group (32, 64, 128) or the group is the row
         }
-        for (; i < w.k; ++i) a[position(i)] = quantize_one(scalar_as<X>(x, i), inv);
-        for (; i < w.k_packed; ++i) a[position(i)] = 0;
+        for (; i < w.k; ++i) {
+          const int8_t v = quantize_one(scalar_as<X>(x, i), inv);
+          put(i, v);
+          sums[i / w.group] += float(v);
+        }
+        for (; i < w.k_packed; ++i) put(i, 0);
       } else {
-        for (i = 0; i < w.k_packed; ++i)
-          a[position(i)] = w.k_order[i] < 0 ? int8_t(0) : quantize_one(scalar_as<X>(x, w.k_order[i]), inv);
-      }
-      for (int64_t g = 0; g < w.groups; ++g) {
-        int32_t s = 0;
-        for (int64_t e = g * w.group; e < (g + 1) * w.group; ++e) s += a[e];
-        j.act_sums[m * w.groups + g] = float(s);
+        for (i = 0; i < w.k_packed; ++i) {
+          const int8_t v = w.k_order[i] < 0 ? int8_t(0) : quantize_one(scalar_as<X>(x, w.k_order[i]), inv);
+          put(i, v);
+          sums[i / w.group] += float(v);
+        }
       }
     }
   }

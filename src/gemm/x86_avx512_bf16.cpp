@@ -20,6 +20,18 @@ inline int32_t load32(const void* p) {
   return v;
 }
 
+// acc + the dot products of a and b. Inline asm rather than the intrinsics: GCC 12 allocates
+// the intrinsics' accumulator in xmm0-15 only (the class of their VEX forms), so with more
+// than a dozen accumulators it copies each one through a second register on every step.
+inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+}
+inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
 // The group params of blocks.hpp for one tile, vectorized: this runs once per group and tile,
 // which at m = 1 is every 64 dot products.
 struct GroupParams {
@@ -59,8 +71,7 @@ struct Bf16Int4Block {
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
     const __m512i table = int4_to_bf16_table();
-    const uint16_t* act[R];
-    for (int r = 0; r < R; ++r) act[r] = static_cast<const uint16_t*>(j.act) + (m0 + r) * j.act_stride;
+    const char* act = j.act.unit(m0, 0);  // R rows interleaved: pair u of row r at (u * R + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / 8;
@@ -68,20 +79,23 @@ struct Bf16Int4Block {
       __m512 acc[R][NT];
       for (auto& a : acc)
         for (auto& v : a) v = _mm512_setzero_ps();
-      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw)
-        for (int i = 0; i < NT; ++i) {
-          const __m512i word = _mm512_loadu_si512(tile[i] + jw * kTile);
-          for (int pair = 0; pair < 4; ++pair) {
-            // Each 16-bit half now has its pair element (2 * pair, 2 * pair + 1) in the low nibble.
-            const __m512i shifted = pair == 0 ? word : _mm512_srli_epi16(word, unsigned(4 * pair));
-            const __m512bh q = (__m512bh)_mm512_permutexvar_epi16(shifted, table);
-            for (int r = 0; r < R; ++r)
-              acc[r][i] = _mm512_dpbf16_ps(acc[r][i], q, (__m512bh)_mm512_set1_epi32(load32(act[r] + jw * 8 + 2 * pair)));
+      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
+        __m512i word[NT];
+            for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
+            for (int pair = 0; pair < 4; ++pair) {
+          // Each 16-bit half now has its pair element (2 * pair, 2 * pair + 1) in the low nibble.
+          __m512i q[NT];
+                for (int i = 0; i < NT; ++i)
+            q[i] = _mm512_permutexvar_epi16(pair == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * pair)), table);
+                for (int r = 0; r < R; ++r) {
+            const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 4 + pair) * R + r) * 4));
+                    for (int i = 0; i < NT; ++i) acc[r][i] = dpbf16(acc[r][i], q[i], x);
           }
         }
-      for (int i = 0; i < NT; ++i) {
+      }
+        for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-        for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
+            for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
       }
     }
   }
@@ -94,8 +108,7 @@ struct VnniBlock {
     const Storage& w = *j.w;
     constexpr int KPW = 32 / BITS;
     const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
-    const int8_t* act[R];
-    for (int r = 0; r < R; ++r) act[r] = static_cast<const int8_t*>(j.act) + (m0 + r) * j.act_stride;
+    const char* act = j.act.unit(m0, 0);  // R rows interleaved: unit u of row r at (u * R + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / KPW;
@@ -103,26 +116,31 @@ struct VnniBlock {
       __m512i acc[R][NT];
       for (auto& a : acc)
         for (auto& v : a) v = _mm512_setzero_si512();
-      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw)
-        for (int i = 0; i < NT; ++i) {
-          const __m512i word = _mm512_loadu_si512(tile[i] + jw * kTile);
-          if constexpr (BITS == 8) {
-            for (int r = 0; r < R; ++r)
-              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], word, _mm512_set1_epi32(load32(act[r] + jw * 4)));
-          } else {
-            // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
-            // activations in this order.
-            const __m512i lo = _mm512_and_si512(word, low_nibbles);
-            const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(word, 4), low_nibbles);
-            for (int r = 0; r < R; ++r) {
-              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], lo, _mm512_set1_epi32(load32(act[r] + jw * 8)));
-              acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], hi, _mm512_set1_epi32(load32(act[r] + jw * 8 + 4)));
+      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
+        __m512i word[NT];
+            for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
+        if constexpr (BITS == 8) {
+                for (int r = 0; r < R; ++r) {
+            const __m512i x = _mm512_set1_epi32(load32(act + (jw * R + r) * 4));
+                    for (int i = 0; i < NT; ++i) acc[r][i] = dpbusd(acc[r][i], word[i], x);
+          }
+        } else {
+          // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
+          // activations in this order.
+                for (int half = 0; half < 2; ++half) {
+            __m512i q[NT];
+                    for (int i = 0; i < NT; ++i)
+              q[i] = _mm512_and_si512(half ? _mm512_srli_epi32(word[i], 4) : word[i], low_nibbles);
+                    for (int r = 0; r < R; ++r) {
+              const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 2 + half) * R + r) * 4));
+                        for (int i = 0; i < NT; ++i) acc[r][i] = dpbusd(acc[r][i], q[i], x);
             }
           }
         }
-      for (int i = 0; i < NT; ++i) {
+      }
+        for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-        for (int r = 0; r < R; ++r)
+            for (int r = 0; r < R; ++r)
           gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(acc[r][i]), j.act_sums[(m0 + r) * w.groups + g]);
       }
     }
@@ -136,11 +154,15 @@ PrepareKernel int8_prepare(int bits) {
   return bits == 4 ? &Prepare<A, X>::template i8<WordOrder::vnni_int4> : &Prepare<A, X>::template i8<WordOrder::natural>;
 }
 
-// Small m: every row of a block shares each weight load, and four tiles give four independent
-// accumulator chains. Larger m: 8 rows x 2 tiles = 16 accumulators reuse each weight 8 times.
+// One row: four tiles give four independent accumulator chains and four weight streams.
+// Few rows: 4 x 4 tiles. Many: 8 x 2 = 16 accumulators reuse each weight load 8 times.
 template <class Block>
 void choose_blocking(GemmKernel& k, int64_t m) {
-  if (m < 8) {
+  if (m == 1) {
+    k.run = &run_blocks<A, Block, 1, 4>;
+    k.rows_per_block = 1;
+    k.tiles_per_block = 4;
+  } else if (m <= 4) {
     k.run = &run_blocks<A, Block, 4, 4>;
     k.rows_per_block = 4;
     k.tiles_per_block = 4;
@@ -149,6 +171,7 @@ void choose_blocking(GemmKernel& k, int64_t m) {
     k.rows_per_block = 8;
     k.tiles_per_block = 2;
   }
+  k.act_rows = k.rows_per_block;
 }
 
 }  // namespace
@@ -166,7 +189,7 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
     else choose_blocking<VnniBlock<8>>(k, m);
   } else if (x == DType::bf16 && w.format.bits == 4) {
     k.compute = ComputeType::bf16;
-    k.prepare = &Prepare<A, DType::bf16>::bf16;
+    k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
     choose_blocking<Bf16Int4Block>(k, m);
   }
   return k;
