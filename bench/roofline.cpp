@@ -50,6 +50,20 @@ __attribute__((target("avx2"))) double sum_avx2(const float* p, std::size_t n) {
   return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
 }
 
+// The same over four interleaved streams (four quarters of p), the access pattern of kernels
+// that walk several weight tiles or KV pages at once; some memory systems serve it faster.
+__attribute__((target("avx512f"))) double sum4_avx512(const float* p, std::size_t n) {
+  const std::size_t q = n / 4;
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i < q; i += 16) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + q + i));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + 2 * q + i));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + 3 * q + i));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 double dram_read_gbs(int threads) {
   const std::size_t bytes = std::size_t(1) << 30, n = bytes / sizeof(float);
   float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
@@ -57,20 +71,23 @@ double dram_read_gbs(int threads) {
   const bool avx512 = pagedinfer::detected_isa() >= pagedinfer::Isa::avx512;
   std::vector<double> gbs;
   volatile double sink = 0;
-  for (int pass = 0; pass < 5; ++pass) {
+  for (int pass = 0; pass < 6; ++pass) {
     const auto t0 = Clock::now();
     double total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
     {
       const std::size_t per = n / std::size_t(omp_get_num_threads());
       const float* p = buf + per * std::size_t(omp_get_thread_num());
-      total += avx512 ? sum_avx512(p, per) : sum_avx2(p, per);
+      total += !avx512 ? sum_avx2(p, per) : pass % 2 ? sum4_avx512(p, per) : sum_avx512(p, per);
     }
     gbs.push_back(double(bytes) / seconds_since(t0) / 1e9);
     sink = sink + total;
   }
   std::free(buf);
-  return median(gbs);
+  // The best of the two patterns' medians (one and four streams alternate).
+  std::vector<double> one, four;
+  for (std::size_t i = 0; i < gbs.size(); ++i) (i % 2 ? four : one).push_back(gbs[i]);
+  return std::max(median(one), four.empty() ? 0.0 : median(four));
 }
 
 // Throughput loops with 12 independent accumulators (enough to cover FMA latency x ports).
@@ -85,12 +102,24 @@ __attribute__((target("avx512f"))) double fma_loop(int64_t iters) {
   return _mm512_reduce_add_ps(s);  // flops: iters * 12 * 16 * 2
 }
 
+// acc + dot products, in place. Inline asm rather than intrinsics: GCC 12 gives the intrinsics'
+// accumulator the register class of their VEX forms (xmm0-15) and copies each of 12
+// accumulators through a second register every step, which understates the peak.
+__attribute__((target("avx512f,avx512bf16"))) inline __m512 dpbf16(__m512 acc, __m512bh a, __m512bh b) {
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+__attribute__((target("avx512f,avx512vnni"))) inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
 __attribute__((target("avx512f,avx512bf16"))) double bf16_loop(int64_t iters) {
   __m512 acc[12];
   for (auto& a : acc) a = _mm512_setzero_ps();
   const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3a80);
   for (int64_t i = 0; i < iters; ++i)
-    for (auto& a : acc) a = _mm512_dpbf16_ps(a, x, y);
+    for (auto& a : acc) a = dpbf16(a, x, y);
   __m512 s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
   return _mm512_reduce_add_ps(s);  // flops: iters * 12 * 32 * 2
@@ -101,7 +130,7 @@ __attribute__((target("avx512f,avx512vnni"))) double int8_loop(int64_t iters) {
   for (auto& a : acc) a = _mm512_setzero_si512();
   const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
   for (int64_t i = 0; i < iters; ++i)
-    for (auto& a : acc) a = _mm512_dpbusd_epi32(a, x, y);
+    for (auto& a : acc) a = dpbusd(a, x, y);
   __m512i s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
   return double(_mm512_reduce_add_epi32(s));  // ops: iters * 12 * 64 * 2

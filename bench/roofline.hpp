@@ -12,7 +12,8 @@
 namespace bench {
 
 struct Ceilings {
-  double dram_read_gbs = 0;  // sum of a 1 GiB random buffer, wide loads, median of 5 passes
+  double dram_read_gbs = 0;  // sum of a 1 GiB random buffer, wide loads: the better of one and four
+                             // streams per thread, each the median of 3 passes
   double fp32_fma_gflops = 0;
   double bf16_dot_gflops = 0;  // vdpbf16ps; 0 where the CPU has none
   double int8_dot_gops = 0;    // vpdpbusd; 0 where the CPU has none

@@ -17,7 +17,7 @@ constexpr int64_t kTile = QuantizedWeight::Storage::kTileN;
 // The fp16 scales of (group g, tile t) and the offsets of kernel.hpp's formula, as fp32:
 // offset = -scale * z (symmetric: z = 2^(bits-1)), or m (float_offset).
 inline void group_params(const QuantizedWeight::Storage& w, int64_t g, int64_t t, float* scale, float* offset) {
-  const int64_t base = g * w.n_packed + t * kTile;
+  const int64_t base = w.param(t * kTile, g);
   for (int l = 0; l < kTile; ++l) {
     scale[l] = f16_bits_to_float(w.scales[base + l]);
     switch (w.format.zero) {

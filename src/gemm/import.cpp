@@ -41,8 +41,8 @@ QuantizedWeight import_awq(const int32_t* qweight, const int32_t* qzeros, const 
       for (int p = 0; p < 8; ++p) s->set_q(8 * j + kAwqOrder[p], i, field(qweight[i * words + j], p, 4));
   for (int64_t g = 0; g < s->groups; ++g) {
     for (int64_t j = 0; j < words; ++j)
-      for (int p = 0; p < 8; ++p) s->zeros[g * s->n_packed + 8 * j + kAwqOrder[p]] = uint16_t(field(qzeros[g * words + j], p, 4));
-    std::copy(scales + g * n, scales + (g + 1) * n, s->scales.begin() + g * s->n_packed);
+      for (int p = 0; p < 8; ++p) s->zeros[s->param(8 * j + kAwqOrder[p], g)] = uint16_t(field(qzeros[g * words + j], p, 4));
+    for (int64_t col = 0; col < n; ++col) s->scales[s->param(col, g)] = scales[g * n + col];
   }
   return QuantizedWeight(std::move(s));
 }
@@ -90,8 +90,8 @@ QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const
   for (int64_t g = 0; g < s->groups; ++g) {
     for (int64_t j = 0; j < zero_words; ++j)
       for (int p = 0; p < per_word; ++p)
-        s->zeros[g * s->n_packed + j * per_word + p] = uint16_t(field(qzeros[g * zero_words + j], p, bits) + 1);
-    std::copy(scales + g * n, scales + (g + 1) * n, s->scales.begin() + g * s->n_packed);
+        s->zeros[s->param(j * per_word + p, g)] = uint16_t(field(qzeros[g * zero_words + j], p, bits) + 1);
+    for (int64_t col = 0; col < n; ++col) s->scales[s->param(col, g)] = scales[g * n + col];
   }
   return QuantizedWeight(std::move(s));
 }
@@ -112,7 +112,7 @@ QuantizedWeight import_blocks(const char* where, const void* blocks, int64_t n, 
       const uint8_t* block = bytes + (row * (k / 32) + b) * block_bytes;
       uint16_t d;
       std::memcpy(&d, block, 2);
-      s->scales[b * s->n_packed + row] = d;
+      s->scales[s->param(row, b)] = d;
       for (int j = 0; j < 32; ++j) s->set_q(row, b * 32 + j, values(block + 2, j));
     }
   return QuantizedWeight(std::move(s));

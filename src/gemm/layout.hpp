@@ -16,7 +16,9 @@
 // kernel holding two neighbouring tiles can apply SiLU(gate) * up before storing.
 // n_packed is a multiple of 4 tiles, so column blocks of 1, 2 or 4 tiles never need a tail.
 // Padding columns have q = 0 and scale 0, so they compute 0.
-// Group params [groups][n_packed]: fp16 scales; fp16 m (float_offset) or uint16 z (zero_point).
+// Group params by tile, then group, then lane ([n_packed / 16][groups][16]), so a kernel walking
+// a tile along k reads them as one more sequential stream: fp16 scales; fp16 m (float_offset)
+// or uint16 z (zero_point).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -37,8 +39,8 @@ struct QuantizedWeight::Storage {
   int64_t group = 0, groups = 0;  // effective group length in packed k, and their count
 
   std::vector<uint32_t> q;          // [n_packed / 16][k_packed / kpw][16]
-  std::vector<uint16_t> scales;     // [groups][n_packed] fp16 bits
-  std::vector<uint16_t> zeros;      // [groups][n_packed]: z (zero_point), fp16 m (float_offset); empty if symmetric
+  std::vector<uint16_t> scales;     // [n_packed / 16][groups][16] fp16 bits
+  std::vector<uint16_t> zeros;      // as scales: z (zero_point), fp16 m (float_offset); empty if symmetric
   std::vector<int32_t> k_order;     // [k_packed] source k at each packed k (-1: padding); empty = identity
   std::vector<int32_t> k_position;  // [k] packed k of each source k (derived, not saved); empty = identity
 
@@ -53,6 +55,8 @@ struct QuantizedWeight::Storage {
   void index_k_order();
 
   int64_t packed_column(int64_t row) const;  // packed column of weight row `row`
+  // Index into scales and zeros of packed column p, group g.
+  int64_t param(int64_t p, int64_t g) const { return ((p / kTileN) * groups + g) * kTileN + p % kTileN; }
   int64_t packed_k(int64_t source_k) const { return k_position.empty() ? source_k : k_position[source_k]; }
   static int shift_of(int bits, int e) { return bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1); }
   uint32_t& word(int64_t p, int64_t i) { return q[((p / kTileN) * k_words() + i / kpw()) * kTileN + p % kTileN]; }

@@ -49,7 +49,7 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
         lo = std::min(lo, v);
         hi = std::max(hi, v);
       }
-      uint16_t* scale_bits = &s->scales[g * s->n_packed + p];
+      uint16_t* scale_bits = &s->scales[s->param(p, g)];
       float scale = 0.f, offset = 0.f;  // w = scale * q + offset
       if (f.zero == QuantZero::symmetric) {
         const float amax = std::max(std::fabs(lo), std::fabs(hi));
@@ -60,11 +60,11 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
         hi = std::max(hi, 0.f);
         scale = to_f16((hi - lo) / float(qmax), scale_bits);
         const uint32_t z = scale > 0 ? clamp_q(-double(lo) / scale, qmax) : 0u;
-        s->zeros[g * s->n_packed + p] = uint16_t(z);
+        s->zeros[s->param(p, g)] = uint16_t(z);
         offset = -scale * float(z);
       } else {
         scale = to_f16((hi - lo) / float(qmax), scale_bits);
-        offset = to_f16(lo, &s->zeros[g * s->n_packed + p]);
+        offset = to_f16(lo, &s->zeros[s->param(p, g)]);
       }
       // A zero scale means an all-zero group (or a constant one, float_offset): q then
       // dequantizes to 0 (symmetric, zero_point) or to m (float_offset).

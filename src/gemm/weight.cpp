@@ -105,13 +105,13 @@ int32_t QuantizedWeight::q(int64_t n, int64_t k) const {
 double QuantizedWeight::scale(int64_t n, int64_t k) const {
   const Storage& s = storage();
   q(n, k);  // bounds check
-  return detail::f16_bits_to_float(s.scales[s.packed_k(k) / s.group * s.n_packed + s.packed_column(n)]);
+  return detail::f16_bits_to_float(s.scales[s.param(s.packed_column(n), s.packed_k(k) / s.group)]);
 }
 
 double QuantizedWeight::offset(int64_t n, int64_t k) const {
   const Storage& s = storage();
   const double sc = scale(n, k);
-  const uint16_t z = s.zeros.empty() ? 0 : s.zeros[s.packed_k(k) / s.group * s.n_packed + s.packed_column(n)];
+  const uint16_t z = s.zeros.empty() ? 0 : s.zeros[s.param(s.packed_column(n), s.packed_k(k) / s.group)];
   switch (s.format.zero) {
     case QuantZero::symmetric: return -sc * s.symmetric_zero();
     case QuantZero::zero_point: return -sc * double(z);

@@ -1,6 +1,6 @@
 // Quantized GEMM for AVX-512 with VNNI and BF16 (Zen 4+, Cooper Lake, Sapphire Rapids):
-//   W4A16 with bf16 x: int4 q become exact bf16 through a 32-entry table (vpermw) and meet x
-//     in bf16 dot products (vdpbf16ps), 32 products per instruction.
+//   W4A16 / W8A16 with bf16 x: q (int8: each nibble) become exact bf16 through a 32-entry table
+//     (vpermw) and meet x in bf16 dot products (vdpbf16ps), 32 products per instruction.
 //   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
 //     exact int32 group sums.
 // Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
@@ -37,7 +37,7 @@ inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
 struct GroupParams {
   __m512 scale, offset;
   GroupParams(const Storage& w, int64_t g, int64_t t) {
-    const int64_t base = g * w.n_packed + t * kTile;
+    const int64_t base = w.param(t * kTile, g);
     scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales.data() + base)));
     switch (w.format.zero) {
       case QuantZero::symmetric: offset = _mm512_mul_ps(scale, _mm512_set1_ps(-float(1 << (w.format.bits - 1)))); break;
@@ -58,44 +58,54 @@ struct GroupParams {
   }
 };
 
-// bf16 bits of (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of which is the
-// next nibble's low bit, so both halves of the table hold 0..15.
-inline __m512i int4_to_bf16_table() {
+// bf16 bits of scale * (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of
+// which is the next nibble's low bit, so both halves of the table hold the same 16 values.
+inline __m512i nibble_to_bf16_table(float scale) {
   alignas(64) uint16_t t[32];
-  for (int i = 0; i < 32; ++i) t[i] = float_to_bf16_bits(float(i & 15));
+  for (int i = 0; i < 32; ++i) t[i] = float_to_bf16_bits(scale * float(i & 15));
   return _mm512_load_si512(t);
 }
 
-struct Bf16Int4Block {
+// bf16 dot products on q made exact bf16 by nibble tables. Per 32-bit lane, step s (a 16-bit
+// shift by 4s) puts one nibble of each half in its low bits:
+//   int4: the pair (2s, 2s + 1), table of q, x pair s of the word's 8 k.
+//   int8: low then high nibble of k (0, 2) for s = 0, 1 and of k (1, 3) for s = 2, 3, tables of
+//         q_lo and 16 q_hi; x pairs (0, 2) and (1, 3) (WordOrder::bf16_int8).
+template <int BITS>
+struct Bf16Block {
+  static constexpr int kKPerWord = 32 / BITS;
+  static constexpr int kUnitsPerWord = kKPerWord / 2;  // x pairs per word
+
   template <int R, int NT>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
-    const __m512i table = int4_to_bf16_table();
+    const __m512i low = nibble_to_bf16_table(1.f), high = nibble_to_bf16_table(16.f);
     const char* act = j.act.unit(m0, 0);  // R rows interleaved: pair u of row r at (u * R + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
-    const int64_t words_per_group = w.group / 8;
+    const int64_t words_per_group = w.group / kKPerWord;
     for (int64_t g = 0; g < w.groups; ++g) {
       __m512 acc[R][NT];
       for (auto& a : acc)
         for (auto& v : a) v = _mm512_setzero_ps();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
-            for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
-            for (int pair = 0; pair < 4; ++pair) {
-          // Each 16-bit half now has its pair element (2 * pair, 2 * pair + 1) in the low nibble.
+        for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
+        for (int step = 0; step < 4; ++step) {
+          const __m512i& table = BITS == 8 && step % 2 ? high : low;
+          const int64_t unit = jw * kUnitsPerWord + (BITS == 4 ? step : step / 2);
           __m512i q[NT];
-                for (int i = 0; i < NT; ++i)
-            q[i] = _mm512_permutexvar_epi16(pair == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * pair)), table);
-                for (int r = 0; r < R; ++r) {
-            const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 4 + pair) * R + r) * 4));
-                    for (int i = 0; i < NT; ++i) acc[r][i] = dpbf16(acc[r][i], q[i], x);
+          for (int i = 0; i < NT; ++i)
+            q[i] = _mm512_permutexvar_epi16(step == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * step)), table);
+          for (int r = 0; r < R; ++r) {
+            const __m512i x = _mm512_set1_epi32(load32(act + (unit * R + r) * 4));
+            for (int i = 0; i < NT; ++i) acc[r][i] = dpbf16(acc[r][i], q[i], x);
           }
         }
       }
-        for (int i = 0; i < NT; ++i) {
+      for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-            for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
+        for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
       }
     }
   }
@@ -187,10 +197,15 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
     }
     if (w.format.bits == 4) choose_blocking<VnniBlock<4>>(k, m);
     else choose_blocking<VnniBlock<8>>(k, m);
-  } else if (x == DType::bf16 && w.format.bits == 4) {
+  } else if (x == DType::bf16) {
     k.compute = ComputeType::bf16;
-    k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
-    choose_blocking<Bf16Int4Block>(k, m);
+    if (w.format.bits == 4) {
+      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
+      choose_blocking<Bf16Block<4>>(k, m);
+    } else {
+      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::bf16_int8>;
+      choose_blocking<Bf16Block<8>>(k, m);
+    }
   }
   return k;
 }
