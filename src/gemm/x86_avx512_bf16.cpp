@@ -58,6 +58,12 @@ struct GroupParams {
   }
 };
 
+// Accumulator sets per (row, tile): a single row walks one tile at a time, so that each thread
+// reads one sequential stream that the hardware prefetcher follows across tiles; four sets
+// (by step or by word) keep the dot products independent.
+template <int R>
+constexpr int kSets = R == 1 ? 4 : 1;
+
 // bf16 bits of scale * (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of
 // which is the next nibble's low bit, so both halves of the table hold the same 16 values.
 inline __m512i nibble_to_bf16_table(float scale) {
@@ -85,9 +91,10 @@ struct Bf16Block {
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / kKPerWord;
     for (int64_t g = 0; g < w.groups; ++g) {
-      __m512 acc[R][NT];
+      __m512 acc[R][NT][kSets<R>];
       for (auto& a : acc)
-        for (auto& v : a) v = _mm512_setzero_ps();
+        for (auto& b : a)
+          for (auto& v : b) v = _mm512_setzero_ps();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
         for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
@@ -99,13 +106,20 @@ struct Bf16Block {
             q[i] = _mm512_permutexvar_epi16(step == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * step)), table);
           for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (unit * R + r) * 4));
-            for (int i = 0; i < NT; ++i) acc[r][i] = dpbf16(acc[r][i], q[i], x);
+            for (int i = 0; i < NT; ++i) {
+              __m512& a = acc[r][i][step % kSets<R>];
+              a = dpbf16(a, q[i], x);
+            }
           }
         }
       }
       for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-        for (int r = 0; r < R; ++r) gp.flush(c + (r * NT + i) * kTile, acc[r][i], j.act_sums[(m0 + r) * w.groups + g]);
+        for (int r = 0; r < R; ++r) {
+          __m512 sum = acc[r][i][0];
+          for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
+          gp.flush(c + (r * NT + i) * kTile, sum, j.act_sums[(m0 + r) * w.groups + g]);
+        }
       }
     }
   }
@@ -123,16 +137,20 @@ struct VnniBlock {
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / KPW;
     for (int64_t g = 0; g < w.groups; ++g) {
-      __m512i acc[R][NT];
+      __m512i acc[R][NT][kSets<R>];
       for (auto& a : acc)
-        for (auto& v : a) v = _mm512_setzero_si512();
+        for (auto& b : a)
+          for (auto& v : b) v = _mm512_setzero_si512();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
             for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
         if constexpr (BITS == 8) {
                 for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (jw * R + r) * 4));
-                    for (int i = 0; i < NT; ++i) acc[r][i] = dpbusd(acc[r][i], word[i], x);
+                    for (int i = 0; i < NT; ++i) {
+              __m512i& a = acc[r][i][jw % kSets<R>];
+              a = dpbusd(a, word[i], x);
+            }
           }
         } else {
           // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
@@ -143,7 +161,10 @@ struct VnniBlock {
               q[i] = _mm512_and_si512(half ? _mm512_srli_epi32(word[i], 4) : word[i], low_nibbles);
                     for (int r = 0; r < R; ++r) {
               const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 2 + half) * R + r) * 4));
-                        for (int i = 0; i < NT; ++i) acc[r][i] = dpbusd(acc[r][i], q[i], x);
+                        for (int i = 0; i < NT; ++i) {
+                __m512i& a = acc[r][i][half % kSets<R>];
+                a = dpbusd(a, q[i], x);
+              }
             }
           }
         }
@@ -151,7 +172,11 @@ struct VnniBlock {
         for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
             for (int r = 0; r < R; ++r)
-          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(acc[r][i]), j.act_sums[(m0 + r) * w.groups + g]);
+        {
+          __m512i sum = acc[r][i][0];
+          for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
+          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), j.act_sums[(m0 + r) * w.groups + g]);
+        }
       }
     }
   }
@@ -164,14 +189,18 @@ PrepareKernel int8_prepare(int bits) {
   return bits == 4 ? &Prepare<A, X>::template i8<WordOrder::vnni_int4> : &Prepare<A, X>::template i8<WordOrder::natural>;
 }
 
-// One row: four tiles give four independent accumulator chains and four weight streams.
-// Few rows: 4 x 4 tiles. Many: 8 x 2 = 16 accumulators reuse each weight load 8 times.
+// One row: one tile at a time (see kSets). Few rows: 4 x 4 tiles. Many: 8 x 2 = 16
+// accumulators reuse each weight load 8 times.
 template <class Block>
-void choose_blocking(GemmKernel& k, int64_t m) {
-  if (m == 1) {
-    k.run = &run_blocks<A, Block, 1, 4>;
+void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
+  if (m == 1 && w.gate_up) {  // SiLU(gate) * up needs the gate and up tiles in one block
+    k.run = &run_blocks<A, Block, 1, 2>;
     k.rows_per_block = 1;
-    k.tiles_per_block = 4;
+    k.tiles_per_block = 2;
+  } else if (m == 1) {
+    k.run = &run_blocks<A, Block, 1, 1>;
+    k.rows_per_block = 1;
+    k.tiles_per_block = 1;
   } else if (m <= 4) {
     k.run = &run_blocks<A, Block, 4, 4>;
     k.rows_per_block = 4;
@@ -195,16 +224,16 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
       case DType::bf16: k.prepare = int8_prepare<DType::bf16>(w.format.bits); break;
       case DType::f16: k.prepare = int8_prepare<DType::f16>(w.format.bits); break;
     }
-    if (w.format.bits == 4) choose_blocking<VnniBlock<4>>(k, m);
-    else choose_blocking<VnniBlock<8>>(k, m);
+    if (w.format.bits == 4) choose_blocking<VnniBlock<4>>(k, w, m);
+    else choose_blocking<VnniBlock<8>>(k, w, m);
   } else if (x == DType::bf16) {
     k.compute = ComputeType::bf16;
     if (w.format.bits == 4) {
       k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
-      choose_blocking<Bf16Block<4>>(k, m);
+      choose_blocking<Bf16Block<4>>(k, w, m);
     } else {
       k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::bf16_int8>;
-      choose_blocking<Bf16Block<8>>(k, m);
+      choose_blocking<Bf16Block<8>>(k, w, m);
     }
   }
   return k;
