@@ -96,25 +96,37 @@ struct Prepare {
     return std::fabs(v) <= 127.f ? int8_t(std::nearbyint(v)) : int8_t(0);
   }
 
+  // Sets row m's scale, max|x| / 127, and returns the factor 127 / max|x| (0 for a zero or
+  // non-finite maximum).
+  static float row_scale(const PrepareJob& j, int64_t m) {
+    const char* x = x_row(j, m);
+    F vmax(0.f);
+    int64_t i = 0;
+    for (; i + W <= j.w->k; i += W) vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
+    alignas(64) float lanes[W];
+    vmax.store_aligned(lanes);
+    float amax = *std::max_element(lanes, lanes + W);
+    for (; i < j.w->k; ++i) amax = std::max(amax, std::fabs(scalar_as<X>(x, i)));
+    j.row_scale[m] = amax / 127.f;
+    return amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
+  }
+
+  // Stores a[i] of row m at its place in the layout.
+  template <WordOrder O>
+  static void put(const PrepareJob& j, int64_t m, int64_t i, int8_t v) {
+    const int64_t p = ordered_position<O>(i);
+    reinterpret_cast<int8_t*>(j.act.unit(m, p / 4))[p % 4] = v;
+  }
+
   // int8 compute: a = round(x * 127 / max|x|), row scale max|x| / 127, exact int sums.
   template <WordOrder O>
   static void i8(const PrepareJob& j, int64_t m0, int64_t m1) {
     const auto& w = *j.w;
     for (int64_t m = m0; m < m1; ++m) {
       const char* x = x_row(j, m);
-      const auto put = [&](int64_t i, int8_t v) {
-        const int64_t p = ordered_position<O>(i);
-        reinterpret_cast<int8_t*>(j.act.unit(m, p / 4))[p % 4] = v;
-      };
-      F vmax(0.f);
+      const auto put = [&](int64_t i, int8_t v) { Prepare::put<O>(j, m, i, v); };
+      const float inv = row_scale(j, m);
       int64_t i = 0;
-      for (; i + W <= w.k; i += W) vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
-      alignas(64) float lanes[W];
-      vmax.store_aligned(lanes);
-      float amax = *std::max_element(lanes, lanes + W);
-      for (; i < w.k; ++i) amax = std::max(amax, std::fabs(scalar_as<X>(x, i)));
-      const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
-      j.row_scale[m] = amax / 127.f;
       float* sums = j.act_sums + m * w.groups;
       std::fill(sums, sums + w.groups, 0.f);
       if (w.k_order.empty()) {

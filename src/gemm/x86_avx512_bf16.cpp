@@ -8,6 +8,7 @@
 
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/generic.hpp"
+#include "gemm/x86_avx512_prepare.hpp"
 
 namespace pagedinfer::detail {
 namespace {
@@ -186,7 +187,7 @@ using A = Avx512Arch;
 
 template <DType X>
 PrepareKernel int8_prepare(int bits) {
-  return bits == 4 ? &Prepare<A, X>::template i8<WordOrder::vnni_int4> : &Prepare<A, X>::template i8<WordOrder::natural>;
+  return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
 }
 
 // One row: one tile at a time (see kSets). Few rows: 4 x 4 tiles. Many: 8 x 2 = 16
