@@ -144,11 +144,11 @@ struct VnniBlock {
           for (auto& v : b) v = _mm512_setzero_si512();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
-            for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
+        for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
         if constexpr (BITS == 8) {
-                for (int r = 0; r < R; ++r) {
+          for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (jw * R + r) * 4));
-                    for (int i = 0; i < NT; ++i) {
+            for (int i = 0; i < NT; ++i) {
               __m512i& a = acc[r][i][jw % kSets<R>];
               a = dpbusd(a, word[i], x);
             }
@@ -156,24 +156,23 @@ struct VnniBlock {
         } else {
           // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
           // activations in this order.
-                for (int half = 0; half < 2; ++half) {
+          for (int half = 0; half < 2; ++half) {
             __m512i q[NT];
-                    for (int i = 0; i < NT; ++i)
+            for (int i = 0; i < NT; ++i)
               q[i] = _mm512_and_si512(half ? _mm512_srli_epi32(word[i], 4) : word[i], low_nibbles);
-                    for (int r = 0; r < R; ++r) {
+            for (int r = 0; r < R; ++r) {
               const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 2 + half) * R + r) * 4));
-                        for (int i = 0; i < NT; ++i) {
-                __m512i& a = acc[r][i][half % kSets<R>];
+              for (int i = 0; i < NT; ++i) {
+                __m512i& a = acc[r][i][(2 * jw + half) % kSets<R>];
                 a = dpbusd(a, q[i], x);
               }
             }
           }
         }
       }
-        for (int i = 0; i < NT; ++i) {
+      for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-            for (int r = 0; r < R; ++r)
-        {
+        for (int r = 0; r < R; ++r) {
           __m512i sum = acc[r][i][0];
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
           gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), j.act_sums[(m0 + r) * w.groups + g]);
