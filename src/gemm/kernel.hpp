@@ -16,9 +16,10 @@ namespace pagedinfer::detail {
 
 enum class ComputeType { f32, bf16, i8 };
 
-// Every kernel's rows per block divides this; the workspace pads m to a multiple of it with
-// zero rows, so kernels always compute whole blocks (the epilogue stores only the real rows).
-constexpr int64_t kMaxBlockRows = 8;
+// Every kernel's rows per block (1, 2, 4, 6 or 8) divides this; the workspace pads m to a
+// multiple of it with zero rows, so kernels always compute whole blocks (the epilogue stores
+// only the real rows).
+constexpr int64_t kMaxBlockRows = 24;
 
 // Prepared activations: rows in blocks of `rows`, block b at data + b * block_bytes. A block
 // holds 4-byte units of k (one fp32, a pair of bf16 or four int8), interleaved by row, so a

@@ -150,10 +150,10 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.n_out = n_out;
 
   // Units of (row block, column block), row block major, so that the threads share one row
-  // block's activations while it is in cache. Row blocks of ~64 rows keep a block of bf16
-  // activations (64 x 4096 x 2 bytes) in L2; a column block is 4 tiles (64 columns).
-  const int64_t rows = kernel.rows_per_block;
-  const int64_t row_block = std::max<int64_t>(rows, (64 + rows - 1) / rows * rows);
+  // block's activations while it is in cache. Row blocks of 48 rows (a multiple of every
+  // kernel's rows) keep a block of bf16 activations (48 x 4096 x 2 bytes) in L2; a column block
+  // is 4 tiles (64 columns).
+  const int64_t row_block = 48;
   const int64_t row_blocks = (p.m + row_block - 1) / row_block;
   const int64_t col_block = 4;
   const int64_t col_blocks = w.tiles() / col_block;
