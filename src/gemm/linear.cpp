@@ -153,9 +153,9 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   // block's activations while it is in cache. Row blocks of 48 rows (a multiple of every
   // kernel's rows) keep a block of bf16 activations (48 x 4096 x 2 bytes) in L2; a column block
   // is 4 tiles (64 columns).
-  const int64_t row_block = 48;
+  const int64_t row_block = detail::kUnitRows;
   const int64_t row_blocks = (p.m + row_block - 1) / row_block;
-  const int64_t col_block = 4;
+  const int64_t col_block = detail::kUnitTiles;
   const int64_t col_blocks = w.tiles() / col_block;
   detail::parallel_for(row_blocks * col_blocks, p.num_threads, 1, [&](int64_t u) {
     const int64_t rb = u / col_blocks, cb = u % col_blocks;

@@ -8,6 +8,7 @@
 
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/generic.hpp"
+#include "gemm/x86_avx512_panel.hpp"
 #include "gemm/x86_avx512_prepare.hpp"
 
 namespace pagedinfer::detail {
@@ -20,44 +21,6 @@ inline int32_t load32(const void* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
-
-// acc + the dot products of a and b. Inline asm rather than the intrinsics: GCC 12 allocates
-// the intrinsics' accumulator in xmm0-15 only (the class of their VEX forms), so with more
-// than a dozen accumulators it copies each one through a second register on every step.
-inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
-  return acc;
-}
-inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
-  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-  return acc;
-}
-
-// The group params of blocks.hpp for one tile, vectorized: this runs once per group and tile,
-// which at m = 1 is every 64 dot products.
-struct GroupParams {
-  __m512 scale, offset;
-  GroupParams(const Storage& w, int64_t g, int64_t t) {
-    const int64_t base = w.param(t * kTile, g);
-    scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales.data() + base)));
-    switch (w.format.zero) {
-      case QuantZero::symmetric: offset = _mm512_mul_ps(scale, _mm512_set1_ps(-float(1 << (w.format.bits - 1)))); break;
-      case QuantZero::zero_point: {
-        const __m512i z = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.zeros.data() + base)));
-        offset = _mm512_mul_ps(scale, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(z)));
-        break;
-      }
-      case QuantZero::float_offset:
-        offset = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.zeros.data() + base)));
-        break;
-    }
-  }
-  // c += sum * scale + offset * act_sum
-  void flush(float* c, __m512 sum, float act_sum) const {
-    const __m512 v = _mm512_fmadd_ps(sum, scale, _mm512_load_ps(c));
-    _mm512_store_ps(c, _mm512_fmadd_ps(offset, _mm512_set1_ps(act_sum), v));
-  }
-};
 
 // Accumulator sets per (row, tile): a single row walks one tile at a time, so that each thread
 // reads one sequential stream that the hardware prefetcher follows across tiles; four sets
@@ -109,7 +72,7 @@ struct Bf16Block {
             const __m512i x = _mm512_set1_epi32(load32(act + (unit * R + r) * 4));
             for (int i = 0; i < NT; ++i) {
               __m512& a = acc[r][i][step % kSets<R>];
-              a = dpbf16(a, q[i], x);
+              a = Bf16Dot::dot(a, q[i], x);
             }
           }
         }
@@ -119,7 +82,7 @@ struct Bf16Block {
         for (int r = 0; r < R; ++r) {
           __m512 sum = acc[r][i][0];
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, sum, j.act_sums[(m0 + r) * w.groups + g]);
+          gp.flush(c + (r * NT + i) * kTile, sum, true, j.act_sums[(m0 + r) * w.groups + g]);
         }
       }
     }
@@ -150,7 +113,7 @@ struct VnniBlock {
             const __m512i x = _mm512_set1_epi32(load32(act + (jw * R + r) * 4));
             for (int i = 0; i < NT; ++i) {
               __m512i& a = acc[r][i][jw % kSets<R>];
-              a = dpbusd(a, word[i], x);
+              a = VnniDot::dot(a, word[i], x);
             }
           }
         } else {
@@ -164,7 +127,7 @@ struct VnniBlock {
               const __m512i x = _mm512_set1_epi32(load32(act + ((jw * 2 + half) * R + r) * 4));
               for (int i = 0; i < NT; ++i) {
                 __m512i& a = acc[r][i][(2 * jw + half) % kSets<R>];
-                a = dpbusd(a, q[i], x);
+                a = VnniDot::dot(a, q[i], x);
               }
             }
           }
@@ -175,7 +138,7 @@ struct VnniBlock {
         for (int r = 0; r < R; ++r) {
           __m512i sum = acc[r][i][0];
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), j.act_sums[(m0 + r) * w.groups + g]);
+          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), true, j.act_sums[(m0 + r) * w.groups + g]);
         }
       }
     }
@@ -214,10 +177,19 @@ void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
   k.act_rows = k.rows_per_block;
 }
 
+template <class Unpack, class Dot, int MR, int NT>
+void use_panel(GemmKernel& k) {
+  k.run = &run_panel_blocks<Unpack, Dot, MR, NT>;
+  k.rows_per_block = k.act_rows = MR;
+  k.tiles_per_block = NT;
+}
+
 }  // namespace
 
 GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k;
+  // Many rows of W8A16 run on unpacked panels (x86_avx512_panel.hpp).
+  const bool panel = m > 4;
   if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
     switch (x) {
@@ -232,6 +204,9 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
     if (w.format.bits == 4) {
       k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
       choose_blocking<Bf16Block<4>, 8, 2>(k, w, m);
+    } else if (panel) {
+      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
+      use_panel<Int8ToBf16, Bf16Dot, 8, 2>(k);
     } else {
       k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::bf16_int8>;
       choose_blocking<Bf16Block<8>, 8, 2>(k, w, m);
