@@ -67,6 +67,7 @@ void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k,
   p.m = m;
   p.x = x.get();
   p.x_dtype = DType::bf16;
+  p.k = k;
   p.x_stride = k;
   p.y = y.get();
   p.y_dtype = DType::bf16;

@@ -216,7 +216,7 @@ struct GptqCheckpoint {
 
 TEST(ImportGptq, LiteralWordsAndTheV1ZeroConvention) {
   // Column 0: rows 0..7 hold 0..7; stored zero 0 means z = 1; stored 15 means z = 16 (v1 wrap).
-  std::vector<int32_t> qweight(8 * 2, 0);
+  std::vector<int32_t> qweight(64 / 8 * 16, 0);  // [k / 8, n]
   qweight[0] = 0x76543210;
   std::vector<int32_t> qzeros(2, 0);
   qzeros[0] = int32_t(0xF0u << 0);  // column 0: stored 0 -> z 1; column 1: stored 15 -> z 16

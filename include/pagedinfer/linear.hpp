@@ -31,6 +31,7 @@ enum class LinearActivations : int32_t { float_ = 0, int8_per_token = 1 };
 
 struct LinearParams {
   int64_t m = 0;              // rows of x and y
+  int64_t k = 0;              // columns of x: must equal the weight's k
   const void* x = nullptr;    // [m, k], row stride x_stride (elements)
   DType x_dtype = DType::bf16;
   int64_t x_stride = 0;

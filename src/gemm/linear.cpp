@@ -59,6 +59,7 @@ void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
   PAGEDINFER_CHECK(p.bias == nullptr || dtype_size(p.bias_dtype) != 0, kWhere, "params.bias_dtype is not a DType");
   PAGEDINFER_CHECK(p.bias == nullptr || detail::aligned_to(p.bias, p.bias_dtype), kWhere,
                    "params.bias must be aligned to its element size");
+  PAGEDINFER_CHECK(p.k == w.k, kWhere, "params.k = ", p.k, " does not match the weight's k = ", w.k);
   if (p.m == 0) return;
   PAGEDINFER_CHECK(p.x_stride >= w.k, kWhere, "params.x_stride = ", p.x_stride, " is smaller than k = ", w.k);
   PAGEDINFER_CHECK(p.y_stride >= n_out, kWhere, "params.y_stride = ", p.y_stride,

@@ -43,6 +43,7 @@ float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) 
 
 void linear(const QuantizedWeight& w, const LinearParams& p) {
   PAGEDINFER_CHECK(!p.silu_mul || w.gate_up(), "reference::linear", "silu_mul needs a gate_up weight");
+  PAGEDINFER_CHECK(p.k == w.k(), "reference::linear", "params.k = ", p.k, " does not match the weight's k = ", w.k());
   const int64_t n = w.n(), k = w.k(), n_out = p.silu_mul ? n / 2 : n;
   const size_t xs = dtype_size(p.x_dtype), ys = dtype_size(p.y_dtype);
   std::vector<double> wd(size_t(n * k));

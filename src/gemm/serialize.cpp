@@ -35,6 +35,7 @@ class Writer {
   template <class T>
   void put_array(const std::vector<T>& v) {
     put(uint64_t(v.size()));
+    if (v.empty()) return;
     const auto* p = reinterpret_cast<const uint8_t*>(v.data());
     out.insert(out.end(), p, p + v.size() * sizeof(T));
   }
@@ -64,6 +65,7 @@ class Reader {
   void take(void* dst, size_t bytes, const char* what) {
     PAGEDINFER_CHECK(bytes <= n_ - off_, "load", "the data is truncated: ", what, " needs ", bytes,
                      " bytes at offset ", off_, " of ", n_);
+    if (bytes == 0) return;  // an empty array: dst may be null
     std::memcpy(dst, p_ + off_, bytes);
     off_ += bytes;
   }
