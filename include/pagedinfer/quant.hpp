@@ -73,9 +73,10 @@ class PAGEDINFER_API QuantizedWeight {
 // (2^bits - 1), z = round(-min / s) clamped, m = min. s (and m) are rounded to fp16 first and q
 // is computed with the rounded values, so dequantize() returns exactly what linear() uses.
 // gate_up: rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused
-// gate/up layer (vLLM's MergedColumnParallelLinear); n must be even.
+// gate/up layer (vLLM's MergedColumnParallelLinear); n must be even. Rows are quantized on up
+// to num_threads threads.
 PAGEDINFER_API QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride,
-                                        const QuantFormat& format, bool gate_up = false);
+                                        const QuantFormat& format, bool gate_up = false, int num_threads = 1);
 
 // AutoAWQ GEMM checkpoint, int4, w = (q - z) * s:
 //   qweight [k, n/8] int32: word (i, j) holds columns 8j..8j+7 of row i, nibble p (bits 4p..4p+3)

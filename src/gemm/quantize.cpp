@@ -1,9 +1,11 @@
 // quantize(): round-to-nearest quantization of a float weight into the packed layout.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "common/check.hpp"
 #include "common/scalar_convert.hpp"
+#include "common/threading.hpp"
 #include "gemm/layout.hpp"
 
 namespace pagedinfer {
@@ -30,22 +32,36 @@ uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearb
 }  // namespace
 
 QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride, const QuantFormat& f,
-                         bool gate_up) {
+                         bool gate_up, int num_threads) {
   auto s = detail::new_storage("quantize", n, k, f, gate_up);
   PAGEDINFER_CHECK(w != nullptr, "quantize", "w is null");
   PAGEDINFER_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "quantize", "dtype = ",
                    int(dtype), " is not a DType");
   PAGEDINFER_CHECK(stride >= k, "quantize", "stride = ", stride, " is smaller than k = ", k);
+  PAGEDINFER_CHECK(num_threads >= 1, "quantize", "num_threads = ", num_threads, " must be >= 1");
+  // The first non-finite element, if any (rows in parallel; the error is thrown outside).
+  std::vector<int64_t> first_bad(size_t(n), k);
+  detail::parallel_for(n, num_threads, 16, [&](int64_t row) {
+    for (int64_t i = 0; i < k; ++i)
+      if (!std::isfinite(element(w, dtype, row * stride + i))) {
+        first_bad[size_t(row)] = i;
+        return;
+      }
+  });
+  for (int64_t row = 0; row < n; ++row)
+    PAGEDINFER_CHECK(first_bad[size_t(row)] == k, "quantize", "w[", row, "][", first_bad[size_t(row)],
+                     "] = ", element(w, dtype, row * stride + first_bad[size_t(row)]), " is not finite");
+
   const int32_t qmax = (1 << f.bits) - 1;
   const int64_t group = f.group_size ? f.group_size : k;
-  for (int64_t row = 0; row < n; ++row) {
+  // Rows are independent: each owns its packed column's words, scales and zeros.
+  detail::parallel_for(n, num_threads, 16, [&](int64_t row) {
     const int64_t p = s->packed_column(row);
     for (int64_t g = 0; g * group < k; ++g) {
       const int64_t k0 = g * group;
       float lo = element(w, dtype, row * stride + k0), hi = lo;
       for (int64_t i = k0; i < k0 + group; ++i) {
         const float v = element(w, dtype, row * stride + i);
-        PAGEDINFER_CHECK(std::isfinite(v), "quantize", "w[", row, "][", i, "] = ", v, " is not finite");
         lo = std::min(lo, v);
         hi = std::max(hi, v);
       }
@@ -74,7 +90,7 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
         s->set_q(p, i, scale > 0 ? clamp_q((v - double(offset)) / double(scale), qmax) : q_of_zero_scale);
       }
     }
-  }
+  });
   return QuantizedWeight(std::move(s));
 }
 
