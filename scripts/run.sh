@@ -6,7 +6,7 @@ bash scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPAGEDINFER_BUILD_TESTS=OFF
 cmake --build build -j2
 mkdir -p build/report
-for b in bench_attention bench_kv_cache bench_norm bench_rope bench_gemm; do
+for b in bench_attention bench_kv_cache bench_norm bench_rope bench_gemm bench_e2e; do
   echo "=== $b"
   ./build/bench/$b --benchmark_out=build/report/$b.json --benchmark_out_format=json "$@"
 done

@@ -68,6 +68,12 @@ class Engine {
   std::vector<uint8_t> export_sequence(int64_t id);
   void import_sequence(const std::vector<uint8_t>& data);
 
+  // Benchmarks: a running sequence whose prompt r.prompt is already in the cache with
+  // synthetic K/V (uniform bf16 in [-1, 1)) and whose first token is the prompt's last, as if
+  // prefilled here. Decode costs do not depend on the values, and long contexts then need no
+  // prefill.
+  void add_synthetic_prefilled(const Request& r, uint64_t seed);
+
   bool finished(int64_t id) const { return results_.count(id) != 0; }
   const std::map<int64_t, Result>& results() const { return results_; }
   bool prefilled(int64_t id) const;  // running, prompt in the cache, first token sampled

@@ -107,4 +107,31 @@ void Engine::import_sequence(const std::vector<uint8_t>& data) {
   running_.push_back(std::move(s));
 }
 
+void Engine::add_synthetic_prefilled(const Request& r, uint64_t seed) {
+  add_request(r);  // validates, and queues at the back
+  std::unique_ptr<Sequence> s = std::move(waiting_.back());
+  waiting_.pop_back();
+  const int32_t needed = blocks_for(int64_t(s->prompt_len) + s->max_new_tokens), used = blocks_for(s->prompt_len);
+  if (blocks_.free_blocks() < needed)
+    throw OutOfBlocks("add_synthetic_prefilled: " + std::to_string(needed) + " KV blocks needed, " +
+                      std::to_string(blocks_.free_blocks()) + " free");
+  for (int32_t i = 0; i < needed; ++i) s->blocks.push_back(blocks_.allocate());
+  const size_t block_elems = size_t(config_.block_size) * size_t(model_.kv_size());
+  uint64_t state = seed;
+  for (int32_t l = 0; l < model_.layers; ++l)
+    for (std::vector<uint16_t>* pool : {&k_pool_[size_t(l)], &v_pool_[size_t(l)]})
+      for (int32_t i = 0; i < used; ++i) {
+        uint16_t* block = pool->data() + size_t(s->blocks[size_t(i)]) * block_elems;
+        for (size_t e = 0; e < block_elems; ++e) {
+          state = state * 6364136223846793005ull + 1442695040888963407ull;  // LCG: fast and plenty here
+          block[e] = pagedinfer::float_to_bf16(float(int32_t(state >> 40) - (1 << 23)) / float(1 << 23));
+        }
+      }
+  s->computed = s->prompt_len;
+  s->tokens.push_back(s->tokens.back());
+  s->generated = 1;
+  s->first_token_seconds = 0;
+  running_.push_back(std::move(s));
+}
+
 }  // namespace decoder

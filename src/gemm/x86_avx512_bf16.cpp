@@ -152,7 +152,7 @@ PrepareKernel int8_prepare(int bits) {
   return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
 }
 
-// One row: one tile at a time (see kSets). Few rows: 4 x 4 tiles. Many: MR x NT accumulators
+// One row: one tile at a time (see kSets). Up to 8 rows: 4 x 4 tiles. Many: MR x NT accumulators
 // reuse each weight load MR times and each activation broadcast NT times; VNNI measured best
 // at 6 x 4 (24 accumulators), bf16 at 8 x 2.
 template <class Block, int MR, int NT>
@@ -165,7 +165,7 @@ void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
     k.run = &run_blocks<A, Block, 1, 1>;
     k.rows_per_block = 1;
     k.tiles_per_block = 1;
-  } else if (m <= 4) {
+  } else if (m <= 8) {
     k.run = &run_blocks<A, Block, 4, 4>;
     k.rows_per_block = 4;
     k.tiles_per_block = 4;
