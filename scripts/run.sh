@@ -10,4 +10,6 @@ for b in bench_attention bench_kv_cache bench_norm bench_rope bench_gemm bench_e
   echo "=== $b"
   ./build/bench/$b --benchmark_out=build/report/$b.json --benchmark_out_format=json "$@"
 done
+echo "=== serve_decoder (examples/decoder): continuous batching on the tiny model"
+./build/examples/serve_decoder --model tiny --batch 8 --context 256 --decode 32 --threads 2
 echo "JSON results: build/report/*.json"
