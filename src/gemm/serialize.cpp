@@ -32,8 +32,8 @@ class Writer {
     const auto* p = reinterpret_cast<const uint8_t*>(&v);
     out.insert(out.end(), p, p + sizeof(T));
   }
-  template <class T>
-  void put_array(const std::vector<T>& v) {
+  template <class T, class Alloc>
+  void put_array(const std::vector<T, Alloc>& v) {
     put(uint64_t(v.size()));
     if (v.empty()) return;
     const auto* p = reinterpret_cast<const uint8_t*>(v.data());
@@ -51,8 +51,8 @@ class Reader {
     take(&v, sizeof(T), what);
     return v;
   }
-  template <class T>
-  void get_array(std::vector<T>& v, size_t expected, const char* what, bool may_be_empty = false) {
+  template <class T, class Alloc>
+  void get_array(std::vector<T, Alloc>& v, size_t expected, const char* what, bool may_be_empty = false) {
     const uint64_t count = get<uint64_t>(what);
     PAGEDINFER_CHECK(count == expected || (may_be_empty && count == 0), "load", what, " has ", count,
                      " elements; the header implies ", expected);
