@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "common/check.hpp"
-#include "common/scalar_convert.hpp"
+#include "common/convert.hpp"
 #include "common/tensor_check.hpp"
 #include "common/threading.hpp"
 #include "gemm/kernel.hpp"
@@ -40,14 +40,6 @@ struct Workspace {
   }
 };
 
-float scalar(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::f32: return static_cast<const float*>(p)[i];
-    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-  }
-  return 0.f;
-}
 
 void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
   PAGEDINFER_CHECK(p.m >= 0, kWhere, "params.m = ", p.m, " must be >= 0");
@@ -132,7 +124,7 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   if (p.bias) {
     bias = reinterpret_cast<float*>(base + ws.bias);
     std::fill(bias, bias + w.n_packed, 0.f);
-    for (int64_t row = 0; row < w.n; ++row) bias[w.packed_column(row)] = scalar(p.bias, p.bias_dtype, row);
+    for (int64_t row = 0; row < w.n; ++row) bias[w.packed_column(row)] = detail::load_as_float(p.bias, p.bias_dtype, size_t(row));
   }
 
   detail::GemmJob job;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/check.hpp"
+#include "common/convert.hpp"
 #include "common/scalar_convert.hpp"
 #include "common/threading.hpp"
 #include "gemm/layout.hpp"
@@ -12,14 +13,6 @@ namespace pagedinfer {
 
 namespace {
 
-float element(const void* w, DType t, int64_t i) {
-  switch (t) {
-    case DType::f32: return static_cast<const float*>(w)[i];
-    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(w)[i]);
-    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(w)[i]);
-  }
-  return 0.f;
-}
 
 // fp16 rounding of a scale or offset; the value the kernels will use.
 float to_f16(float x, uint16_t* bits) {
@@ -43,14 +36,14 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
   std::vector<int64_t> first_bad(size_t(n), k);
   detail::parallel_for(n, num_threads, 16, [&](int64_t row) {
     for (int64_t i = 0; i < k; ++i)
-      if (!std::isfinite(element(w, dtype, row * stride + i))) {
+      if (!std::isfinite(detail::load_as_float(w, dtype, size_t(row * stride + i)))) {
         first_bad[size_t(row)] = i;
         return;
       }
   });
   for (int64_t row = 0; row < n; ++row)
     PAGEDINFER_CHECK(first_bad[size_t(row)] == k, "quantize", "w[", row, "][", first_bad[size_t(row)],
-                     "] = ", element(w, dtype, row * stride + first_bad[size_t(row)]), " is not finite");
+                     "] = ", detail::load_as_float(w, dtype, size_t(row * stride + first_bad[size_t(row)])), " is not finite");
 
   const int32_t qmax = (1 << f.bits) - 1;
   const int64_t group = f.group_size ? f.group_size : k;
@@ -59,9 +52,9 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
     const int64_t p = s->packed_column(row);
     for (int64_t g = 0; g * group < k; ++g) {
       const int64_t k0 = g * group;
-      float lo = element(w, dtype, row * stride + k0), hi = lo;
+      float lo = detail::load_as_float(w, dtype, size_t(row * stride + k0)), hi = lo;
       for (int64_t i = k0; i < k0 + group; ++i) {
-        const float v = element(w, dtype, row * stride + i);
+        const float v = detail::load_as_float(w, dtype, size_t(row * stride + i));
         lo = std::min(lo, v);
         hi = std::max(hi, v);
       }
@@ -86,7 +79,7 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
       // dequantizes to 0 (symmetric, zero_point) or to m (float_offset).
       const uint32_t q_of_zero_scale = f.zero == QuantZero::symmetric ? uint32_t(1 << (f.bits - 1)) : 0u;
       for (int64_t i = k0; i < k0 + group; ++i) {
-        const double v = element(w, dtype, row * stride + i);
+        const double v = detail::load_as_float(w, dtype, size_t(row * stride + i));
         s->set_q(p, i, scale > 0 ? clamp_q((v - double(offset)) / double(scale), qmax) : q_of_zero_scale);
       }
     }

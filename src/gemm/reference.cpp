@@ -3,39 +3,23 @@
 #include <vector>
 
 #include "common/check.hpp"
-#include "common/scalar_convert.hpp"
+#include "common/convert.hpp"
 #include "pagedinfer/linear.hpp"
 
 namespace pagedinfer::reference {
 
 namespace {
 
-double element(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::f32: return static_cast<const float*>(p)[i];
-    case DType::bf16: return detail::bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    case DType::f16: return detail::f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-  }
-  return 0.0;
-}
 
-void store(void* p, DType t, int64_t i, double v) {
-  const float f = float(v);
-  switch (t) {
-    case DType::f32: static_cast<float*>(p)[i] = f; break;
-    case DType::bf16: static_cast<uint16_t*>(p)[i] = detail::float_to_bf16_bits(f); break;
-    case DType::f16: static_cast<uint16_t*>(p)[i] = detail::float_to_f16_bits(f); break;
-  }
-}
 
 }  // namespace
 
 float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) {
   float amax = 0.f;
-  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(float(element(x, dtype, i))));
+  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(detail::load_as_float(x, dtype, size_t(i))));
   const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
   for (int64_t i = 0; i < k; ++i) {
-    const float v = float(element(x, dtype, i)) * inv;  // the product is rounded to fp32, as the rule says
+    const float v = detail::load_as_float(x, dtype, size_t(i)) * inv;  // the product is rounded to fp32, as the rule says
     a[i] = std::fabs(v) <= 127.f ? int8_t(std::nearbyint(v)) : int8_t(0);
   }
   return amax / 127.f;
@@ -58,20 +42,20 @@ void linear(const QuantizedWeight& w, const LinearParams& p) {
       row_scale = quantize_activation_row(x, p.x_dtype, k, a.data());
       for (int64_t i = 0; i < k; ++i) xrow[i] = a[i];
     } else {
-      for (int64_t i = 0; i < k; ++i) xrow[i] = element(x, p.x_dtype, i);
+      for (int64_t i = 0; i < k; ++i) xrow[i] = detail::load_as_float(x, p.x_dtype, size_t(i));
     }
     for (int64_t r = 0; r < n; ++r) {
       double s = 0;
       for (int64_t i = 0; i < k; ++i) s += wd[r * k + i] * xrow[i];
-      acc[r] = s * row_scale + (p.bias ? element(p.bias, p.bias_dtype, r) : 0.0);
+      acc[r] = s * row_scale + (p.bias ? detail::load_as_float(p.bias, p.bias_dtype, size_t(r)) : 0.0);
     }
     char* y = static_cast<char*>(p.y) + m * p.y_stride * ys;
     const char* res = p.residual ? static_cast<const char*>(p.residual) + m * p.residual_stride * ys : nullptr;
     for (int64_t c = 0; c < n_out; ++c) {
       double v = acc[c];
       if (p.silu_mul) v = v / (1.0 + std::exp(-v)) * acc[n_out + c];
-      if (res) v += element(res, p.y_dtype, c);
-      store(y, p.y_dtype, c, v);
+      if (res) v += detail::load_as_float(res, p.y_dtype, size_t(c));
+      detail::store_from_float(y, p.y_dtype, size_t(c), float(v));
     }
   }
 }
