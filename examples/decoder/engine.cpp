@@ -9,6 +9,12 @@ namespace decoder {
 
 Engine::Engine(const ModelConfig& model, const ModelWeights& weights, const EngineConfig& config)
     : model_(model), weights_(weights), config_(config), blocks_(config.num_blocks) {
+  if (config.block_size < 1 || config.prefill_chunk < 1 || config.max_batch_tokens < 1 || config.max_running < 1 ||
+      config.num_threads < 1)
+    throw std::invalid_argument("EngineConfig: block_size, prefill_chunk, max_batch_tokens, max_running and "
+                                "num_threads must be >= 1");
+  if (int32_t(weights.layers.size()) != model.stored_layers())
+    throw std::invalid_argument("Engine: the weights were made for another ModelConfig");
   const size_t pool = size_t(config.num_blocks) * size_t(config.block_size) * size_t(model.kv_size());
   for (int32_t l = 0; l < model.layers; ++l) {
     k_pool_.emplace_back(pool);
