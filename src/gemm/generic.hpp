@@ -86,8 +86,6 @@ template <class A>
 GemmKernel generic_gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x) {
   constexpr int MR = generic_rows<A>();
   GemmKernel k;
-  k.rows_per_block = MR;
-  k.tiles_per_block = 2;  // a gate tile and its up tile
   const bool int8 = mode == LinearActivations::int8_per_token;
   k.compute = int8 ? ComputeType::i8 : ComputeType::f32;
   switch (x) {
@@ -95,6 +93,7 @@ GemmKernel generic_gemm_kernel(const QuantizedWeight::Storage& w, LinearActivati
     case DType::bf16: k.prepare = generic_prepare<A, DType::bf16>(mode); break;
     case DType::f16: k.prepare = generic_prepare<A, DType::f16>(mode); break;
   }
+  // Two tiles per block: a gate_up weight's gate tile and its up tile meet in one block.
   if (w.format.bits == 4)
     k.run = int8 ? &run_blocks<A, GenericBlock<A, 4, int32_t>, MR, 2> : &run_blocks<A, GenericBlock<A, 4, float>, MR, 2>;
   else

@@ -64,7 +64,7 @@ struct PrepareJob {
 
 // Prepares rows [m_begin, m_end).
 using PrepareKernel = void (*)(const PrepareJob& job, int64_t m_begin, int64_t m_end);
-// Computes y for packed tiles [tile_begin, tile_end) (multiples of tiles_per_block) and rows
+// Computes y for packed tiles [tile_begin, tile_end) (multiples of its tiles per block) and rows
 // [m_begin, m_end).
 using RunKernel = void (*)(const GemmJob& job, int64_t tile_begin, int64_t tile_end, int64_t m_begin,
                            int64_t m_end);
@@ -73,9 +73,7 @@ struct GemmKernel {
   ComputeType compute = ComputeType::f32;
   PrepareKernel prepare = nullptr;
   RunKernel run = nullptr;
-  int tiles_per_block = 1;  // 1, 2 or 4: the run kernel's column blocking
-  int rows_per_block = 1;   // its row blocking, a divisor of kMaxBlockRows
-  int act_rows = 1;         // the ActLayout rows it reads: 1, or rows_per_block
+  int act_rows = 1;  // the ActLayout rows it reads: 1, or its rows per block
 };
 
 // The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).

@@ -159,29 +159,23 @@ template <class Block, int MR, int NT>
 void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
   if (m == 1 && w.gate_up) {  // SiLU(gate) * up needs the gate and up tiles in one block
     k.run = &run_blocks<A, Block, 1, 2>;
-    k.rows_per_block = 1;
-    k.tiles_per_block = 2;
+    k.act_rows = 1;
   } else if (m == 1) {
     k.run = &run_blocks<A, Block, 1, 1>;
-    k.rows_per_block = 1;
-    k.tiles_per_block = 1;
+    k.act_rows = 1;
   } else if (m <= 8) {
     k.run = &run_blocks<A, Block, 4, 4>;
-    k.rows_per_block = 4;
-    k.tiles_per_block = 4;
+    k.act_rows = 4;
   } else {
     k.run = &run_blocks<A, Block, MR, NT>;
-    k.rows_per_block = MR;
-    k.tiles_per_block = NT;
+    k.act_rows = MR;
   }
-  k.act_rows = k.rows_per_block;
 }
 
 template <class Unpack, class Dot, int MR, int NT>
 void use_panel(GemmKernel& k) {
   k.run = &run_panel_blocks<Unpack, Dot, MR, NT>;
-  k.rows_per_block = k.act_rows = MR;
-  k.tiles_per_block = NT;
+  k.act_rows = MR;
 }
 
 }  // namespace
