@@ -38,6 +38,7 @@ struct Batch {
   Pool pool;
   Buffer q, out;
   std::vector<float> alibi, sinks, ref_out, ref_lse;
+  std::vector<float> ref_abs_out, saved_v;  // sum_j p_j |v_j| per output element: the scale of errors in P
   int64_t total_q = 0;
   int64_t q_stride_head, out_stride_head;
   static constexpr float kSentinel = 1024.f;  // in every output element the kernel must not write
@@ -70,6 +71,10 @@ struct Batch {
           for (int32_t d = 0; d < c.dv; ++d) pool.set(1, page, j % c.page, h, d, u(rng));
         }
       }
+    saved_v.resize(std::size_t(pool.view.num_pages) * c.page * c.kv_heads * c.dv);
+    for_each_value([&](int64_t page, int32_t tok, int32_t h, int32_t d) {
+      saved_v[std::size_t(((page * c.page + tok) * c.kv_heads + h) * c.dv + d)] = pool.at(1, page, tok, h, d);
+    });
     q = Buffer(c.q, std::size_t(total_q) * c.qo_heads * q_stride_head);
     q.fill_uniform(rng, -c.q_range, c.q_range);
     out = Buffer(c.out, std::size_t(total_q) * c.qo_heads * out_stride_head);
@@ -84,6 +89,28 @@ struct Batch {
     p.out = {ref_out.data(), DType::f32, int64_t(c.qo_heads) * c.dv, c.dv};
     p.lse = ref_lse.data();
     reference::paged_attention(p);
+    // The same attention over |V|, for the tolerance of kernels that round P.
+    for_each_value([&](int64_t page, int32_t tok, int32_t h, int32_t d) {
+      pool.set(1, page, tok, h, d, std::fabs(pool.at(1, page, tok, h, d)));
+    });
+    ref_abs_out.assign(ref_out.size(), 0.f);
+    p.out.data = ref_abs_out.data();
+    p.lse = nullptr;
+    reference::paged_attention(p);
+    for_each_value([&](int64_t page, int32_t tok, int32_t h, int32_t d) {
+      pool.set(1, page, tok, h, d, saved_v[std::size_t(((page * c.page + tok) * c.kv_heads + h) * c.dv + d)]);
+    });
+  }
+
+  // f(page, token in page, head, d) for every V element the batch holds.
+  template <class F>
+  void for_each_value(F&& f) {
+    for (std::size_t r = 0; r < kv_len.size(); ++r)
+      for (int32_t j = 0; j < kv_len[r]; ++j) {
+        const int64_t page = pages.page_indices[std::size_t(pages.page_indptr[r] + j / c.page)];
+        for (int32_t h = 0; h < c.kv_heads; ++h)
+          for (int32_t d = 0; d < c.dv; ++d) f(page, j % c.page, h, d);
+      }
   }
 
   AttentionParams params(bool csr, float* lse) {
@@ -127,16 +154,21 @@ struct Batch {
   //   weights p_j / Z then carry relative error <= 2 e_s + 4 u (exp is within 2 ulp), so the
   //   output moves by <= 2 (2 e_s + 4 u) |v|max, plus (kv_len + 8) u |v|max for each of the
   //   two running sums, and finally half an ulp of the output type.
-  double tolerance(int32_t kv, double ref) const {
+  // A kernel that rounds P to bf16 for P.V (rounds_p) adds u_bf16 * sum_j p_j |v_j| (abs_ref).
+  double tolerance(int32_t kv, double ref, bool rounds_p = false, double abs_ref = 0) const {
     const double u = unit_roundoff(DType::f32);
     const double scale = 1.0 / std::sqrt(double(c.dq));
     const double s_max = scale * c.dq * c.q_range;
     const double alibi_max = c.alibi ? double(kv) : 0.0;
     const double e_s = (c.dq + 8) * u * s_max + 2 * u * alibi_max + 4 * u * (s_max + alibi_max);
-    return 2 * (2 * e_s + 4 * u) + 2 * (kv + 8) * u + unit_roundoff(c.out) * std::fabs(ref) + 1e-30;
+    const double p_rounding = rounds_p ? unit_roundoff(DType::bf16) * abs_ref : 0.0;
+    return 2 * (2 * e_s + 4 * u) + 2 * (kv + 8) * u + unit_roundoff(c.out) * std::fabs(ref) + p_rounding + 1e-30;
   }
 
-  void compare(const std::vector<float>& lse, const std::string& where) {
+  // The bf16 dot-product kernel (bf16 q and KV on avx512_bf16) rounds P to bf16.
+  bool rounds_p(Isa isa) const { return isa == Isa::avx512_bf16 && c.q == DType::bf16 && c.kv == DType::bf16; }
+
+  void compare(const std::vector<float>& lse, const std::string& where, bool rounds_p = false) {
     for (std::size_t r = 0; r < kv_len.size(); ++r)
       for (int64_t t = q_indptr[r]; t < q_indptr[r + 1]; ++t)
         for (int32_t h = 0; h < c.qo_heads; ++h) {
@@ -148,7 +180,7 @@ struct Batch {
               continue;
             }
             const double ref = ref_out[row * c.dv + d];
-            ASSERT_NEAR(got, ref, tolerance(kv_len[r], ref))
+            ASSERT_NEAR(got, ref, tolerance(kv_len[r], ref, rounds_p, ref_abs_out[row * c.dv + d]))
                 << where << ": request " << r << " token " << t << " head " << h << " dim " << d;
           }
           if (c.lse) {
@@ -186,7 +218,7 @@ TEST_P(Attention, MatchesReferenceOnEveryIsaAndTableForm) {
     for (bool csr : {false, true}) {
       std::vector<float> lse;
       b.run(plan, csr, lse);
-      b.compare(lse, std::string(isa_name(isa)) + (csr ? "/csr" : "/padded"));
+      b.compare(lse, std::string(isa_name(isa)) + (csr ? "/csr" : "/padded"), b.rounds_p(isa));
       if (HasFatalFailure()) return;
     }
   }

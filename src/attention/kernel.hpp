@@ -20,21 +20,25 @@ namespace {  // internal linkage: ISA TUs include this (see common/scalar_conver
 
 inline int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
 
-// Per-thread scratch of one work item, in floats from a 64-byte aligned base.
+// Per-thread scratch of one work item, in floats from a 64-byte aligned base. Every region
+// starts on a 64-byte boundary. Accumulator rows are padded to 32 floats, the column block of
+// the bf16 dot-product kernel.
 struct AttentionScratchLayout {
   int32_t rows, q_stride, v_stride;
-  std::size_t q, s, acc, m, l, ptrs;  // offsets in floats (ptrs: 4 x kAttnTile pointers)
-  std::size_t bytes;                  // total, a multiple of 64
+  std::size_t q, s, acc, m, l, ptrs, vpack;  // offsets in floats (ptrs: 4 x kAttnTile pointers)
+  std::size_t bytes;                         // total, a multiple of 64
 
   AttentionScratchLayout(int32_t rows_, int32_t dqk, int32_t dv)
-      : rows(rows_), q_stride(round_up(dqk, 16)), v_stride(round_up(dv, 16)) {
+      : rows(rows_), q_stride(round_up(dqk, 16)), v_stride(round_up(dv, 32)) {
     q = 0;
     s = q + std::size_t(rows) * q_stride;
     acc = s + std::size_t(rows) * kAttnTile;
     m = acc + std::size_t(rows) * v_stride;
     l = m + std::size_t(round_up(rows, 16));
     ptrs = l + std::size_t(round_up(rows, 16));
-    bytes = ptrs * sizeof(float) + 4 * kAttnTile * sizeof(void*);
+    vpack = ptrs + 4 * kAttnTile * sizeof(void*) / sizeof(float);
+    // vpack: one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2] (bf16 kernel)
+    bytes = vpack * sizeof(float) + std::size_t(kAttnTile) * v_stride * 2;
     bytes = (bytes + 63) / 64 * 64;
   }
 };
@@ -53,15 +57,22 @@ struct AttentionItemOutput {
 using AttentionItemKernel = void (*)(const AttentionParams& p, const AttentionWorkItem& item, int32_t group,
                                      AttentionItemOutput dst, float* scratch);
 
-// Writes one finished row: applies the sink, rounds to out's dtype, stores lse if requested.
-// o: the normalized output in fp32 [head_dim_v]; lse of the keys alone (-inf if none).
+// A finished row's sink: with p.sinks, Z grows by exp(sink), so lse becomes
+// log(exp(lse) + exp(sink)) and the output scales by the returned factor; else factor 1.
+// lse: of the keys alone (-inf if none), updated in place.
+float apply_attention_sink(const AttentionParams& p, int32_t head, float& lse);
+
+// Writes one finished row (merge path): applies the sink, rounds to out's dtype, stores lse if
+// requested. o: the normalized output in fp32 [head_dim_v].
 void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, const float* o, float lse);
 
-AttentionItemKernel attention_kernel(DType kv_dtype);  // dispatch.cpp: best for active_isa()
+// dispatch.cpp: the best for active_isa(); the bf16 dot-product kernel needs bf16 q and KV.
+AttentionItemKernel attention_kernel(DType q_dtype, DType kv_dtype);
 
 // One per ISA translation unit; only the baseline exists on aarch64 (see common/dispatch.hpp).
 AttentionItemKernel attention_kernel_baseline(DType kv_dtype);
 AttentionItemKernel attention_kernel_avx2(DType kv_dtype);
 AttentionItemKernel attention_kernel_avx512(DType kv_dtype);
+AttentionItemKernel attention_kernel_avx512_bf16();  // bf16 q and KV only
 
 }  // namespace pagedinfer::detail

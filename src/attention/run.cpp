@@ -12,15 +12,18 @@ namespace pagedinfer {
 
 namespace detail {
 
+float apply_attention_sink(const AttentionParams& p, int32_t head, float& lse) {
+  if (!p.sinks) return 1.f;
+  const float sink = p.sinks[head];
+  const float hi = std::max(lse, sink);
+  const float merged = hi + std::log(std::exp(lse - hi) + std::exp(sink - hi));
+  const float factor = std::exp(lse - merged);
+  lse = merged;
+  return factor;
+}
+
 void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, const float* o, float lse) {
-  float factor = 1.f;
-  if (p.sinks) {  // Z grows by exp(sink): lse' = log(exp(lse) + exp(sink)), out scales by exp(lse - lse')
-    const float sink = p.sinks[head];
-    const float hi = std::max(lse, sink);
-    const float merged = hi + std::log(std::exp(lse - hi) + std::exp(sink - hi));
-    factor = std::exp(lse - merged);
-    lse = merged;
-  }
+  const float factor = apply_attention_sink(p, head, lse);
   void* out = static_cast<char*>(p.out.data) +
               (token * p.out.stride_token + head * p.out.stride_head) * int64_t(dtype_size(p.out.dtype));
   for (int32_t d = 0; d < p.cache.v.head_dim; ++d) store_from_float(out, p.out.dtype, std::size_t(d), o[d] * factor);
@@ -64,7 +67,7 @@ void paged_attention(const AttentionPlan& plan, const AttentionParams& p, void* 
                      std::size_t workspace_bytes) {
   detail::validate_attention_params(p, "paged_attention");
   detail::validate_attention_against_plan(plan, p, workspace, workspace_bytes);
-  const detail::AttentionItemKernel kernel = detail::attention_kernel(p.cache.dtype);
+  const detail::AttentionItemKernel kernel = detail::attention_kernel(p.q.dtype, p.cache.dtype);
   const int32_t group = p.num_qo_heads / p.cache.num_kv_heads;
   const int32_t rows_max = plan.q_tile * group;
   const detail::AttentionScratchLayout lay(rows_max, p.cache.k.head_dim, p.cache.v.head_dim);

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "common/simd/x86_avx512.hpp"
+#include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/blocks.hpp"
 
 namespace pagedinfer::detail {
@@ -55,26 +56,6 @@ struct Int8ToBf16 {
       }
     }
   }
-};
-
-// Dot products: acc (int32 or fp32 lanes) += panel unit . broadcast activation unit.
-struct VnniDot {
-  using Acc = __m512i;
-  static Acc zero() { return _mm512_setzero_si512(); }
-  static Acc dot(Acc acc, __m512i w, __m512i x) {
-    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
-    return acc;
-  }
-  static __m512 to_float(Acc a) { return _mm512_cvtepi32_ps(a); }
-};
-struct Bf16Dot {
-  using Acc = __m512;
-  static Acc zero() { return _mm512_setzero_ps(); }
-  static Acc dot(Acc acc, __m512i w, __m512i x) {
-    asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
-    return acc;
-  }
-  static __m512 to_float(Acc a) { return a; }
 };
 
 // The group params of blocks.hpp for one tile, vectorized.

@@ -1,0 +1,249 @@
+// The paged-attention work-item driver, shared by every kernel: the FlashAttention-2 style walk
+// over KV tiles with online softmax, written once over xsimd::batch<float, A>. What differs
+// between kernels is how the dot products are done, a `Dots` policy:
+//   Dots::kScaledQueries          true: load_queries folded the scale into q (scores arrive
+//                                 scaled); false: the driver scales the scores
+//   Dots::load_queries(x)         q rows of the item into x.q(r), in the policy's own format
+//   Dots::scores(x, krow, tn, pf) S[r][j] = q_r . k_j for j < tn into x.s(r); issues pf
+//   Dots::accumulate(x, vrow, tn) acc[r] += P[r][j] v_j (P in x.s(r), fp32, zero past tn)
+//   Dots::unpermute(o, dv)        acc row in the policy's column order -> natural order
+// generic.hpp holds the fp32 policy (every ISA), x86_avx512_bf16.cpp the bf16 dot-product one.
+//
+// One work item = `rows` query rows (query tokens x the query heads of one KV head, so a page of
+// K/V is loaded once for the whole GQA group) against a range of KV tokens, in tiles of
+// kAttnTile tokens:
+//   S = Q K^T            Dots::scores
+//   S -> P               softcap, ALiBi, masks, running max m, P = exp(S - m), running sum l
+//   O = O * alpha + P V  Dots::accumulate
+// The next tile's K/V rows are prefetched while this one is computed: pages are scattered, so
+// hardware prefetchers cannot follow them (see AttentionPrefetch).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "attention/kernel.hpp"
+#include "common/dtype_dispatch.hpp"
+#include "common/simd/load.hpp"
+#include "kv_cache/paged.hpp"
+
+namespace pagedinfer::detail {
+namespace {  // internal linkage: every ISA TU gets its own copy (see scalar_convert.hpp)
+
+constexpr float kAttnNegInf = -std::numeric_limits<float>::infinity();
+
+// A work item being computed: its geometry and its slices of the thread's scratch.
+struct AttentionItemState {
+  const AttentionParams& p;
+  const AttentionWorkItem& it;
+  int32_t group, dq, dv, rows, q_len, kv_len;
+  const int32_t* pages;
+  AttentionScratchLayout lay;
+  float* scratch;
+
+  float* q(int32_t r) const { return scratch + lay.q + std::size_t(r) * lay.q_stride; }
+  float* s(int32_t r) const { return scratch + lay.s + std::size_t(r) * kAttnTile; }
+  float* acc(int32_t r) const { return scratch + lay.acc + std::size_t(r) * lay.v_stride; }
+  float* m() const { return scratch + lay.m; }
+  float* l() const { return scratch + lay.l; }
+  float* vpack() const { return scratch + lay.vpack; }
+  const void** ptrs(int which) const {  // 0, 1: K rows of two tiles; 2, 3: V rows
+    return reinterpret_cast<const void**>(scratch + lay.ptrs) + which * kAttnTile;
+  }
+  int64_t q_token(int32_t r) const { return p.q_indptr[it.req] + it.q_begin + r / group; }
+  int32_t pos(int32_t r) const { return kv_len - q_len + it.q_begin + r / group; }
+  int32_t head(int32_t r) const { return it.kv_head * group + r % group; }
+
+  // Keys visible to row r, clipped to the item's KV range: [lo, hi).
+  void visible(int32_t r, int32_t& lo, int32_t& hi) const {
+    const int32_t at = pos(r);
+    lo = std::max(it.kv_begin, p.window_left >= 0 ? at - p.window_left : 0);
+    hi = it.kv_end;
+    if (p.causal) hi = std::min(hi, at + 1);
+    else if (p.window_right >= 0) hi = std::min(hi, at + p.window_right + 1);
+  }
+};
+
+// Rows of the next tile, fetched into L2 one token at a time while this tile's scores are
+// computed: spread out, the requests never fill the core's miss queue at once (a burst of them
+// stalled the pipeline), and they are early enough to hide DRAM latency.
+struct AttentionPrefetch {
+  const void* const* k;
+  const void* const* v;
+  int32_t n;             // tokens of the next tile; 0 once issued
+  int64_t k_bytes, v_bytes;
+  // Prefetches the next tile's tokens [t0, t1) (clipped to n).
+  void issue(int32_t t0, int32_t t1) const {
+    for (int32_t t = t0; t < t1 && t < n; ++t) {
+      prefetch_bytes(k[t], k_bytes);
+      prefetch_bytes(v[t], v_bytes);
+    }
+  }
+};
+
+// Calls f(std::integral_constant<int, n>) for a run-time n in [1, N]: register blocks need their
+// row (or key, or column) count at compile time.
+template <int N, class F>
+void with_count(int32_t n, F&& f) {
+  if constexpr (N >= 1) {
+    if (n == N) return f(std::integral_constant<int, N>{});
+    with_count<N - 1>(n, f);
+  }
+}
+
+template <class A, class Dots>
+struct AttentionDriver {
+  using B = xsimd::batch<float, A>;
+  static constexpr int32_t W = int32_t(B::size);
+  static_assert(kAttnTile % W == 0, "a tile holds whole vectors of scores");
+
+  static void run(const AttentionParams& p, const AttentionWorkItem& it, int32_t group, AttentionItemOutput dst,
+                  float* scratch) {
+    const int32_t rows = (it.q_end - it.q_begin) * group;
+    AttentionItemState x{p,
+                         it,
+                         group,
+                         p.cache.k.head_dim,
+                         p.cache.v.head_dim,
+                         rows,
+                         p.q_indptr[it.req + 1] - p.q_indptr[it.req],
+                         p.pages.kv_len[it.req],
+                         request_pages(p.pages, it.req),
+                         AttentionScratchLayout(rows, p.cache.k.head_dim, p.cache.v.head_dim),
+                         scratch};
+    Dots::load_queries(x);
+    for (int32_t r = 0; r < rows; ++r) {
+      std::fill(x.acc(r), x.acc(r) + x.lay.v_stride, 0.f);
+      x.m()[r] = kAttnNegInf;
+      x.l()[r] = 0.f;
+    }
+    const int64_t es = int64_t(dtype_size(p.cache.dtype));
+    // Rows are ordered by position, and each bound of the visible range grows with it.
+    int32_t begin, end, unused;
+    x.visible(0, begin, unused);
+    x.visible(rows - 1, unused, end);
+    if (begin < end) {
+      fill_rows(x, begin, std::min(kAttnTile, end - begin), 0);
+      for (int32_t t0 = begin, cur = 0; t0 < end; t0 += kAttnTile, cur ^= 1) {
+        const int32_t tn = std::min(kAttnTile, end - t0);
+        const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
+        if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
+        Dots::scores(x, x.ptrs(cur), tn,
+                     AttentionPrefetch{x.ptrs(cur ^ 1), x.ptrs(2 + (cur ^ 1)), next, x.dq * es, x.dv * es});
+        softmax_update(x, t0, tn);
+        Dots::accumulate(x, x.ptrs(2 + cur), tn);
+      }
+    }
+    finish(x, dst);
+  }
+
+  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer buffers `which`.
+  static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int which) {
+    const KVCacheView& c = x.p.cache;
+    const std::size_t es = dtype_size(c.dtype);
+    const char* kbase = static_cast<const char*>(c.k.data);
+    const char* vbase = static_cast<const char*>(c.v.data);
+    const void** kp = x.ptrs(which);
+    const void** vp = x.ptrs(2 + which);
+    int32_t page = t0 / c.page_size, off = t0 % c.page_size;
+    for (int32_t j = 0; j < tn; ++j) {
+      const int64_t id = x.pages[page];
+      kp[j] = kbase + row_offset(c.k, id, off, x.it.kv_head) * es;
+      vp[j] = vbase + row_offset(c.v, id, off, x.it.kv_head) * es;
+      if (++off == c.page_size) off = 0, ++page;
+    }
+  }
+
+  // Turns the tile's scores into probabilities under the running max, rescaling what the rows
+  // accumulated so far when the max grows. Probabilities past tn up to the tile's end are 0.
+  static void softmax_update(const AttentionItemState& x, int32_t t0, int32_t tn) {
+    alignas(64) float iota_f[W];
+    for (int32_t i = 0; i < W; ++i) iota_f[i] = float(i);
+    const B iota = B::load_aligned(iota_f);
+    const bool softcap = x.p.softcap > 0.f;
+    const B scale(Dots::kScaledQueries ? 1.f : x.p.scale);
+    for (int32_t r = 0; r < x.rows; ++r) {
+      float* s = x.s(r);
+      int32_t lo, hi;
+      x.visible(r, lo, hi);
+      lo = std::max(lo, t0);
+      hi = std::min(hi, t0 + tn);
+      if (lo >= hi) {
+        std::fill(s, s + kAttnTile, 0.f);
+        continue;
+      }
+      const B cap(x.p.softcap), inv_cap(softcap ? 1.f / x.p.softcap : 0.f);
+      const float slope = x.p.alibi_slopes ? x.p.alibi_slopes[x.head(r)] : 0.f;
+      const B vslope = B(slope), vpos = B(float(x.pos(r))), vlo = B(float(lo)), vhi = B(float(hi));
+      B vmax(kAttnNegInf);
+      for (int32_t jb = 0; jb < kAttnTile; jb += W) {
+        B v = B::load_aligned(s + jb);
+        if constexpr (!Dots::kScaledQueries) v = v * scale;
+        const B j = B(float(t0 + jb)) + iota;
+        if (softcap) v = cap * xsimd::tanh(v * inv_cap);
+        if (slope != 0.f) v = v - vslope * xsimd::abs(vpos - j);
+        v = xsimd::select((j >= vlo) && (j < vhi), v, B(kAttnNegInf));  // also clears stale lanes
+        v.store_aligned(s + jb);
+        vmax = xsimd::max(vmax, v);
+      }
+      alignas(64) float lanes[W];
+      vmax.store_aligned(lanes);
+      const float tile_max = *std::max_element(lanes, lanes + W);
+      const float m_old = x.m()[r], m_new = std::max(m_old, tile_max);
+      const B vm(m_new);
+      B vsum(0.f);
+      for (int32_t jb = 0; jb < kAttnTile; jb += W) {
+        const B e = xsimd::exp(B::load_aligned(s + jb) - vm);
+        e.store_aligned(s + jb);
+        vsum += e;
+      }
+      const float alpha = m_old == kAttnNegInf ? 0.f : std::exp(m_old - m_new);
+      x.l()[r] = x.l()[r] * alpha + xsimd::hadd(vsum);
+      x.m()[r] = m_new;
+      if (alpha != 1.f) {
+        float* o = x.acc(r);
+        for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * B(alpha)).store_aligned(o + d);
+      }
+    }
+  }
+
+  // Normalizes each row and hands it to the output or to the split's partial slot.
+  static void finish(const AttentionItemState& x, AttentionItemOutput dst) {
+    for (int32_t r = 0; r < x.rows; ++r) {
+      const float l = x.l()[r];
+      float* o = x.acc(r);
+      Dots::unpermute(o, x.dv);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * B(inv)).store_aligned(o + d);
+      const float lse = l > 0.f ? x.m()[r] + std::log(l) : kAttnNegInf;
+      if (dst.partial_out) {
+        std::copy(o, o + x.dv, dst.partial_out + std::size_t(r) * x.lay.v_stride);
+        dst.partial_lse[r] = lse;
+      } else {
+        write_row(x, r, o, lse);
+      }
+    }
+  }
+
+  // The row's output in out's dtype (vectorized; the sink applied) and its lse.
+  static void write_row(const AttentionItemState& x, int32_t r, const float* o, float lse) {
+    const AttentionParams& p = x.p;
+    const int64_t token = x.q_token(r);
+    const int32_t head = x.head(r);
+    const float f = apply_attention_sink(p, head, lse);
+    const B factor(f);
+    void* out = static_cast<char*>(p.out.data) +
+                (token * p.out.stride_token + head * p.out.stride_head) * int64_t(dtype_size(p.out.dtype));
+    with_dtype(p.out.dtype, [&](auto t) {
+      constexpr DType T = decltype(t)::value;
+      int32_t d = 0;
+      for (; d + W <= x.dv; d += W) store_as<A, T>(out, d, B::load_aligned(o + d) * factor);
+      for (; d < x.dv; ++d) store_scalar_as<T>(out, d, o[d] * f);
+    });
+    if (p.lse) p.lse[token * p.num_qo_heads + head] = lse;
+  }
+};
+
+}  // namespace
+}  // namespace pagedinfer::detail

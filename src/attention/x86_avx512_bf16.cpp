@@ -1,0 +1,161 @@
+// Paged attention on AVX512-BF16 dot products (vdpbf16ps), for bf16 q and bf16 KV.
+//
+// Both products run on pairs of bf16 with fp32 accumulation, twice the multiply-adds per
+// instruction of fp32 FMA and without widening K or V to fp32:
+//   QK: a K row chunk (32 bf16 along d) against the same chunk of a q row: lane i accumulates
+//       d = 2i, 2i + 1. q and K are used as stored, so every product is exact; the scale is
+//       applied to the fp32 scores. 16 keys' accumulators are reduced at once (haddp).
+//   PV: P is rounded to bf16 (as FlashAttention and PyTorch's CPU flash attention do for bf16
+//       inputs) and paired by token; V rows of a tile are interleaved once into token pairs
+//       (vpack) that every row block reads: lane c accumulates p_2j v_2j[c] + p_2j+1 v_2j+1[c].
+//       Interleaving works within 128-bit lanes, so an accumulator vector holds a permuted set
+//       of columns; unpermute() restores the order once per row at the end.
+#include "attention/driver.hpp"
+#include "common/simd/x86_avx512.hpp"
+#include "common/simd/x86_avx512_dot.hpp"
+
+namespace pagedinfer::detail {
+
+namespace {
+
+struct Bf16Dots {
+  using Item = AttentionItemState;
+  using B = xsimd::batch<float, Avx512Arch>;
+  static constexpr bool kScaledQueries = false;
+  static constexpr int kQkRows = 4, kQkKeys = 4;  // 16 accumulators + 4 K chunks
+  static constexpr int kPvRows = 4, kPvVecs = 4;  // 16 accumulators + 4 V vectors + 1 broadcast
+
+  static int32_t chunks(int32_t d) { return (d + 31) / 32; }  // 32-element chunks along a row
+  static __mmask32 tail_mask(int32_t d) { return d % 32 ? __mmask32((1u << (d % 32)) - 1) : ~__mmask32(0); }
+  static const uint16_t* q_row(const Item& x, int32_t r) { return reinterpret_cast<const uint16_t*>(x.q(r)); }
+
+  // q rows copied as bf16, zero-padded to whole chunks.
+  static void load_queries(const Item& x) {
+    const TokensView& q = x.p.q;
+    for (int32_t r = 0; r < x.rows; ++r) {
+      const uint16_t* src = static_cast<const uint16_t*>(q.data) + x.q_token(r) * q.stride_token + x.head(r) * q.stride_head;
+      uint16_t* dst = reinterpret_cast<uint16_t*>(x.q(r));
+      std::copy(src, src + x.dq, dst);
+      std::fill(dst + x.dq, dst + 32 * chunks(x.dq), uint16_t(0));
+    }
+  }
+
+  // part[i][jj + t] = lane-wise dot products of q row i with key t, NR x NT accumulators.
+  template <int NR, int NT>
+  static void dots(const uint16_t* const* q, const void* const* krow, int32_t dq, B (*part)[16], int32_t jj) {
+    __m512 acc[NT][NR];
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_setzero_ps();
+    const auto step = [&](int32_t c, auto load_k) {
+      for (int t = 0; t < NT; ++t) {
+        const __m512i k = load_k(static_cast<const uint16_t*>(krow[t]) + 32 * c);
+        for (int i = 0; i < NR; ++i) acc[t][i] = Bf16Dot::dot(acc[t][i], k, _mm512_load_si512(q[i] + 32 * c));
+      }
+    };
+    const int32_t full = dq / 32;
+    for (int32_t c = 0; c < full; ++c) step(c, [](const uint16_t* p) { return _mm512_loadu_si512(p); });
+    if (dq % 32) {
+      const __mmask32 m = tail_mask(dq);
+      step(full, [m](const uint16_t* p) { return _mm512_maskz_loadu_epi16(m, p); });
+    }
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < NR; ++i) part[i][jj + t] = acc[t][i];
+  }
+
+  template <int NR>
+  static void scores_block(const Item& x, int32_t r0, const void* const* krow, int32_t tn, AttentionPrefetch pf) {
+    const uint16_t* q[NR];
+    for (int i = 0; i < NR; ++i) q[i] = q_row(x, r0 + i);
+    B part[NR][16];
+    for (int32_t j0 = 0; j0 < tn; j0 += 16) {
+      const int32_t jn = std::min(16, tn - j0);
+      for (int32_t jj = 0; jj < jn; jj += kQkKeys) {
+        const int32_t nt = std::min(kQkKeys, jn - jj);
+        pf.issue(j0 + jj, j0 + jj + nt);
+        with_count<kQkKeys>(nt, [&](auto n) { dots<NR, decltype(n)::value>(q, krow + j0 + jj, x.dq, part, jj); });
+      }
+      for (int i = 0; i < NR; ++i) {
+        for (int32_t jj = jn; jj < 16; ++jj) part[i][jj] = B(0.f);
+        SimdIsa<Avx512Arch>::haddp(part[i]).store_aligned(x.s(r0 + i) + j0);
+      }
+    }
+  }
+
+  static void scores(const Item& x, const void* const* krow, int32_t tn, AttentionPrefetch pf) {
+    int32_t r = 0;
+    for (; r + kQkRows <= x.rows; r += kQkRows, pf.n = 0) scores_block<kQkRows>(x, r, krow, tn, pf);
+    if (r < x.rows)
+      with_count<kQkRows - 1>(x.rows - r, [&](auto n) { scores_block<decltype(n)::value>(x, r, krow, tn, pf); });
+  }
+
+  // o[i][c] += P_i . vpack over the tile's token pairs, for NR rows and NV vectors from v0.
+  template <int NR, int NV>
+  static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs) {
+    __m512 o[NR][NV];
+    const int32_t* p[NR];  // bf16 pairs of probabilities
+    for (int i = 0; i < NR; ++i) {
+      p[i] = reinterpret_cast<const int32_t*>(x.s(r0 + i));
+      for (int c = 0; c < NV; ++c) o[i][c] = _mm512_load_ps(x.acc(r0 + i) + 16 * (v0 + c));
+    }
+    const __m512i* vp = reinterpret_cast<const __m512i*>(x.vpack()) + v0;
+    for (int32_t jp = 0; jp < pairs; ++jp, vp += vecs) {
+      __m512i v[NV];
+      for (int c = 0; c < NV; ++c) v[c] = _mm512_load_si512(vp + c);
+      for (int i = 0; i < NR; ++i) {
+        const __m512i pj = _mm512_set1_epi32(p[i][jp]);
+        for (int c = 0; c < NV; ++c) o[i][c] = Bf16Dot::dot(o[i][c], v[c], pj);
+      }
+    }
+    for (int i = 0; i < NR; ++i)
+      for (int c = 0; c < NV; ++c) _mm512_store_ps(x.acc(r0 + i) + 16 * (v0 + c), o[i][c]);
+  }
+
+  static void accumulate(const Item& x, const void* const* vrow, int32_t tn) {
+    // P rows to bf16, in place over the first half of each score row (zero past tn already).
+    for (int32_t r = 0; r < x.rows; ++r) {
+      float* s = x.s(r);
+      const __m512bh p = _mm512_cvtne2ps_pbh(_mm512_load_ps(s + 16), _mm512_load_ps(s));
+      _mm512_store_si512(s, (__m512i)p);
+    }
+    // V rows to token pairs: vector 2c of pair jp interleaves columns 32c.. of its two tokens'
+    // lower 128-bit halves' elements, vector 2c + 1 the upper ones (unpacklo / unpackhi).
+    const int32_t pairs = (tn + 1) / 2, vchunks = chunks(x.dv), vecs = 2 * vchunks;
+    __m512i* vp = reinterpret_cast<__m512i*>(x.vpack());
+    for (int32_t jp = 0; jp < pairs; ++jp) {
+      const uint16_t* a = static_cast<const uint16_t*>(vrow[2 * jp]);
+      const uint16_t* b = 2 * jp + 1 < tn ? static_cast<const uint16_t*>(vrow[2 * jp + 1]) : nullptr;
+      for (int32_t c = 0; c < vchunks; ++c) {
+        const __mmask32 m = c + 1 < vchunks ? ~__mmask32(0) : tail_mask(x.dv);
+        const __m512i va = _mm512_maskz_loadu_epi16(m, a + 32 * c);
+        const __m512i vb = b ? _mm512_maskz_loadu_epi16(m, b + 32 * c) : _mm512_setzero_si512();
+        vp[jp * vecs + 2 * c] = _mm512_unpacklo_epi16(va, vb);
+        vp[jp * vecs + 2 * c + 1] = _mm512_unpackhi_epi16(va, vb);
+      }
+    }
+    for (int32_t r = 0; r < x.rows; r += kPvRows)
+      for (int32_t v0 = 0; v0 < vecs; v0 += kPvVecs)
+        with_count<kPvRows>(std::min(kPvRows, x.rows - r), [&](auto nr) {
+          with_count<kPvVecs>(std::min(kPvVecs, vecs - v0), [&](auto nv) {
+            pv_block<decltype(nr)::value, decltype(nv)::value>(x, r, v0, pairs, vecs);
+          });
+        });
+  }
+
+  // In each chunk of 32 columns, the lo vector holds columns 8b + {0..3} in lanes 4b + {0..3}
+  // and the hi vector columns 8b + {4..7}, for each 128-bit block b: interleave the blocks.
+  static void unpermute(float* o, int32_t dv) {
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int32_t c = 0; c < chunks(dv); ++c) {
+      const __m512 lo = _mm512_load_ps(o + 32 * c), hi = _mm512_load_ps(o + 32 * c + 16);
+      _mm512_store_ps(o + 32 * c, _mm512_permutex2var_ps(lo, first, hi));
+      _mm512_store_ps(o + 32 * c + 16, _mm512_permutex2var_ps(lo, second, hi));
+    }
+  }
+};
+
+}  // namespace
+
+AttentionItemKernel attention_kernel_avx512_bf16() { return &AttentionDriver<Avx512Arch, Bf16Dots>::run; }
+
+}  // namespace pagedinfer::detail
