@@ -1,5 +1,6 @@
 // The contract between paged_attention's driver (run.cpp) and the per-ISA kernels.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -37,8 +38,9 @@ struct AttentionScratchLayout {
     l = m + std::size_t(round_up(rows, 16));
     ptrs = l + std::size_t(round_up(rows, 16));
     vpack = ptrs + 4 * kAttnTile * sizeof(void*) / sizeof(float);
-    // vpack: one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2] (bf16 kernel)
-    bytes = vpack * sizeof(float) + std::size_t(kAttnTile) * v_stride * 2;
+    // vpack (bf16 kernel): one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2],
+    // or before that, the tile's K transposed into pairs, [round_up(dqk, 32) / 2][kAttnTile][2]
+    bytes = vpack * sizeof(float) + std::size_t(kAttnTile) * std::max(v_stride, round_up(dqk, 32)) * 2;
     bytes = (bytes + 63) / 64 * 64;
   }
 };

@@ -24,6 +24,8 @@ struct Bf16Dots {
   static constexpr bool kScaledQueries = false;
   static constexpr int kQkRows = 4, kQkKeys = 4;  // 16 accumulators + 4 K chunks
   static constexpr int kPvRows = 4, kPvVecs = 4;  // 16 accumulators + 4 V vectors + 1 broadcast
+  static constexpr int kQkRowsT = 8;              // transposed QK: 8 rows x 32 keys accumulators
+  static constexpr int kTransposeRows = 16;       // from this many rows, transposing K pays
 
   static int32_t chunks(int32_t d) { return (d + 31) / 32; }  // 32-element chunks along a row
   static __mmask32 tail_mask(int32_t d) { return d % 32 ? __mmask32((1u << (d % 32)) - 1) : ~__mmask32(0); }
@@ -81,7 +83,82 @@ struct Bf16Dots {
     }
   }
 
+  // Transposes 16 rows of 16 dwords in registers.
+  static void transpose16(__m512i* r) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+      for (int k = 0; k < 2; ++k) {
+        r[i + 2 * k] = _mm512_unpacklo_epi64(t[i + k], t[i + k + 2]);
+        r[i + 2 * k + 1] = _mm512_unpackhi_epi64(t[i + k], t[i + k + 2]);
+      }
+    // r[4g + o], block b: dword 4b + o of rows 4g..4g+3. Two rounds of 128-bit block shuffles
+    // gather the four row groups of each dword.
+    for (int i = 0; i < 16; ++i) t[i] = r[i];
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 2; ++k) {
+        r[i + 8 * k] = _mm512_shuffle_i32x4(t[i + 8 * k], t[i + 4 + 8 * k], _MM_SHUFFLE(2, 0, 2, 0));
+        r[i + 4 + 8 * k] = _mm512_shuffle_i32x4(t[i + 8 * k], t[i + 4 + 8 * k], _MM_SHUFFLE(3, 1, 3, 1));
+      }
+    for (int i = 0; i < 16; ++i) t[i] = r[i];
+    for (int i = 0; i < 8; ++i) {
+      r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], _MM_SHUFFLE(2, 0, 2, 0));
+      r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+  }
+
+  // Many rows: K of the tile is transposed once into bf16 pairs (vpack as kt[dp][32 keys]) so that
+  // lanes are keys and scores need no horizontal sums: s[r][j] += q pair dp . kt[dp][j].
+  static void transpose_keys(const Item& x, const void* const* krow, int32_t tn, AttentionPrefetch pf) {
+    __m512i* kt = reinterpret_cast<__m512i*>(x.vpack());
+    for (int32_t c = 0; c < chunks(x.dq); ++c) {
+      const __mmask32 m = c + 1 < chunks(x.dq) ? ~__mmask32(0) : tail_mask(x.dq);
+      for (int32_t jb = 0; jb < kAttnTile; jb += 16) {
+        if (c == 0) pf.issue(jb, jb + 16);
+        __m512i r[16];
+        for (int32_t j = 0; j < 16; ++j)
+          r[j] = jb + j < tn ? _mm512_maskz_loadu_epi16(m, static_cast<const uint16_t*>(krow[jb + j]) + 32 * c)
+                             : _mm512_setzero_si512();
+        transpose16(r);  // r[i]: dword i of the chunk (d pair 16c + i) of keys jb..jb+15
+        for (int i = 0; i < 16; ++i) _mm512_store_si512(kt + (16 * c + i) * 2 + jb / 16, r[i]);
+      }
+    }
+  }
+
+  template <int NR>
+  static void scores_transposed(const Item& x, int32_t r0) {
+    const __m512i* kt = reinterpret_cast<const __m512i*>(x.vpack());
+    const int32_t* q[NR];
+    __m512 acc[NR][2];
+    for (int i = 0; i < NR; ++i) {
+      q[i] = reinterpret_cast<const int32_t*>(x.q(r0 + i));
+      acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    }
+    const int32_t pairs = 16 * chunks(x.dq);
+    for (int32_t dp = 0; dp < pairs; ++dp, kt += 2) {
+      const __m512i k0 = _mm512_load_si512(kt), k1 = _mm512_load_si512(kt + 1);
+      for (int i = 0; i < NR; ++i) {
+        const __m512i qp = _mm512_set1_epi32(q[i][dp]);
+        acc[i][0] = Bf16Dot::dot(acc[i][0], k0, qp);
+        acc[i][1] = Bf16Dot::dot(acc[i][1], k1, qp);
+      }
+    }
+    for (int i = 0; i < NR; ++i) {
+      _mm512_store_ps(x.s(r0 + i), acc[i][0]);
+      _mm512_store_ps(x.s(r0 + i) + 16, acc[i][1]);
+    }
+  }
+
   static void scores(const Item& x, const void* const* krow, int32_t tn, AttentionPrefetch pf) {
+    if (x.rows >= kTransposeRows) {
+      transpose_keys(x, krow, tn, pf);
+      for (int32_t r = 0; r < x.rows; r += kQkRowsT)
+        with_count<kQkRowsT>(std::min(kQkRowsT, x.rows - r), [&](auto n) { scores_transposed<decltype(n)::value>(x, r); });
+      return;
+    }
     int32_t r = 0;
     for (; r + kQkRows <= x.rows; r += kQkRows, pf.n = 0) scores_block<kQkRows>(x, r, krow, tn, pf);
     if (r < x.rows)
