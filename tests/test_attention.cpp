@@ -254,10 +254,16 @@ std::vector<Case> cases() {
   add("f32q_bf16kv_f16out", [](Case& c) { c.q = DType::f32; c.out = DType::f16; });
   add("f16q_f32kv_bf16out", [](Case& c) { c.q = DType::f16; c.kv = DType::f32; });
   // head dims, incl. ones that are not a multiple of 16 (vector tails) and MLA's 576 / 512
-  for (int32_t d : {8, 64, 72, 80, 96, 256, 512})
+  for (int32_t d : {8, 32, 64, 72, 80, 96, 256, 512})
     add("head_dim_" + std::to_string(d), [d](Case& c) { c.dq = c.dv = d; });
   add("head_dim_576_512", [](Case& c) { c.dq = 576; c.dv = 512; c.qo_heads = 4; c.kv_heads = 1; });
   add("head_dim_qk64_v128", [](Case& c) { c.dq = 64; c.dv = 128; });
+  // the decoder example's tiny model: long prompts split into several query tiles
+  add("long_prompts_head_dim_32", [](Case& c) {
+    c.qo_heads = 4;
+    c.dq = c.dv = 32;
+    c.reqs = {{40, 40}, {53, 53}, {1, 67}, {66, 66}};
+  });
   // page sizes
   for (int32_t ps : {1, 7, 128}) add("page_" + std::to_string(ps), [ps](Case& c) { c.page = ps; });
   // GQA ratios 1, 4 (base), 8, MQA

@@ -179,7 +179,14 @@ ModelWeights* Decoder::weights_ = nullptr;
 // may flip a bf16 rounding (2^-8 relative) here and there. Allowing five such flips on a path
 // gives 2% of the logits' spread (measured: under 0.5%; a 10% error in the attention scale
 // shows as 7%).
+//
+// The comparison needs the engine to round where the dense model rounds, so the ISA is capped
+// at avx512: on avx512_bf16 the attention kernel also rounds P to bf16 (attention.hpp), which
+// moves many attention outputs by one bf16 ulp; this small random model's
+// logits (spread ~0.06) do not survive that many flips. That kernel is checked against the
+// reference with its own error bound in test_attention.
 TEST_F(Decoder, LogitsMatchADenseOneSequenceModel) {
+  const testutil::IsaCap cap(std::min(detected_isa(), Isa::avx512));
   const ModelConfig c = tiny();
   for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
     Engine engine(c, *weights_, engine_config(24, mode));

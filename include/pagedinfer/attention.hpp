@@ -21,6 +21,10 @@
 //
 // Numerics: q, K and V are read exactly and the kernel computes in fp32 (online softmax over
 // tiles of keys); the output is rounded once to its dtype. The reference computes in double.
+// One exception, for speed: with bf16 q and bf16 KV on an avx512_bf16 CPU, P = exp(s - m) is
+// rounded to bf16 before P.V (bf16 dot products, as FlashAttention and PyTorch's CPU flash
+// attention do for bf16 inputs). That adds at most 2^-8 * sum_j p_j |v_j| / Z to each output
+// element; cap the ISA at avx512 (set_max_isa) for the all-fp32 kernel.
 // For a fixed plan results are bitwise deterministic, whatever the thread scheduling; a plan
 // with another split of the KV (other thread count, other kv_chunk) agrees within rounding.
 //

@@ -15,7 +15,7 @@ constexpr int32_t kAttnTile = 32;
 // Query rows (tokens x heads of a KV group) targeted per work item: enough rows that each
 // K/V element loaded is used many times in prefill, few enough that the rows' accumulators
 // stay in L1/L2.
-constexpr int32_t kAttnRowsTarget = 32;
+constexpr int32_t kAttnRowsTarget = 64;
 
 namespace {  // internal linkage: ISA TUs include this (see common/scalar_convert.hpp)
 
