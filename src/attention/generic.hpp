@@ -6,7 +6,6 @@
 //   PV: register-blocked rows x columns, P broadcast, V converted once per block.
 #pragma once
 #include "attention/driver.hpp"
-#include "common/convert.hpp"
 #include "common/dtype_dispatch.hpp"
 
 namespace pagedinfer::detail {
@@ -29,7 +28,12 @@ struct Fp32Dots {
     for (int32_t r = 0; r < x.rows; ++r) {
       const char* src = static_cast<const char*>(q.data) + (x.q_token(r) * q.stride_token + x.head(r) * q.stride_head) * es;
       float* dstq = x.q(r);
-      for (int32_t d = 0; d < x.dq; ++d) dstq[d] = load_as_float(src, q.dtype, std::size_t(d)) * x.p.scale;
+      for (int32_t d = 0; d < x.dq; ++d) {  // inline conversions: this runs once per row per item
+        const float v = q.dtype == DType::f32    ? reinterpret_cast<const float*>(src)[d]
+                        : q.dtype == DType::bf16 ? bf16_bits_to_float(reinterpret_cast<const uint16_t*>(src)[d])
+                                                 : f16_bits_to_float(reinterpret_cast<const uint16_t*>(src)[d]);
+        dstq[d] = v * x.p.scale;
+      }
     }
   }
 
