@@ -90,5 +90,7 @@ int main() {
   for (std::size_t i = 0; i < out.size(); ++i) max_err = std::fmax(max_err, std::fabs(double(out[i]) - ref[i]));
   std::printf("paged decode: %d sequences, %d layers, ISA %s, max |out - reference| = %.3g\n", batch, layers,
               isa_name(active_isa()), max_err);
-  return max_err < 1e-4 ? 0 : 1;
+  // Bound (attention.hpp): on AVX512-BF16 the bf16 kernel rounds P to bf16, so an output may
+  // move by 2^-8 * max|v| (|v| <= 1 here); the fp32 kernels stay far below that.
+  return max_err < std::ldexp(1.0, -8) ? 0 : 1;
 }
