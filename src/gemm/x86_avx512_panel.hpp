@@ -1,5 +1,6 @@
-// Panel kernels for many rows (AVX-512 BF16), and the dot products and group parameters the
-// other AVX-512 kernels share; included only by x86_avx512_bf16.cpp.
+// Panel kernels for many rows (AVX-512 BF16), and the group parameters the other AVX-512
+// kernels share (their dot products are in common/simd/x86_avx512_dot.hpp); included only by
+// x86_avx512_bf16.cpp.
 //
 // Where turning q into the dot product's input costs more than the dot products themselves
 // (int8 for bf16: four conversions and two merges per word, where the nibble-table path of
