@@ -43,7 +43,7 @@ struct FreeBytes {
   void operator()(void* p) const { std::free(p); }
 };
 using Bytes = std::unique_ptr<uint8_t, FreeBytes>;
-// n bytes (rounded up to 64), 64-byte aligned, uninitialized.
+// n bytes (rounded up to 4 KiB), page-aligned, uninitialized.
 Bytes alloc(std::size_t n);
 
 // The main() of every benchmark binary: prints the ceilings of 1 and 2 threads, registers the

@@ -4,8 +4,9 @@
 //   Dots::kScaledQueries          true: load_queries folded the scale into q (scores arrive
 //                                 scaled); false: the driver scales the scores
 //   Dots::load_queries(x)         q rows of the item into x.q(r), in the policy's own format
-//   Dots::scores(x, krow, tn, pf) S[r][j] = q_r . k_j for j < tn into x.s(r); issues pf
-//   Dots::accumulate(x, vrow, tn) acc[r] += P[r][j] v_j (P in x.s(r), fp32, zero past tn)
+//   Dots::scores(x, krow, tn, pf) S[r][j] = q_r . k_j for j < tn into x.s(r); issues pf (next K)
+//   Dots::accumulate(x, vrow, tn, pf)  acc[r] += P[r][j] v_j (P in x.s(r), fp32, zero past tn);
+//                                 issues pf (next V)
 //   Dots::unpermute(o, dv)        acc row in the policy's column order -> natural order
 // generic.hpp holds the fp32 policy (every ISA), x86_avx512_bf16.cpp the bf16 dot-product one.
 //
@@ -48,9 +49,9 @@ struct AttentionItemState {
   float* m() const { return scratch + lay.m; }
   float* l() const { return scratch + lay.l; }
   float* vpack() const { return scratch + lay.vpack; }
-  const void** ptrs(int which) const {  // 0, 1: K rows of two tiles; 2, 3: V rows
-    return reinterpret_cast<const void**>(scratch + lay.ptrs) + which * kAttnTile;
-  }
+  // Addresses of the K (V) rows of a tile, in two slots: this tile's and the next one's.
+  const void** k_ptrs(int32_t slot) const { return reinterpret_cast<const void**>(scratch + lay.ptrs) + slot * kAttnTile; }
+  const void** v_ptrs(int32_t slot) const { return k_ptrs(2 + slot); }
   int64_t q_token(int32_t r) const { return p.q_indptr[it.req] + it.q_begin + r / group; }
   int32_t pos(int32_t r) const { return kv_len - q_len + it.q_begin + r / group; }
   int32_t head(int32_t r) const { return it.kv_head * group + r % group; }
@@ -65,20 +66,17 @@ struct AttentionItemState {
   }
 };
 
-// Rows of the next tile, fetched into L2 one token at a time while this tile's scores are
-// computed: spread out, the requests never fill the core's miss queue at once (a burst of them
-// stalled the pipeline), and they are early enough to hide DRAM latency.
+// Rows of the next tile (its K rows or its V rows), fetched into L2 one token at a time: K while
+// this tile's scores are computed, V while its P.V is. Spread out that way, the requests keep
+// memory busy through the whole tile without filling the core's miss queue at once (a burst of
+// them stalled the pipeline, and the hardware drops prefetches it has no room for).
 struct AttentionPrefetch {
-  const void* const* k;
-  const void* const* v;
-  int32_t n;             // tokens of the next tile; 0 once issued
-  int64_t k_bytes, v_bytes;
+  const void* const* rows;
+  int32_t n;  // tokens of the next tile; 0 once issued
+  int64_t bytes;
   // Prefetches the next tile's tokens [t0, t1) (clipped to n).
   void issue(int32_t t0, int32_t t1) const {
-    for (int32_t t = t0; t < t1 && t < n; ++t) {
-      prefetch_bytes(k[t], k_bytes);
-      prefetch_bytes(v[t], v_bytes);
-    }
+    for (int32_t t = t0; t < t1 && t < n; ++t) prefetch_bytes(rows[t], bytes);
   }
 };
 
@@ -129,40 +127,44 @@ struct AttentionDriver {
         const int32_t tn = std::min(kAttnTile, end - t0);
         const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
         if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
-        Dots::scores(x, x.ptrs(cur), tn,
-                     AttentionPrefetch{x.ptrs(cur ^ 1), x.ptrs(2 + (cur ^ 1)), next, x.dq * es, x.dv * es});
+        Dots::scores(x, x.k_ptrs(cur), tn, AttentionPrefetch{x.k_ptrs(cur ^ 1), next, x.dq * es});
         softmax_update(x, t0, tn);
-        Dots::accumulate(x, x.ptrs(2 + cur), tn);
+        Dots::accumulate(x, x.v_ptrs(cur), tn, AttentionPrefetch{x.v_ptrs(cur ^ 1), next, x.dv * es});
       }
     }
     finish(x, dst);
   }
 
-  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer buffers `which`.
-  static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int which) {
+  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot`.
+  static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
     const KVCacheView& c = x.p.cache;
     const std::size_t es = dtype_size(c.dtype);
     const char* kbase = static_cast<const char*>(c.k.data);
     const char* vbase = static_cast<const char*>(c.v.data);
-    const void** kp = x.ptrs(which);
-    const void** vp = x.ptrs(2 + which);
-    int32_t page = t0 / c.page_size, off = t0 % c.page_size;
-    for (int32_t j = 0; j < tn; ++j) {
+    const void** kp = x.k_ptrs(slot);
+    const void** vp = x.v_ptrs(slot);
+    const int64_t k_step = c.k.stride_token * int64_t(es), v_step = c.v.stride_token * int64_t(es);
+    for (int32_t j = 0, page = t0 / c.page_size, off = t0 % c.page_size; j < tn; ++page, off = 0) {
       const int64_t id = x.pages[page];
-      kp[j] = kbase + row_offset(c.k, id, off, x.it.kv_head) * es;
-      vp[j] = vbase + row_offset(c.v, id, off, x.it.kv_head) * es;
-      if (++off == c.page_size) off = 0, ++page;
+      const char* k = kbase + row_offset(c.k, id, off, x.it.kv_head) * int64_t(es);
+      const char* v = vbase + row_offset(c.v, id, off, x.it.kv_head) * int64_t(es);
+      for (const int32_t stop = std::min(tn, j + c.page_size - off); j < stop; ++j, k += k_step, v += v_step) {
+        kp[j] = k;
+        vp[j] = v;
+      }
     }
   }
 
   // Turns the tile's scores into probabilities under the running max, rescaling what the rows
   // accumulated so far when the max grows. Probabilities past tn up to the tile's end are 0.
+  // Rows whose keys are all visible with nothing to add to the logits (the decode case) take a
+  // short path: the max of the raw scores, and the scale folded into the exponent.
   static void softmax_update(const AttentionItemState& x, int32_t t0, int32_t tn) {
     alignas(64) float iota_f[W];
     for (int32_t i = 0; i < W; ++i) iota_f[i] = float(i);
     const B iota = B::load_aligned(iota_f);
     const bool softcap = x.p.softcap > 0.f;
-    const B scale(Dots::kScaledQueries ? 1.f : x.p.scale);
+    const float scale = Dots::kScaledQueries ? 1.f : x.p.scale;
     for (int32_t r = 0; r < x.rows; ++r) {
       float* s = x.s(r);
       int32_t lo, hi;
@@ -173,39 +175,47 @@ struct AttentionDriver {
         std::fill(s, s + kAttnTile, 0.f);
         continue;
       }
-      const B cap(x.p.softcap), inv_cap(softcap ? 1.f / x.p.softcap : 0.f);
       const float slope = x.p.alibi_slopes ? x.p.alibi_slopes[x.head(r)] : 0.f;
-      const B vslope = B(slope), vpos = B(float(x.pos(r))), vlo = B(float(lo)), vhi = B(float(hi));
+      const bool plain = lo == t0 && hi == t0 + kAttnTile && !softcap && slope == 0.f && scale > 0.f;
       B vmax(kAttnNegInf);
-      for (int32_t jb = 0; jb < kAttnTile; jb += W) {
-        B v = B::load_aligned(s + jb);
-        if constexpr (!Dots::kScaledQueries) v = v * scale;
-        const B j = B(float(t0 + jb)) + iota;
-        if (softcap) v = cap * xsimd::tanh(v * inv_cap);
-        if (slope != 0.f) v = v - vslope * xsimd::abs(vpos - j);
-        v = xsimd::select((j >= vlo) && (j < vhi), v, B(kAttnNegInf));  // also clears stale lanes
-        v.store_aligned(s + jb);
-        vmax = xsimd::max(vmax, v);
+      if (plain) {
+        for (int32_t jb = 0; jb < kAttnTile; jb += W) vmax = xsimd::max(vmax, B::load_aligned(s + jb));
+      } else {
+        const B cap(x.p.softcap), inv_cap(softcap ? 1.f / x.p.softcap : 0.f);
+        const B vslope = B(slope), vpos = B(float(x.pos(r))), vlo = B(float(lo)), vhi = B(float(hi));
+        for (int32_t jb = 0; jb < kAttnTile; jb += W) {
+          B v = B::load_aligned(s + jb) * B(scale);
+          const B j = B(float(t0 + jb)) + iota;
+          if (softcap) v = cap * xsimd::tanh(v * inv_cap);
+          if (slope != 0.f) v = v - vslope * xsimd::abs(vpos - j);
+          v = xsimd::select((j >= vlo) && (j < vhi), v, B(kAttnNegInf));  // also clears stale lanes
+          v.store_aligned(s + jb);
+          vmax = xsimd::max(vmax, v);
+        }
       }
-      alignas(64) float lanes[W];
-      vmax.store_aligned(lanes);
-      const float tile_max = *std::max_element(lanes, lanes + W);
-      const float m_old = x.m()[r], m_new = std::max(m_old, tile_max);
-      const B vm(m_new);
+      const float pre = plain ? scale : 1.f;  // what the stored scores still need (scale > 0)
+      const float m_old = x.m()[r], m_new = std::max(m_old, SimdIsa<A>::hmax(vmax) * pre);
+      const B vm(m_new), vpre(pre);
       B vsum(0.f);
       for (int32_t jb = 0; jb < kAttnTile; jb += W) {
-        const B e = xsimd::exp(B::load_aligned(s + jb) - vm);
+        const B e = xsimd::exp(xsimd::fms(B::load_aligned(s + jb), vpre, vm));
         e.store_aligned(s + jb);
         vsum += e;
       }
-      const float alpha = m_old == kAttnNegInf ? 0.f : std::exp(m_old - m_new);
-      x.l()[r] = x.l()[r] * alpha + xsimd::hadd(vsum);
+      x.l()[r] = x.l()[r] * alpha_of(m_old, m_new) + xsimd::hadd(vsum);
       x.m()[r] = m_new;
-      if (alpha != 1.f) {
+      if (m_old != m_new) {
+        const B alpha(alpha_of(m_old, m_new));
         float* o = x.acc(r);
-        for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * B(alpha)).store_aligned(o + d);
+        for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * alpha).store_aligned(o + d);
       }
     }
+  }
+
+  // The factor that moves sums taken under the max m_old to the max m_new >= m_old.
+  static float alpha_of(float m_old, float m_new) {
+    if (m_old == m_new) return 1.f;
+    return m_old == kAttnNegInf ? 0.f : std::exp(m_old - m_new);
   }
 
   // Normalizes each row and hands it to the output or to the split's partial slot.

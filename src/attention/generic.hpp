@@ -98,16 +98,16 @@ struct Fp32Dots {
     }
   }
 
-  // acc[r] += sum_j P[r][j] * v_j over the tile.
-  static void accumulate(const Item& x, const void* const* vrow, int32_t tn) {
+  // acc[r] += sum_j P[r][j] * v_j over the tile. The first block issues the prefetches.
+  static void accumulate(const Item& x, const void* const* vrow, int32_t tn, AttentionPrefetch pf) {
     constexpr int32_t NR = Tuning::pv_rows, NC = Tuning::pv_cols;
     const int32_t dvec = x.dv / W * W;
     int32_t r = 0;
     for (; r < x.rows; r += NR) {
       const int32_t nr = std::min(NR, x.rows - r);
       int32_t c = 0;
-      for (; c + NC * W <= dvec; c += NC * W) accumulate_rows<NC>(x, r, nr, c, vrow, tn);
-      for (; c < dvec; c += W) accumulate_rows<1>(x, r, nr, c, vrow, tn);
+      for (; c + NC * W <= dvec; c += NC * W, pf.n = 0) accumulate_rows<NC>(x, r, nr, c, vrow, tn, pf);
+      for (; c < dvec; c += W, pf.n = 0) accumulate_rows<1>(x, r, nr, c, vrow, tn, pf);
       for (; c < x.dv; ++c)
         for (int32_t i = 0; i < nr; ++i) {
           float t = 0.f;
@@ -119,12 +119,13 @@ struct Fp32Dots {
 
   template <int NC>
   static void accumulate_rows(const Item& x, int32_t r0, int32_t nr, int32_t c0, const void* const* vrow,
-                              int32_t tn) {
-    with_count<Tuning::pv_rows>(nr, [&](auto n) { accumulate_block<decltype(n)::value, NC>(x, r0, c0, vrow, tn); });
+                              int32_t tn, AttentionPrefetch pf) {
+    with_count<Tuning::pv_rows>(nr, [&](auto n) { accumulate_block<decltype(n)::value, NC>(x, r0, c0, vrow, tn, pf); });
   }
 
   template <int NR, int NC>
-  static void accumulate_block(const Item& x, int32_t r0, int32_t c0, const void* const* vrow, int32_t tn) {
+  static void accumulate_block(const Item& x, int32_t r0, int32_t c0, const void* const* vrow, int32_t tn,
+                               AttentionPrefetch pf) {
     B o[NR][NC];
     const float* pr[NR];
     for (int i = 0; i < NR; ++i) {
@@ -132,6 +133,7 @@ struct Fp32Dots {
       for (int c = 0; c < NC; ++c) o[i][c] = B::load_aligned(x.acc(r0 + i) + c0 + c * W);
     }
     for (int32_t j = 0; j < tn; ++j) {
+      pf.issue(j, j + 1);
       B v[NC];
 #pragma GCC unroll 4
       for (int c = 0; c < NC; ++c) v[c] = load_as<A, KV>(vrow[j], c0 + c * W);

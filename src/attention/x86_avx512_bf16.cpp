@@ -167,7 +167,7 @@ struct Bf16Dots {
 
   // o[i][c] += P_i . vpack over the tile's token pairs, for NR rows and NV vectors from v0.
   template <int NR, int NV>
-  static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs) {
+  static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs, AttentionPrefetch pf) {
     __m512 o[NR][NV];
     const int32_t* p[NR];  // bf16 pairs of probabilities
     for (int i = 0; i < NR; ++i) {
@@ -187,7 +187,7 @@ struct Bf16Dots {
       for (int c = 0; c < NV; ++c) _mm512_store_ps(x.acc(r0 + i) + 16 * (v0 + c), o[i][c]);
   }
 
-  static void accumulate(const Item& x, const void* const* vrow, int32_t tn) {
+  static void accumulate(const Item& x, const void* const* vrow, int32_t tn, AttentionPrefetch pf) {
     // P rows to bf16, in place over the first half of each score row (zero past tn already).
     for (int32_t r = 0; r < x.rows; ++r) {
       float* s = x.s(r);
@@ -199,6 +199,7 @@ struct Bf16Dots {
     const int32_t pairs = (tn + 1) / 2, vchunks = chunks(x.dv), vecs = 2 * vchunks;
     __m512i* vp = reinterpret_cast<__m512i*>(x.vpack());
     for (int32_t jp = 0; jp < pairs; ++jp) {
+      pf.issue(2 * jp, 2 * jp + 2);
       const uint16_t* a = static_cast<const uint16_t*>(vrow[2 * jp]);
       const uint16_t* b = 2 * jp + 1 < tn ? static_cast<const uint16_t*>(vrow[2 * jp + 1]) : nullptr;
       for (int32_t c = 0; c < vchunks; ++c) {
@@ -210,10 +211,10 @@ struct Bf16Dots {
       }
     }
     for (int32_t r = 0; r < x.rows; r += kPvRows)
-      for (int32_t v0 = 0; v0 < vecs; v0 += kPvVecs)
+      for (int32_t v0 = 0; v0 < vecs; v0 += kPvVecs, pf.n = 0)
         with_count<kPvRows>(std::min(kPvRows, x.rows - r), [&](auto nr) {
           with_count<kPvVecs>(std::min(kPvVecs, vecs - v0), [&](auto nv) {
-            pv_block<decltype(nr)::value, decltype(nv)::value>(x, r, v0, pairs, vecs);
+            pv_block<decltype(nr)::value, decltype(nv)::value>(x, r, v0, pairs, vecs, pf);
           });
         });
   }

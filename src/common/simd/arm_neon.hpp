@@ -23,6 +23,7 @@ struct SimdIsa<xsimd::neon64> {
   static B swap_pairs(B x) { return vrev64q_f32(x); }
   // xsimd 8.1 haddp; not run by this project's x86 CI (its avx512 version is wrong, see x86_avx512.hpp)
   static B haddp(const B* rows) { return xsimd::haddp(rows); }
+  static float hmax(B x) { return vmaxvq_f32(x); }
 };
 
 }  // namespace pagedinfer::detail

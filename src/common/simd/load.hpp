@@ -21,6 +21,7 @@ struct SimdIsa;
 // static void store_bf16(uint16_t* p, batch x);     W values rounded to nearest even (NaN stays NaN)
 // static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even
 // static batch<float, A> swap_pairs(batch x);       lanes (0 1)(2 3).. exchanged: [x1 x0 x3 x2 ..]
+// static float hmax(batch x);                        the largest lane (xsimd 8.1 has no reduce_max)
 
 namespace {
 

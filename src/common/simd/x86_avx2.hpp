@@ -31,6 +31,11 @@ struct SimdIsa<Avx2Arch> {
   }
   static B swap_pairs(B x) { return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
   static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
+  static float hmax(B x) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 1, 1, 1))));
+  }
 };
 
 }  // namespace pagedinfer::detail

@@ -52,6 +52,7 @@ struct SimdIsa<Avx512Arch> {
     return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)),
                          _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
   }
+  static float hmax(B x) { return _mm512_reduce_max_ps(x); }
 };
 
 }  // namespace pagedinfer::detail
