@@ -167,7 +167,7 @@ struct Bf16Dots {
 
   // o[i][c] += P_i . vpack over the tile's token pairs, for NR rows and NV vectors from v0.
   template <int NR, int NV>
-  static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs, AttentionPrefetch pf) {
+  static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs) {
     __m512 o[NR][NV];
     const int32_t* p[NR];  // bf16 pairs of probabilities
     for (int i = 0; i < NR; ++i) {
@@ -211,10 +211,10 @@ struct Bf16Dots {
       }
     }
     for (int32_t r = 0; r < x.rows; r += kPvRows)
-      for (int32_t v0 = 0; v0 < vecs; v0 += kPvVecs, pf.n = 0)
+      for (int32_t v0 = 0; v0 < vecs; v0 += kPvVecs)
         with_count<kPvRows>(std::min(kPvRows, x.rows - r), [&](auto nr) {
           with_count<kPvVecs>(std::min(kPvVecs, vecs - v0), [&](auto nv) {
-            pv_block<decltype(nr)::value, decltype(nv)::value>(x, r, v0, pairs, vecs, pf);
+            pv_block<decltype(nr)::value, decltype(nv)::value>(x, r, v0, pairs, vecs);
           });
         });
   }

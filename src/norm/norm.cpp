@@ -17,10 +17,8 @@ int64_t row_grain(const detail::NormRows& j) {
 
 void run(const detail::NormRows& j, int num_threads) {
   const detail::NormKernel kernel = detail::norm_kernel(j.dtype, j.weight_dtype);
-  const int64_t rows = j.tokens * j.heads, grain = row_grain(j);
-  const int64_t chunks = (rows + grain - 1) / grain;
-  detail::parallel_for(chunks, num_threads, 1,
-                       [&](int64_t c) { kernel(j, c * grain, std::min(rows, (c + 1) * grain)); });
+  detail::parallel_ranges(j.tokens * j.heads, num_threads, row_grain(j),
+                          [&](int64_t r0, int64_t r1) { kernel(j, r0, r1); });
 }
 
 }  // namespace

@@ -62,8 +62,21 @@ struct RopeKernelBody {
     else gptj<X, D>(src, dst, c, s, j.rotary_dim);
   }
 
+  // Token t + kAhead's q and k rows, fetched while token t is rotated: only the rows the kernel
+  // touches (a fused QKV buffer's v rows are skipped), further ahead than the hardware prefetchers
+  // run on one stream per core.
+  static constexpr int64_t kAhead = 2;
+  static void prefetch_rows(const RopeOperand& x, int64_t t, int32_t h, int64_t row_bytes) {
+    prefetch_bytes(x.row(t, h), row_bytes);
+  }
+  static const char* value_row(const RopeJob& j, int64_t t, int32_t h) {
+    return static_cast<const char*>(j.value.data) +
+           (t * j.value.stride_token + h * j.value.stride_head) * int64_t(dtype_size(j.value.dtype));
+  }
+
   static void run(const RopeJob& j, int64_t t0, int64_t t1) {
     const int32_t half = j.rotary_dim / 2;
+    const int64_t row_bytes = int64_t(j.rotary_dim) * int64_t(dtype_size(X));
     alignas(64) float cos[kMaxRotaryDim], sin[kMaxRotaryDim];
     for (int64_t t = t0; t < t1; ++t) {
       rope_token_angles(j, t, cos, sin);
@@ -75,12 +88,15 @@ struct RopeKernelBody {
           sin[2 * i + 1] = si;
         }
       }
+      const bool ahead = t + kAhead < t1;
       for (int32_t h = 0; h < j.q.heads; ++h) {
+        if (ahead) prefetch_rows(j.q, t + kAhead, h, row_bytes);
         char* row = j.q.row(t, h);
         rotate<X>(j, row, row, cos, sin);
       }
       if (!j.cache) {
         for (int32_t h = 0; h < j.k.heads; ++h) {
+          if (ahead) prefetch_rows(j.k, t + kAhead, h, row_bytes);
           char* row = j.k.row(t, h);
           rotate<X>(j, row, row, cos, sin);
         }
@@ -90,14 +106,17 @@ struct RopeKernelBody {
       if (slot < 0) continue;
       const KVCacheView& c = *j.cache;
       const int64_t page = slot / c.page_size, off = slot % c.page_size;
-      const int64_t es = int64_t(dtype_size(c.dtype)), ves = int64_t(dtype_size(j.value.dtype));
+      const int64_t es = int64_t(dtype_size(c.dtype));
       for (int32_t h = 0; h < j.k.heads; ++h) {
+        if (ahead) {
+          prefetch_bytes(j.k.row(t + kAhead, h), int64_t(j.head_dim) * int64_t(dtype_size(X)));
+          prefetch_bytes(value_row(j, t + kAhead, h), int64_t(c.v.head_dim) * int64_t(dtype_size(j.value.dtype)));
+        }
         const char* src = j.k.row(t, h);
         char* dst = static_cast<char*>(c.k.data) + row_offset(c.k, page, off, h) * es;
         rotate<C>(j, src, dst, cos, sin);
         copy_tail(src, dst, j.rotary_dim, j.head_dim);
-        const char* v = static_cast<const char*>(j.value.data) + (t * j.value.stride_token + h * j.value.stride_head) * ves;
-        convert_n(v, j.value.dtype, static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es, c.dtype,
+        convert_n(value_row(j, t, h), j.value.dtype, static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es, c.dtype,
                   std::size_t(c.v.head_dim));
       }
     }

@@ -75,9 +75,8 @@ int64_t token_grain(const detail::RopeJob& j) {
 
 void run(const detail::RopeJob& j, DType x, DType k_out) {
   const detail::RopeKernel kernel = detail::rope_kernel(x, k_out);
-  const int64_t n = j.params->num_tokens, grain = token_grain(j);
-  detail::parallel_for((n + grain - 1) / grain, j.params->num_threads, 1,
-                       [&](int64_t c) { kernel(j, c * grain, std::min(n, (c + 1) * grain)); });
+  detail::parallel_ranges(j.params->num_tokens, j.params->num_threads, token_grain(j),
+                          [&](int64_t t0, int64_t t1) { kernel(j, t0, t1); });
 }
 
 }  // namespace
