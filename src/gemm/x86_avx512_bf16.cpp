@@ -28,6 +28,17 @@ inline int32_t load32(const void* p) {
 template <int R>
 constexpr int kSets = R == 1 ? 4 : 1;
 
+// One row reads its tiles as streams (tiles lie one after another), faster than the hardware
+// prefetchers alone fetch them: as word jw is used, the line kStreamAhead bytes further on is
+// requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
+// (W8A16), +2% (W4A8) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only
+// touches lines it never reads (a prefetch cannot fault).
+constexpr int64_t kStreamAhead = 8192;
+template <int NT>
+inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
+  for (int i = 0; i < NT; ++i) prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
+}
+
 // bf16 bits of scale * (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of
 // which is the next nibble's low bit, so both halves of the table hold the same 16 values.
 inline __m512i nibble_to_bf16_table(float scale) {
@@ -61,6 +72,7 @@ struct Bf16Block {
           for (auto& v : b) v = _mm512_setzero_ps();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
+        if constexpr (R == 1) prefetch_stream(tile, jw);
         for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
         for (int step = 0; step < 4; ++step) {
           const __m512i& table = BITS == 8 && step % 2 ? high : low;
@@ -107,6 +119,7 @@ struct VnniBlock {
           for (auto& v : b) v = _mm512_setzero_si512();
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
+        if constexpr (R == 1) prefetch_stream(tile, jw);
         for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
         if constexpr (BITS == 8) {
           for (int r = 0; r < R; ++r) {
