@@ -108,8 +108,10 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   prep.act = ws.act(base, kernel.act_rows);
   prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
   prep.row_scale = reinterpret_cast<float*>(base + ws.row_scale);
-  // The padding rows of the last block read as zeros.
-  for (int64_t m = p.m; m < ws.m_padded; ++m) {
+  // The padding rows of the kernel's last row block read as zeros (only those: zeroing all of
+  // m_padded cost M = 1 calls 23 rows of k, about a third of a 4096 x 4096 int4 GEMV).
+  const int64_t m_read = (p.m + kernel.act_rows - 1) / kernel.act_rows * kernel.act_rows;
+  for (int64_t m = p.m; m < m_read; ++m) {
     for (int64_t u = 0; u < w.k_packed; ++u) std::memset(prep.act.unit(m, u), 0, 4);
     std::fill(prep.act_sums + m * w.groups, prep.act_sums + (m + 1) * w.groups, 0.f);
     prep.row_scale[m] = 0.f;
