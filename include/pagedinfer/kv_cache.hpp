@@ -16,6 +16,11 @@
 // form engines use:
 //   padded   block_table [num_reqs, block_table_cols] + kv_len   (vLLM, FlashAttention)
 //   CSR      page_indptr [num_reqs + 1] + page_indices + kv_len  (FlashInfer, SGLang)
+//
+// Speed: allocate pools page-aligned (4 KiB, as mmap or a large-tensor allocator does). One
+// head's page of an HND pool (16 tokens x 128 x bf16 = 4 KiB) then spans one OS page, not two:
+// decode measured 0.49 -> 0.60-0.70 of DRAM bandwidth (bench_attention) against malloc's
+// 64-byte alignment.
 #pragma once
 #include <cstdint>
 
