@@ -66,25 +66,25 @@ struct NormKernelBody {
   }
 
   static void row(const NormRows& j, int64_t t, int64_t h, const char* pf_in, const char* pf_res) {
-    const int64_t es = X == DType::f32 ? 4 : 2;
-    const char* in = j.in.row(t, h, es);
+    const char* in = j.in.row(t, h, kElem);
     const void* src = in;
     if (j.residual.data) {
-      char* res = j.residual.row(t, h, es);
+      char* res = j.residual.row(t, h, kElem);
       add_residual(in, res, j.dim, pf_in, pf_res);
       src = res;  // the stored, rounded sum is what gets normalized
       pf_in = nullptr;
     }
     const float inv_rms = 1.0f / std::sqrt(sum_squares(src, j.dim, pf_in) / float(j.dim) + j.eps);
-    scale(src, j.out.row(t, h, es), j.weight, inv_rms, j.weight_offset, j.dim);
+    scale(src, j.out.row(t, h, kElem), j.weight, inv_rms, j.weight_offset, j.dim);
   }
 
   // Rows are walked as (token, head) pairs: no division per row, which QK norm's short rows feel.
-  // The rows about kAheadBytes further on are prefetched meanwhile (hardware prefetchers alone
-  // ran one stream per core at 0.5-0.7 of bandwidth; strided QK-norm rows defeat them).
+  // The row about kAheadBytes further on is prefetched meanwhile, a line per line walked (the
+  // hardware prefetchers alone ran one stream per core at 0.5-0.7 of bandwidth; a burst of a
+  // whole row per row measured no better).
   static constexpr int64_t kAheadBytes = 8 << 10;
   static void run(const NormRows& j, int64_t row_begin, int64_t row_end) {
-    const int64_t es = X == DType::f32 ? 4 : 2, row_bytes = int64_t(j.dim) * es;
+    const int64_t es = kElem, row_bytes = int64_t(j.dim) * es;
     const int64_t ahead = std::max<int64_t>(1, kAheadBytes / row_bytes);
     int64_t t = row_begin / j.heads, h = row_begin % j.heads;
     int64_t pt = (row_begin + ahead) / j.heads, ph = (row_begin + ahead) % j.heads;  // row r + ahead

@@ -66,9 +66,6 @@ struct RopeKernelBody {
   // touches (a fused QKV buffer's v rows are skipped), further ahead than the hardware prefetchers
   // run on one stream per core.
   static constexpr int64_t kAhead = 2;
-  static void prefetch_rows(const RopeOperand& x, int64_t t, int32_t h, int64_t row_bytes) {
-    prefetch_bytes(x.row(t, h), row_bytes);
-  }
   static const char* value_row(const RopeJob& j, int64_t t, int32_t h) {
     return static_cast<const char*>(j.value.data) +
            (t * j.value.stride_token + h * j.value.stride_head) * int64_t(dtype_size(j.value.dtype));
@@ -90,13 +87,13 @@ struct RopeKernelBody {
       }
       const bool ahead = t + kAhead < t1;
       for (int32_t h = 0; h < j.q.heads; ++h) {
-        if (ahead) prefetch_rows(j.q, t + kAhead, h, row_bytes);
+        if (ahead) prefetch_bytes(j.q.row(t + kAhead, h), row_bytes);
         char* row = j.q.row(t, h);
         rotate<X>(j, row, row, cos, sin);
       }
       if (!j.cache) {
         for (int32_t h = 0; h < j.k.heads; ++h) {
-          if (ahead) prefetch_rows(j.k, t + kAhead, h, row_bytes);
+          if (ahead) prefetch_bytes(j.k.row(t + kAhead, h), row_bytes);
           char* row = j.k.row(t, h);
           rotate<X>(j, row, row, cos, sin);
         }
