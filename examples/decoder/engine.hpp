@@ -16,10 +16,12 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "block_allocator.hpp"
@@ -101,7 +103,26 @@ class Engine {
   const ModelWeights& weights_;
   EngineConfig config_;
   BlockAllocator blocks_;
-  std::vector<std::vector<uint16_t>> k_pool_, v_pool_;  // per layer [blocks, block_size, kv_heads, head_dim] bf16
+  // Page-aligned storage for KV pools (pagedinfer/kv_cache.hpp: with malloc's alignment a block
+  // of one head straddles OS pages and cache lines, and decode reads measurably slower).
+  template <class T>
+  struct PageAligned {
+    using value_type = T;
+    PageAligned() = default;
+    template <class U>
+    PageAligned(const PageAligned<U>&) {}
+    T* allocate(std::size_t n) {
+      const std::size_t bytes = (n * sizeof(T) + 4095) / 4096 * 4096;
+      if (void* p = std::aligned_alloc(4096, bytes)) return static_cast<T*>(p);
+      throw std::bad_alloc();
+    }
+    void deallocate(T* p, std::size_t) { std::free(p); }
+    friend bool operator==(const PageAligned&, const PageAligned&) { return true; }
+    friend bool operator!=(const PageAligned&, const PageAligned&) { return false; }
+  };
+  using KVPool = std::vector<uint16_t, PageAligned<uint16_t>>;
+
+  std::vector<KVPool> k_pool_, v_pool_;  // per layer [blocks, block_size, kv_heads, head_dim] bf16
   std::vector<pagedinfer::KVCacheView> caches_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;

@@ -119,7 +119,7 @@ void Engine::add_synthetic_prefilled(const Request& r, uint64_t seed) {
   const size_t block_elems = size_t(config_.block_size) * size_t(model_.kv_size());
   uint64_t state = seed;
   for (int32_t l = 0; l < model_.layers; ++l)
-    for (std::vector<uint16_t>* pool : {&k_pool_[size_t(l)], &v_pool_[size_t(l)]})
+    for (KVPool* pool : {&k_pool_[size_t(l)], &v_pool_[size_t(l)]})
       for (int32_t i = 0; i < used; ++i) {
         uint16_t* block = pool->data() + size_t(s->blocks[size_t(i)]) * block_elems;
         for (size_t e = 0; e < block_elems; ++e) {
