@@ -197,6 +197,17 @@ std::vector<NormCase> cases() {
   NormCase empty;
   empty.tokens = 0;
   out.push_back(empty);
+  // Outputs of 1 MiB and more take the streaming-store path (AVX-512, bf16 out of place):
+  // 64-byte aligned rows, then rows of which only some are aligned, with a tail per row.
+  NormCase stream;
+  stream.tokens = 160;
+  stream.threads = 2;
+  out.push_back(stream);
+  NormCase stream_ragged = stream;
+  stream_ragged.tokens = 131;
+  stream_ragged.dim = 4100;
+  stream_ragged.token_pad = 4;
+  out.push_back(stream_ragged);
   return out;
 }
 

@@ -15,6 +15,10 @@
 // and then normalizes that rounded, stored residual exactly as rms_norm would: so the fused call
 // is bitwise identical to an add followed by rms_norm of the stored residual (vLLM's order).
 //
+// Cache behaviour: an out-of-place bf16 output of 1 MiB or more (a prompt's hidden states) is
+// written with streaming stores on AVX-512, so it goes to memory rather than staying in cache;
+// the values are the same. Smaller outputs (decode) are stored normally.
+//
 // Errors: pagedinfer::Error names the argument (null pointers, dim < 1, eps <= 0 or not finite,
 // dtype mismatch between input and output or x and residual, overlapping strides).
 #pragma once

@@ -57,15 +57,22 @@ struct NormKernelBody {
   }
 
   // out = x * inv_rms * (w + offset).
-  static void scale(const void* x, void* out, const void* w, float inv_rms, float offset, int64_t n) {
+  // stream: write whole 64-byte lines past the caches where the row allows (see run()).
+  static void scale(const void* x, void* out, const void* w, float inv_rms, float offset, int64_t n, bool stream) {
     const B r(inv_rms), o(offset);
     int64_t d = 0;
+    if constexpr (kCanStream) {
+      if (stream && reinterpret_cast<uintptr_t>(out) % 64 == 0)
+        for (; d + 2 * W <= n; d += 2 * W)
+          SimdIsa<A>::stream_bf16x2(static_cast<uint16_t*>(out) + d, (load_as<A, X>(x, d) * r) * (load_as<A, WT>(w, d) + o),
+                                    (load_as<A, X>(x, d + W) * r) * (load_as<A, WT>(w, d + W) + o));
+    }
     for (; d + W <= n; d += W)
       store_as<A, X>(out, d, (load_as<A, X>(x, d) * r) * (load_as<A, WT>(w, d) + o));
     for (; d < n; ++d) store_scalar_as<X>(out, d, (scalar_as<X>(x, d) * inv_rms) * (scalar_as<WT>(w, d) + offset));
   }
 
-  static void row(const NormRows& j, int64_t t, int64_t h, const char* pf_in, const char* pf_res) {
+  static void row(const NormRows& j, int64_t t, int64_t h, const char* pf_in, const char* pf_res, bool stream) {
     const char* in = j.in.row(t, h, kElem);
     const void* src = in;
     if (j.residual.data) {
@@ -75,7 +82,7 @@ struct NormKernelBody {
       pf_in = nullptr;
     }
     const float inv_rms = 1.0f / std::sqrt(sum_squares(src, j.dim, pf_in) / float(j.dim) + j.eps);
-    scale(src, j.out.row(t, h, kElem), j.weight, inv_rms, j.weight_offset, j.dim);
+    scale(src, j.out.row(t, h, kElem), j.weight, inv_rms, j.weight_offset, j.dim, stream);
   }
 
   // Rows are walked as (token, head) pairs: no division per row, which QK norm's short rows feel.
@@ -83,7 +90,16 @@ struct NormKernelBody {
   // hardware prefetchers alone ran one stream per core at 0.5-0.7 of bandwidth; a burst of a
   // whole row per row measured no better).
   static constexpr int64_t kAheadBytes = 8 << 10;
+  //
+  // A large out-of-place bf16 output (kStreamBytes or more in the call) is written with streaming
+  // stores: a normal store first reads each output line from DRAM (write-allocate), a third
+  // stream of traffic. Measured +20% on 512 x 4096 tokens (alternating in one process). Small
+  // outputs (decode) stay in cache for the next op.
+  static constexpr bool kCanStream = X == DType::bf16 && has_stream_bf16x2<SimdIsa<A>>::value;
+  static constexpr int64_t kStreamBytes = 1 << 20;
   static void run(const NormRows& j, int64_t row_begin, int64_t row_end) {
+    const bool stream = kCanStream && j.out.data != j.in.data && !j.residual.data &&
+                        j.tokens * j.heads * int64_t(j.dim) * kElem >= kStreamBytes;
     const int64_t es = kElem, row_bytes = int64_t(j.dim) * es;
     const int64_t ahead = std::max<int64_t>(1, kAheadBytes / row_bytes);
     int64_t t = row_begin / j.heads, h = row_begin % j.heads;
@@ -96,8 +112,11 @@ struct NormKernelBody {
         if (j.residual.data) pf_res = j.residual.row(pt, ph, es);
         if (++ph == j.heads) ph = 0, ++pt;
       }
-      row(j, t, h, pf_in, pf_res);
+      row(j, t, h, pf_in, pf_res, stream);
       if (++h == j.heads) h = 0, ++t;
+    }
+    if constexpr (kCanStream) {
+      if (stream) SimdIsa<A>::stream_fence();
     }
   }
 };

@@ -5,6 +5,7 @@
 // load_as<A, T>() and store_as<A, T>() are what kernels call.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -15,6 +16,14 @@ namespace pagedinfer::detail {
 
 template <class A>
 struct SimdIsa;
+// Optional (AVX-512 only, see has_stream_bf16x2):
+// static void stream_bf16x2(uint16_t* p, batch a, batch b);  32 values as store_bf16 rounds them,
+//                                                     to a 64-byte aligned p, past the caches
+// static void stream_fence();                        orders those stores before later ones
+template <class S, class = void>
+struct has_stream_bf16x2 : std::false_type {};
+template <class S>
+struct has_stream_bf16x2<S, std::void_t<decltype(&S::stream_bf16x2)>> : std::true_type {};
 // static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
 // static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
 // static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
