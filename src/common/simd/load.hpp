@@ -16,14 +16,6 @@ namespace pagedinfer::detail {
 
 template <class A>
 struct SimdIsa;
-// Optional (AVX-512 only, see has_stream_bf16x2):
-// static void stream_bf16x2(uint16_t* p, batch a, batch b);  32 values as store_bf16 rounds them,
-//                                                     to a 64-byte aligned p, past the caches
-// static void stream_fence();                        orders those stores before later ones
-template <class S, class = void>
-struct has_stream_bf16x2 : std::false_type {};
-template <class S>
-struct has_stream_bf16x2<S, std::void_t<decltype(&S::stream_bf16x2)>> : std::true_type {};
 // static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
 // static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
 // static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
@@ -31,6 +23,14 @@ struct has_stream_bf16x2<S, std::void_t<decltype(&S::stream_bf16x2)>> : std::tru
 // static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even
 // static batch<float, A> swap_pairs(batch x);       lanes (0 1)(2 3).. exchanged: [x1 x0 x3 x2 ..]
 // static float hmax(batch x);                        the largest lane (xsimd 8.1 has no reduce_max)
+// Optional (AVX-512 only; kernels test has_stream_bf16x2<SimdIsa<A>>):
+// static void stream_bf16x2(uint16_t* p, batch a, batch b);  2W values as store_bf16 rounds them,
+//                                                   to a 64-byte aligned p, past the caches
+// static void stream_fence();                       orders those stores before later ones
+template <class S, class = void>
+struct has_stream_bf16x2 : std::false_type {};
+template <class S>
+struct has_stream_bf16x2<S, std::void_t<decltype(&S::stream_bf16x2)>> : std::true_type {};
 
 namespace {
 
