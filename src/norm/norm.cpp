@@ -8,8 +8,8 @@ namespace pagedinfer {
 
 namespace {
 
-// Rows per scheduling chunk: about 32 KiB of activations, so that per-chunk scheduling costs
-// stay negligible for the short rows of QK norm while 512 hidden-state rows still spread.
+// Fewest rows per thread: about 32 KiB of activations each, so that waking a thread pays for
+// itself (QK norm's rows are short) while 512 hidden-state rows still spread.
 int64_t row_grain(const detail::NormRows& j) {
   const int64_t row_bytes = int64_t(j.dim) * int64_t(dtype_size(j.dtype));
   return std::max<int64_t>(1, (32 << 10) / row_bytes);

@@ -66,7 +66,8 @@ void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
 
 namespace {
 
-// About 16 KiB of q/k per scheduling chunk, so that decode batches still spread over threads.
+// Fewest tokens per thread: about 16 KiB of q/k each, so that a decode batch of a few tokens still
+// spreads over threads while a single token stays on one.
 int64_t token_grain(const detail::RopeJob& j) {
   const int64_t token_bytes =
       int64_t(j.q.heads + j.k.heads) * j.head_dim * int64_t(dtype_size(j.q.heads ? j.q.dtype : j.k.dtype));
