@@ -100,9 +100,14 @@ struct Prepare {
   // non-finite maximum).
   static float row_scale(const PrepareJob& j, int64_t m) {
     const char* x = x_row(j, m);
-    F vmax(0.f);
+    F vmax(0.f), vmax2(0.f);  // two independent chains of max, each waiting on its previous
     int64_t i = 0;
+    for (; i + 2 * W <= j.w->k; i += 2 * W) {
+      vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
+      vmax2 = xsimd::max(vmax2, xsimd::abs(load_as<A, X>(x, i + W)));
+    }
     for (; i + W <= j.w->k; i += W) vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
+    vmax = xsimd::max(vmax, vmax2);
     alignas(64) float lanes[W];
     vmax.store_aligned(lanes);
     float amax = *std::max_element(lanes, lanes + W);

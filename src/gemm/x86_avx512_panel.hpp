@@ -123,11 +123,11 @@ void prefetch_words(const QuantizedWeight::Storage& w, int64_t t0, int64_t first
       _mm_prefetch(reinterpret_cast<const char*>(w.tile(t0 + i) + j * kTile), _MM_HINT_T1);
 }
 
-// run_blocks (blocks.hpp) for panel kernels: k in chunks that fill the panel (whole groups
-// where the format has groups), each chunk unpacked once per tile block and used by every row
-// block of the unit.
+// run_blocks (blocks.hpp) for panel kernels, on up to kUnitRows rows: k in chunks that fill the
+// panel (whole groups where the format has groups), each chunk unpacked once per tile block and
+// used by every row block of the rows.
 template <class Unpack, class Dot, int MR, int NT>
-void run_panel_blocks(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
+void run_panel_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
   static_assert(kMaxBlockRows % MR == 0, "rows per block must divide the workspace padding");
   constexpr int64_t kBlock = MR * NT * kTile, kPanelUnits = kPanelBytes / (NT * 64);
   constexpr int64_t kMaxRowBlocks = (kUnitRows + MR - 1) / MR;
@@ -157,6 +157,14 @@ void run_panel_blocks(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t 
       const int64_t m = m_begin + rb * MR;
       epilogue(j, c + (tb * row_blocks + rb) * kBlock, NT, t_begin + tb * NT, m, int(std::min<int64_t>(MR, m_end - m)));
     }
+}
+
+// The run kernel: the unit's rows in slices of kUnitRows (the accumulators of a slice live on
+// the stack).
+template <class Unpack, class Dot, int MR, int NT>
+void run_panel_blocks(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
+  for (int64_t m = m_begin; m < m_end; m += kUnitRows)
+    run_panel_rows<Unpack, Dot, MR, NT>(j, t_begin, t_end, m, std::min(m_end, m + kUnitRows));
 }
 
 }  // namespace

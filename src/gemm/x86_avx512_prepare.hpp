@@ -10,6 +10,8 @@
 namespace pagedinfer::detail {
 namespace {
 
+inline void store32(char* p, int32_t v) { std::memcpy(p, &v, 4); }
+
 template <DType X, WordOrder O>
 struct Avx512PrepareI8 {
   using P = Prepare<Avx512Arch, X>;
@@ -28,21 +30,36 @@ struct Avx512PrepareI8 {
       const __m512 vinv = _mm512_set1_ps(inv);
       float* sums = j.act_sums + m * w.groups;
       std::fill(sums, sums + w.groups, 0.f);
-      int64_t i = 0;
-      for (; i + 16 <= w.k; i += 16) {
+      // The group's integer sum stays in a vector until the group ends (16 divides the group,
+      // or there is one group): a horizontal sum per 16 k cost more than the quantization.
+      // Locals: the byte stores below may alias anything, so fields would be reloaded each step.
+      const int64_t unit_stride = 4 * j.act.rows;  // bytes from one unit of a row to its next
+      const int64_t k = w.k, group = w.group;
+      const bool one_row = j.act.rows == 1;
+      __m512i group_sum = _mm512_setzero_si512();
+      char* dst = j.act.unit(m, 0);
+      int64_t i = 0, group_end = group;
+      for (; i + 16 <= k; i += 16, dst += 4 * unit_stride) {
         __m512 v = _mm512_mul_ps(load_as<Avx512Arch, X>(x, i), vinv);
         v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(v), limit, _CMP_LE_OQ), v);
         const __m512i q = _mm512_cvtps_epi32(v);  // round to nearest even
-        sums[i / w.group] += float(_mm512_reduce_add_epi32(q));  // 16 divides the group, or one group
+        group_sum = _mm512_add_epi32(group_sum, q);
+        if (i + 16 == group_end) {
+          sums[i / group] += float(_mm512_reduce_add_epi32(group_sum));
+          group_sum = _mm512_setzero_si512();
+          group_end += group;
+        }
         const __m128i bytes = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q), order);
-        if (j.act.rows == 1) {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(j.act.unit(m, i / 4)), bytes);
+        if (one_row) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
         } else {
-          alignas(16) int32_t units[4];
-          _mm_store_si128(reinterpret_cast<__m128i*>(units), bytes);
-          for (int u = 0; u < 4; ++u) std::memcpy(j.act.unit(m, i / 4 + u), &units[u], 4);
+          store32(dst, _mm_cvtsi128_si32(bytes));
+          store32(dst + unit_stride, _mm_extract_epi32(bytes, 1));
+          store32(dst + 2 * unit_stride, _mm_extract_epi32(bytes, 2));
+          store32(dst + 3 * unit_stride, _mm_extract_epi32(bytes, 3));
         }
       }
+      if (i % group) sums[(i - 1) / group] += float(_mm512_reduce_add_epi32(group_sum));
       for (; i < w.k; ++i) {
         const int8_t v = P::quantize_one(scalar_as<X>(x, i), inv);
         P::template put<O>(j, m, i, v);
