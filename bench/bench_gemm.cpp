@@ -11,6 +11,8 @@
 // matmul with s32 accumulation and fp32 output (onednn_w8a8_*), on the same shapes.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -54,35 +56,47 @@ const QuantizedWeight& weight(int bits, int64_t n, int64_t k) {
   return cache[key] = quantize(w.data(), DType::bf16, n, k, k, f);
 }
 
+// One linear() call's buffers: M x K bf16 x, bf16 y, the workspace, and `copies` copies of the
+// weight to rotate over.
+struct LinearCall {
+  std::vector<QuantizedWeight> weights;
+  bench::Bytes x, y, ws;
+  LinearParams p;
+  std::size_t next = 0;
+
+  LinearCall(Variant v, int64_t m, int64_t n, int64_t k, int threads, std::size_t copies) : weights(copies) {
+    const QuantizedWeight& base = weight(v.bits, n, k);
+    const std::vector<uint8_t> packed = save(base);
+    for (auto& w : weights) w = load(packed.data(), packed.size());
+    x = bench::alloc(size_t(m * k) * 2);
+    y = bench::alloc(size_t(m * n) * 2);
+    bench::fill_bf16(reinterpret_cast<uint16_t*>(x.get()), size_t(m * k), 5);
+    p.m = m;
+    p.x = x.get();
+    p.x_dtype = DType::bf16;
+    p.k = k;
+    p.x_stride = k;
+    p.y = y.get();
+    p.y_dtype = DType::bf16;
+    p.y_stride = n;
+    p.activations = v.mode;
+    p.num_threads = threads;
+    const std::size_t ws_bytes = linear_workspace_size(base, p);
+    ws = bench::alloc(ws_bytes);
+    p.workspace = ws.get();
+    p.workspace_bytes = ws_bytes;
+  }
+  void operator()() {
+    linear(weights[next], p);
+    next = (next + 1) % weights.size();
+  }
+};
+
 void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {
   const QuantizedWeight& base = weight(v.bits, n, k);
   const bool cold = m <= 8;
-  const std::size_t copies = cold ? bench::cold_copies(double(base.bytes())) : 1;
-  std::vector<QuantizedWeight> weights(copies);
-  const std::vector<uint8_t> packed = save(base);
-  for (auto& w : weights) w = load(packed.data(), packed.size());
-  bench::Bytes x = bench::alloc(size_t(m * k) * 2), y = bench::alloc(size_t(m * n) * 2);
-  bench::fill_bf16(reinterpret_cast<uint16_t*>(x.get()), size_t(m * k), 5);
-  LinearParams p;
-  p.m = m;
-  p.x = x.get();
-  p.x_dtype = DType::bf16;
-  p.k = k;
-  p.x_stride = k;
-  p.y = y.get();
-  p.y_dtype = DType::bf16;
-  p.y_stride = n;
-  p.activations = v.mode;
-  p.num_threads = threads;
-  const std::size_t ws_bytes = linear_workspace_size(base, p);
-  bench::Bytes ws = bench::alloc(ws_bytes);
-  p.workspace = ws.get();
-  p.workspace_bytes = ws_bytes;
-  std::size_t c = 0;
-  for (auto _ : s) {
-    linear(weights[c], p);
-    c = (c + 1) % copies;
-  }
+  LinearCall call(v, m, n, k, threads, cold ? bench::cold_copies(double(base.bytes())) : 1);
+  for (auto _ : s) call();
   const auto& ceil = bench::ceilings(threads);
   bench::report_bytes(s, double(base.bytes()) + double(m * (k + n)) * 2, threads);
   const double peak = v.mode == LinearActivations::int8_per_token ? ceil.int8_dot_gops : ceil.bf16_dot_gflops;
@@ -102,27 +116,70 @@ void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads
 }
 
 #ifdef PAGEDINFER_BENCH_ONEDNN
-void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
-  using namespace dnnl;
-  using dt = memory::data_type;
-  omp_set_num_threads(threads);
-  engine eng(engine::kind::cpu, 0);
-  stream strm(eng);
-  const memory::desc a_md({m, k}, dt::u8, memory::format_tag::ab);
-  const memory::desc b_any({k, n}, dt::s8, memory::format_tag::any);
-  const memory::desc c_md({m, n}, dt::f32, memory::format_tag::ab);
-  primitive_attr attr;
-  attr.set_output_scales(0, {0.01f});
-  const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), attr, eng);
-  memory a(a_md, eng), b_plain({{k, n}, dt::s8, memory::format_tag::ab}, eng), b(pd.weights_desc(), eng), c(c_md, eng);
-  bench::fill_random(a.get_data_handle(), size_t(m * k), 1);
-  bench::fill_random(b_plain.get_data_handle(), size_t(k * n), 2);
-  reorder(b_plain, b).execute(strm, b_plain, b);
-  const matmul prim(pd);
-  for (auto _ : s) {
+// oneDNN's u8 x s8 matmul (s32 accumulation, one output scale, fp32 out) with the weights in
+// the layout it picks (reordered once, outside the timing), activations already u8.
+struct OnednnMatmul {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  dnnl::memory a, b, c;
+  dnnl::matmul prim;
+
+  OnednnMatmul(int64_t m, int64_t n, int64_t k) {
+    using namespace dnnl;
+    using dt = memory::data_type;
+    const memory::desc a_md({m, k}, dt::u8, memory::format_tag::ab);
+    const memory::desc b_any({k, n}, dt::s8, memory::format_tag::any);
+    const memory::desc c_md({m, n}, dt::f32, memory::format_tag::ab);
+    primitive_attr attr;
+    attr.set_output_scales(0, {0.01f});
+    const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), attr, eng);
+    memory b_plain({{k, n}, dt::s8, memory::format_tag::ab}, eng);
+    a = memory(a_md, eng);
+    b = memory(pd.weights_desc(), eng);
+    c = memory(c_md, eng);
+    bench::fill_random(a.get_data_handle(), size_t(m * k), 1);
+    bench::fill_random(b_plain.get_data_handle(), size_t(k * n), 2);
+    reorder(b_plain, b).execute(strm, b_plain, b);
+    prim = matmul(pd);
+  }
+  void operator()() {
     prim.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
     strm.wait();
   }
+};
+
+void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+  omp_set_num_threads(threads);
+  OnednnMatmul mm(m, n, k);
+  for (auto _ : s) mm();
+  bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
+}
+
+// W8A8 against oneDNN in one loop: each iteration times one call of each, back to back, so both
+// see the same machine (on a shared host the speed of separate cases drifts by 10-20% between
+// them). Time: ours. speedup_vs_onednn = median oneDNN time / median ours (> 1: faster). Ours
+// includes quantizing the bf16 activations; oneDNN gets them as u8.
+void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+  omp_set_num_threads(threads);
+  OnednnMatmul theirs(m, n, k);
+  LinearCall ours(kVariants[3], m, n, k, threads, 1);
+  std::vector<double> t_ours, t_theirs;
+  const auto seconds = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (auto _ : s) {
+    t_theirs.push_back(seconds(theirs));
+    const double t = seconds(ours);
+    t_ours.push_back(t);
+    s.SetIterationTime(t);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  s.counters["speedup_vs_onednn"] = median(t_theirs) / median(t_ours);
   bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
 }
 #endif
@@ -151,6 +208,10 @@ void register_all() {
     benchmark::RegisterBenchmark(("gemm/onednn_w8a8" + shape_tag(512, 4096, 4096) + threads).c_str(), run_onednn, 512,
                                  4096, 4096, t)
         ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("gemm/w8a8_vs_onednn" + shape_tag(512, 4096, 4096) + threads).c_str(),
+                                 run_versus_onednn, 512, 4096, 4096, t)
+        ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
 #endif
   }
