@@ -40,6 +40,8 @@ struct Epilogue {
   // c: [rows][nt * 16] for packed tiles t0.., rows m0..
   static void apply(const GemmJob& j, const float* c, int nt, int64_t t0, int64_t m0, int rows) {
     const int ld = nt * int(kTile);
+    if (!j.bias && !j.residual && !j.silu_mul && !j.w->gate_up && (t0 + nt) * kTile <= j.n_out)
+      return scale_rows(j, c, ld, t0 * kTile, m0, rows);
     for (int r = 0; r < rows; ++r) {
       const int64_t m = m0 + r;
       const float rs = j.row_scale ? j.row_scale[m] : 1.f;
@@ -73,6 +75,19 @@ struct Epilogue {
           }
         }
       }
+    }
+  }
+
+  // The plain case (no bias, residual or gate_up; whole tiles of columns): y = c * row scale.
+  // Locals only in the loop: the stores through y may alias any field or captured variable,
+  // which the general loop then reloads after each store (2.7% of a W8A8 M = 512 call there).
+  static void scale_rows(const GemmJob& j, const float* c, int ld, int64_t col0, int64_t m0, int rows) {
+    char* y = static_cast<char*>(j.y) + (m0 * j.y_stride + col0) * kYSize;
+    const int64_t y_step = j.y_stride * kYSize;
+    const float* row_scale = j.row_scale;
+    for (int r = 0; r < rows; ++r, y += y_step, c += ld) {
+      const F rs(row_scale ? row_scale[m0 + r] : 1.f);
+      for (int l = 0; l < ld; l += W) store_as<A, Y>(y, l, F::load_aligned(c + l) * rs);
     }
   }
 
