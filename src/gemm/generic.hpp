@@ -15,6 +15,7 @@ namespace {
 // Acc: float (fp32 activations) or int32_t (int8 activations).
 template <class A, int BITS, class Acc>
 struct GenericBlock {
+  static constexpr bool kSetsC = false;  // adds into a zeroed c (run_blocks)
   using F = xsimd::batch<float, A>;
   using U = xsimd::batch<uint32_t, A>;
   using Q = xsimd::batch<Acc, A>;

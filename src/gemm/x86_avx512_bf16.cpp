@@ -54,6 +54,7 @@ inline __m512i nibble_to_bf16_table(float scale) {
 //         q_lo and 16 q_hi; x pairs (0, 2) and (1, 3) (WordOrder::bf16_int8).
 template <int BITS>
 struct Bf16Block {
+  static constexpr bool kSetsC = true;  // the first group's flush writes c (run_blocks)
   static constexpr int kKPerWord = 32 / BITS;
   static constexpr int kUnitsPerWord = kKPerWord / 2;  // x pairs per word
 
@@ -94,7 +95,7 @@ struct Bf16Block {
         for (int r = 0; r < R; ++r) {
           __m512 sum = acc[r][i][0];
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, sum, true, j.act_sums[(m0 + r) * w.groups + g]);
+          gp.flush(c + (r * NT + i) * kTile, sum, true, j.act_sums[(m0 + r) * w.groups + g], g == 0);
         }
       }
     }
@@ -122,6 +123,7 @@ inline __m512i broadcast_unit(const char* unit) {
 
 template <int BITS>
 struct VnniBlock {
+  static constexpr bool kSetsC = true;
   template <int R, int NT>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
@@ -181,7 +183,8 @@ struct VnniBlock {
           __m512i sum = acc[r][i][0];
 #pragma GCC unroll 4
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), true, j.act_sums[(m0 + r) * w.groups + g]);
+          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), true, j.act_sums[(m0 + r) * w.groups + g],
+                   g == 0);
         }
       }
     }

@@ -77,9 +77,10 @@ struct GroupParams {
         break;
     }
   }
-  // c += sum * scale (+ offset * act_sum once the group's last unit is in)
-  void flush(float* c, __m512 sum, bool group_ends, float act_sum) const {
-    __m512 v = _mm512_fmadd_ps(sum, scale, _mm512_load_ps(c));
+  // c += sum * scale (+ offset * act_sum once the group's last unit is in); first: c = ...,
+  // without reading c.
+  void flush(float* c, __m512 sum, bool group_ends, float act_sum, bool first = false) const {
+    __m512 v = first ? _mm512_mul_ps(sum, scale) : _mm512_fmadd_ps(sum, scale, _mm512_load_ps(c));
     if (group_ends) v = _mm512_fmadd_ps(offset, _mm512_set1_ps(act_sum), v);
     _mm512_store_ps(c, v);
   }
