@@ -20,8 +20,8 @@ enum class ComputeType { f32, bf16, i8 };
 // multiple of it with zero rows, so kernels always compute whole blocks (the epilogue stores
 // only the real rows).
 constexpr int64_t kMaxBlockRows = 24;
-// The driver's work units: up to kUnitTiles tiles x kUnitRows rows (a multiple of every
-// kernel's rows per block).
+// The driver's work units are kUnitTiles tiles x a multiple of kMaxBlockRows rows (linear.cpp
+// sizes them); panel kernels walk a unit's rows in slices of kUnitRows.
 constexpr int64_t kUnitTiles = 4, kUnitRows = 48;
 
 // Prepared activations: rows in blocks of `rows`, block b at data + b * block_bytes. A block
