@@ -55,10 +55,10 @@ struct Avx512PrepareI8 {
                                                     : _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 limit = _mm512_set1_ps(127.f);
     const char* x[R];
-    __m512 inv[R];
+    float inv[R];
     for (int r = r0; r < r1; ++r) {
       x[r] = P::x_row(j, b + r);
-      inv[r] = _mm512_set1_ps(P::row_scale(j, b + r));
+      inv[r] = P::row_scale(j, b + r);
       std::fill(j.act_sums + (b + r) * w.groups, j.act_sums + (b + r + 1) * w.groups, 0.f);
     }
     // Output dword o of 16 k is unit o / R of row o % R, which the bytes below hold at dword
@@ -70,7 +70,14 @@ struct Avx512PrepareI8 {
     // The integer sums of the current group stay in vectors until it ends (16 divides the
     // group, or there is one group): a horizontal sum per 16 k cost more than the quantizing.
     __m512i group_sum[R];
-    for (int r = 0; r < R; ++r) group_sum[r] = _mm512_setzero_si512();
+    for_rows<R>([&](auto r) { group_sum[r] = _mm512_setzero_si512(); });
+    const auto add_group_sums = [&](int64_t g) {
+      for_rows<R>([&](auto r) {
+        if (r < r0 || r >= r1) return;
+        j.act_sums[(b + r) * w.groups + g] += float(_mm512_reduce_add_epi32(group_sum[r]));
+        group_sum[r] = _mm512_setzero_si512();
+      });
+    };
     char* dst = j.act.unit(b, 0);
     int64_t i = 0, group_end = group;
     for (; i + 16 <= k; i += 16, dst += 16 * R) {
@@ -78,7 +85,7 @@ struct Avx512PrepareI8 {
       for_rows<R>([&](auto row) {
         constexpr int r = decltype(row)::value;
         if (r < r0 || r >= r1) return;
-        __m512 v = _mm512_mul_ps(load_as<Avx512Arch, X>(x[r], i), inv[r]);
+        __m512 v = _mm512_mul_ps(load_as<Avx512Arch, X>(x[r], i), _mm512_set1_ps(inv[r]));
         v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(v), limit, _CMP_LE_OQ), v);
         const __m512i q = _mm512_cvtps_epi32(v);  // round to nearest even
         group_sum[r] = _mm512_add_epi32(group_sum[r], q);
@@ -88,10 +95,7 @@ struct Avx512PrepareI8 {
         else hi = _mm512_inserti32x4(hi, bytes, r - 4);
       });
       if (i + 16 == group_end) {
-        for (int r = r0; r < r1; ++r) {
-          j.act_sums[(b + r) * w.groups + i / group] += float(_mm512_reduce_add_epi32(group_sum[r]));
-          group_sum[r] = _mm512_setzero_si512();
-        }
+        add_group_sums(i / group);
         group_end += group;
       }
       if constexpr (R == 1) {
@@ -101,14 +105,13 @@ struct Avx512PrepareI8 {
         if constexpr (R > 4) _mm512_mask_storeu_epi32(dst + 64, rows1, _mm512_permutex2var_epi32(lo, index1, hi));
       }
     }
+    if (i % group) add_group_sums((i - 1) / group);
     for (int r = r0; r < r1; ++r) {
       const int64_t m = b + r;
       float* sums = j.act_sums + m * w.groups;
-      if (i % group) sums[(i - 1) / group] += float(_mm512_reduce_add_epi32(group_sum[r]));
-      const float scalar_inv = _mm512_cvtss_f32(inv[r]);
       int64_t t = i;
       for (; t < k; ++t) {
-        const int8_t v = P::quantize_one(scalar_as<X>(x[r], t), scalar_inv);
+        const int8_t v = P::quantize_one(scalar_as<X>(x[r], t), inv[r]);
         P::template put<O>(j, m, t, v);
         sums[t / group] += float(v);
       }
