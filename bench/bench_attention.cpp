@@ -5,6 +5,9 @@
 //             exceeds 8x the L3, and iterations rotate over the copies: "cold", as in a model
 //             whose layers each read their own cache.
 //   dense_*   the same data layout with one page per sequence (contiguous), same kernel.
+//   Paged cold decode also reports page_bw_fraction: against the read bandwidth of scattered
+//   chunks of one page row (roofline.hpp's scattered_read_gbs), the ceiling a shuffled block
+//   table leaves.
 //   prefill_* / vllm_*  compute-bound: 4 * head_dim flops per visible (query, key) pair and
 //             head -> peak_fraction of the bf16 dot peak (the target the project set), "hot".
 #include <benchmark/benchmark.h>
@@ -139,6 +142,15 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   state.counters["copies"] = s.copies;
   if (shape.q_len == 1) {
     bench::report_bytes(state, s.kv_bytes, threads);
+    if (!shape.dense && shape.cold) {
+      // Against what reading the cache's scattered page rows allows at all (one KV head's page:
+      // page x head_dim x 2 bytes, 4 KiB here): about 0.65-0.7 of dram_read on this machine.
+      const double chunk = double(shape.page) * kHeadDim * 2;
+      const double gbs = bench::scattered_read_gbs(threads, std::size_t(chunk));
+      state.counters["page_read_gbs"] = gbs;
+      state.counters["page_bw_fraction"] =
+          benchmark::Counter(s.kv_bytes * double(state.iterations()) / (gbs * 1e9), benchmark::Counter::kIsRate);
+    }
   } else {
     bench::report_flops(state, s.flops, bench::ceilings(threads).bf16_dot_gflops);
   }

@@ -22,6 +22,11 @@ struct Ceilings {
 // Measured on first use for each thread count, then cached.
 const Ceilings& ceilings(int threads);
 
+// Read bandwidth over chunks of chunk_bytes scattered in memory (a shuffled order over 1 GiB,
+// the next chunk prefetched while one is read): the ceiling of a kernel that reads KV pages of
+// that size through a shuffled block table. Measured on first use per (threads, chunk), cached.
+double scattered_read_gbs(int threads, std::size_t chunk_bytes);
+
 // Prints every thread count's ceilings as the report's header.
 void print_ceilings(std::initializer_list<int> threads);
 
