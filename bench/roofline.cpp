@@ -66,25 +66,33 @@ __attribute__((target("avx512f"))) double sum4_avx512(const float* p, std::size_
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+// GB/s of `passes` timed runs of body(pass, thread, threads) on `threads` OpenMP threads, each
+// run reading `bytes` in all; body returns a sum that is kept, so the reads stay.
+template <class Body>
+std::vector<double> timed_passes(int passes, int threads, double bytes, Body&& body) {
+  std::vector<double> gbs;
+  volatile double sink = 0;
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto t0 = Clock::now();
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += body(pass, omp_get_thread_num(), omp_get_num_threads());
+    gbs.push_back(bytes / seconds_since(t0) / 1e9);
+    sink = sink + total;
+  }
+  return gbs;
+}
+
 double dram_read_gbs(int threads) {
   const std::size_t bytes = std::size_t(1) << 30, n = bytes / sizeof(float);
   float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
   fill_random(buf, bytes, 42);
   const bool avx512 = pagedinfer::detected_isa() >= pagedinfer::Isa::avx512;
-  std::vector<double> gbs;
-  volatile double sink = 0;
-  for (int pass = 0; pass < 6; ++pass) {
-    const auto t0 = Clock::now();
-    double total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      const std::size_t per = n / std::size_t(omp_get_num_threads());
-      const float* p = buf + per * std::size_t(omp_get_thread_num());
-      total += !avx512 ? sum_avx2(p, per) : pass % 2 ? sum4_avx512(p, per) : sum_avx512(p, per);
-    }
-    gbs.push_back(double(bytes) / seconds_since(t0) / 1e9);
-    sink = sink + total;
-  }
+  const std::vector<double> gbs = timed_passes(6, threads, double(bytes), [&](int pass, int t, int nt) {
+    const std::size_t per = n / std::size_t(nt);
+    const float* p = buf + per * std::size_t(t);
+    return !avx512 ? sum_avx2(p, per) : pass % 2 ? sum4_avx512(p, per) : sum_avx512(p, per);
+  });
   std::free(buf);
   // The best of the two patterns' medians (one and four streams alternate).
   std::vector<double> one, four;
@@ -107,32 +115,22 @@ double measure_scattered_read(int threads, std::size_t chunk_bytes) {
     state ^= state << 13, state ^= state >> 7, state ^= state << 17;
     std::swap(order[i], order[state % (i + 1)]);
   }
-  std::vector<double> gbs;
-  volatile double sink = 0;
-  for (int pass = 0; pass < 3; ++pass) {
-    const auto t0 = Clock::now();
-    double total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      const std::size_t per = chunks / std::size_t(omp_get_num_threads());
-      const uint32_t* mine = order.data() + per * std::size_t(omp_get_thread_num());
-      // One load per line (the line must arrive; four sums keep the adds off the critical path).
-      float sum[4] = {0, 0, 0, 0};
-      for (std::size_t c = 0; c < per; ++c) {
-        const float* p = reinterpret_cast<const float*>(buf + std::size_t(mine[c]) * chunk_bytes);
-        const char* next = c + 2 < per ? buf + std::size_t(mine[c + 2]) * chunk_bytes : nullptr;
-        for (std::size_t off = 0; off < chunk_bytes; off += 256)
-          for (std::size_t line = 0; line < 4; ++line) {
-            if (next) asm volatile("prefetcht1 %0" : : "m"(*(next + off + 64 * line)));
-            sum[line] += p[(off + 64 * line) / 4];
-          }
-      }
-      total += sum[0] + sum[1] + sum[2] + sum[3];
+  const std::size_t per = chunks / std::size_t(threads);
+  const std::vector<double> gbs = timed_passes(3, threads, double(per * threads * chunk_bytes), [&](int, int t, int) {
+    const uint32_t* mine = order.data() + per * std::size_t(t);
+    // One load per line (the line must arrive; four sums keep the adds off the critical path).
+    float sum[4] = {0, 0, 0, 0};
+    for (std::size_t c = 0; c < per; ++c) {
+      const float* p = reinterpret_cast<const float*>(buf + std::size_t(mine[c]) * chunk_bytes);
+      const char* next = c + 2 < per ? buf + std::size_t(mine[c + 2]) * chunk_bytes : nullptr;
+      for (std::size_t off = 0; off < chunk_bytes; off += 256)
+        for (std::size_t line = 0; line < 4; ++line) {
+          if (next) asm volatile("prefetcht1 %0" : : "m"(*(next + off + 64 * line)));
+          sum[line] += p[(off + 64 * line) / 4];
+        }
     }
-    const std::size_t read = chunks / std::size_t(threads) * std::size_t(threads) * chunk_bytes;
-    gbs.push_back(double(read) / seconds_since(t0) / 1e9);
-    sink = sink + total;
-  }
+    return double(sum[0] + sum[1] + sum[2] + sum[3]);
+  });
   std::free(buf);
   return median(gbs);
 }
