@@ -48,7 +48,8 @@ struct FreeBytes {
   void operator()(void* p) const { std::free(p); }
 };
 using Bytes = std::unique_ptr<uint8_t, FreeBytes>;
-// n bytes (rounded up to 4 KiB), page-aligned, uninitialized.
+// n bytes, uninitialized: page-aligned (4 KiB); from 2 MiB on, 2 MiB aligned and advised for
+// transparent huge pages.
 Bytes alloc(std::size_t n);
 
 // The main() of every benchmark binary: prints the ceilings of 1 and 2 threads, registers the
