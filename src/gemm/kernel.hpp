@@ -21,8 +21,8 @@ enum class ComputeType { f32, bf16, i8 };
 // only the real rows).
 constexpr int64_t kMaxBlockRows = 24;
 // The driver's work units are kUnitTiles tiles x a multiple of kMaxBlockRows rows (linear.cpp
-// sizes them); panel kernels walk a unit's rows in slices of kUnitRows.
-constexpr int64_t kUnitTiles = 4, kUnitRows = 48;
+// sizes them).
+constexpr int64_t kUnitTiles = 4;
 
 // Prepared activations: rows in blocks of `rows`, block b at data + b * block_bytes. A block
 // holds 4-byte units of k (one fp32, a pair of bf16 or four int8), interleaved by row, so a
