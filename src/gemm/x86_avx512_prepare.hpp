@@ -6,7 +6,8 @@
 // 4-byte units interleaved in registers: the block's 4 x rows units of those k are contiguous,
 // so they leave in one or two vector stores. Written row by row, they were four 4-byte stores
 // per row and 16 k, which stalled on the layout's lines (not in cache after a GEMM): 70% of
-// the preparation's time, 3.6% of a W8A8 M = 512 call.
+// the preparation's time, 3.6% of a W8A8 M = 512 call. A call that is mostly preparation
+// (M = 512, N = 64, K = 4096, W8A8) went from 0.60-0.63 to 0.58-0.59 ms.
 #pragma once
 #include <algorithm>
 #include <cstring>
