@@ -4,7 +4,6 @@
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "pagedinfer/cpu.hpp"
+#include "pagedinfer/memory.hpp"
 
 namespace bench {
 
@@ -266,18 +266,9 @@ std::size_t cold_copies(double bytes_per_copy) { return std::size_t(8.0 * double
 // Page-aligned, as an engine's KV pool or weight tensor is (mmap'd): a 4 KiB block of a paged
 // cache then spans one OS page, not two (malloc's 64-byte alignment of large blocks put every
 // cache page across a page boundary: two TLB misses per page and hardware prefetchers stopping
-// mid-page, 0.49 -> 0.70 of bandwidth on decode_b8_ctx4096). From 2 MiB on, 2 MiB aligned and
-// advised for transparent huge pages, as PyTorch's CPU allocator does with
-// THP_MEM_ALLOC_ENABLE=1: reading 4 KiB pages scattered over 1 GiB measured 19-20 GB/s on
-// 4 KiB pages and 23-27 GB/s on huge ones (2 threads), one TLB miss per KV page less.
-Bytes alloc(std::size_t n) {
-  constexpr std::size_t kPage = 4096, kHuge = std::size_t(2) << 20;
-  if (n < kHuge) return Bytes(static_cast<uint8_t*>(std::aligned_alloc(kPage, (n + kPage - 1) / kPage * kPage)));
-  const std::size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(kHuge, rounded);
-  if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice: without THP, ordinary pages
-  return Bytes(static_cast<uint8_t*>(p));
-}
+// mid-page, 0.49 -> 0.70 of bandwidth on decode_b8_ctx4096). From 2 MiB on, on huge pages
+// (pagedinfer/memory.hpp), as PyTorch's CPU allocator does with THP_MEM_ALLOC_ENABLE=1.
+Bytes alloc(std::size_t n) { return Bytes(pagedinfer::HugePageAllocator<uint8_t>().allocate(n)); }
 
 std::size_t l3_bytes() {
   // sysfs, not sysconf: under the hypervisor here sysconf reports 320 MiB for a 32 MiB L3.

@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "pagedinfer/memory.hpp"
+
 namespace bench {
 
 struct Ceilings {
@@ -45,7 +47,7 @@ void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed);
 std::size_t cold_copies(double bytes_per_copy);
 
 struct FreeBytes {
-  void operator()(void* p) const { std::free(p); }
+  void operator()(uint8_t* p) const { pagedinfer::HugePageAllocator<uint8_t>().deallocate(p, 0); }
 };
 using Bytes = std::unique_ptr<uint8_t, FreeBytes>;
 // n bytes, uninitialized: page-aligned (4 KiB); from 2 MiB on, 2 MiB aligned and advised for

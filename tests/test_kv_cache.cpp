@@ -149,3 +149,15 @@ TEST(KvCacheErrors, BadArgumentsAreNamed) {
 }
 
 }  // namespace
+
+// Pools for KV (and packed weights) come from HugePageAllocator: page-aligned below 2 MiB,
+// 2 MiB aligned from there (advised for huge pages), and usable as a std::vector allocator.
+TEST(KvCacheMemory, HugePageAllocatorAlignsPools) {
+  std::vector<uint16_t, HugePageAllocator<uint16_t>> small(1000), large(std::size_t(3) << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % 4096, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(large.data()) % (std::size_t(2) << 20), 0u);
+  large.back() = 7;  // the whole array is writable
+  small.back() = 7;
+  EXPECT_EQ(large.back() + small.back(), 14);
+  EXPECT_THROW(HugePageAllocator<uint64_t>().allocate(std::size_t(-1) / 4), std::bad_alloc);
+}

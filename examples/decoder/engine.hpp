@@ -21,10 +21,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <new>
 #include <vector>
 
-#include <sys/mman.h>
 
 #include "block_allocator.hpp"
 #include "config.hpp"
@@ -105,28 +103,8 @@ class Engine {
   const ModelWeights& weights_;
   EngineConfig config_;
   BlockAllocator blocks_;
-  // Storage for KV pools as pagedinfer/kv_cache.hpp advises: 2 MiB aligned and advised for
-  // transparent huge pages (a page read through the block table then costs no TLB miss of its
-  // own; with malloc's alignment a block of one head would even straddle two OS pages).
-  template <class T>
-  struct HugePageAligned {
-    using value_type = T;
-    static constexpr std::size_t kHuge = std::size_t(2) << 20;
-    HugePageAligned() = default;
-    template <class U>
-    HugePageAligned(const HugePageAligned<U>&) {}
-    T* allocate(std::size_t n) {
-      const std::size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-      void* p = std::aligned_alloc(kHuge, bytes);
-      if (!p) throw std::bad_alloc();
-      madvise(p, bytes, MADV_HUGEPAGE);  // advice: without THP, ordinary 4 KiB pages
-      return static_cast<T*>(p);
-    }
-    void deallocate(T* p, std::size_t) { std::free(p); }
-    friend bool operator==(const HugePageAligned&, const HugePageAligned&) { return true; }
-    friend bool operator!=(const HugePageAligned&, const HugePageAligned&) { return false; }
-  };
-  using KVPool = std::vector<uint16_t, HugePageAligned<uint16_t>>;
+  // KV pools on huge pages, as pagedinfer/kv_cache.hpp advises.
+  using KVPool = std::vector<uint16_t, pagedinfer::HugePageAllocator<uint16_t>>;
 
   std::vector<KVPool> k_pool_, v_pool_;  // per layer [blocks, block_size, kv_heads, head_dim] bf16
   std::vector<pagedinfer::KVCacheView> caches_;

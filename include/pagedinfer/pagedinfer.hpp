@@ -6,6 +6,7 @@
 #include "pagedinfer/error.hpp"
 #include "pagedinfer/kv_cache.hpp"
 #include "pagedinfer/linear.hpp"
+#include "pagedinfer/memory.hpp"
 #include "pagedinfer/norm.hpp"
 #include "pagedinfer/quant.hpp"
 #include "pagedinfer/rope.hpp"

@@ -24,7 +24,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/huge_page_allocator.hpp"
+#include "pagedinfer/memory.hpp"
 #include "pagedinfer/quant.hpp"
 
 namespace pagedinfer {
@@ -39,7 +39,7 @@ struct QuantizedWeight::Storage {
   int64_t n_packed = 0, k_packed = 0;
   int64_t group = 0, groups = 0;  // effective group length in packed k, and their count
 
-  std::vector<uint32_t, detail::HugePageAllocator<uint32_t>> q;  // [n_packed / 16][k_packed / kpw][16]
+  std::vector<uint32_t, HugePageAllocator<uint32_t>> q;  // [n_packed / 16][k_packed / kpw][16]
   std::vector<uint16_t> scales;     // [n_packed / 16][groups][16] fp16 bits
   std::vector<uint16_t> zeros;      // as scales: z (zero_point), fp16 m (float_offset); empty if symmetric
   std::vector<int32_t> k_order;     // [k_packed] source k at each packed k (-1: padding); empty = identity
