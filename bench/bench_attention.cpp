@@ -156,6 +156,24 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   }
 }
 
+// Paged decode against its dense twin on the same machine: the two setups are timed
+// alternately (bench::time_against). Time: paged. paged_vs_dense = dense time / paged time
+// (1: paging costs nothing; the target is >= 0.95).
+void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const Shape& dense_shape, int threads) {
+  Setup paged(paged_shape), dense(dense_shape);
+  const AttentionPlan plan = paged.plan(threads), dense_plan = dense.plan(threads);
+  int32_t c = 0;
+  const auto call = [&](Setup& s, const AttentionPlan& p) {
+    return [&s, &p, &c] { paged_attention(p, s.params(c % s.copies), s.workspace.get(), s.workspace_bytes); };
+  };
+  state.counters["paged_vs_dense"] = bench::time_against(state, [&] {
+    call(paged, plan)();
+    c = c + 1;
+  }, call(dense, dense_plan));
+  state.counters["threads"] = threads;
+  bench::report_bytes(state, paged.kv_bytes, threads);
+}
+
 const std::vector<Shape> kShapes = {
     {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
@@ -167,6 +185,10 @@ const std::vector<Shape> kShapes = {
     {"vllm_b64_q512_kv512", 64, 512, 512, 128, true, false, false},
 };
 
+const Shape& shape_named(const std::string& tag) {
+  return *std::find_if(kShapes.begin(), kShapes.end(), [&](const Shape& s) { return s.tag == tag; });
+}
+
 void register_all() {
   for (const Shape& s : kShapes)
     for (int threads : {1, 2}) {
@@ -177,6 +199,12 @@ void register_all() {
       });
       b->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(s.batch * s.q_len > 4096 ? 2.0 : 0.5);
     }
+  for (int threads : {1, 2}) {
+    const std::string name = "attention/paged_vs_dense_b8_ctx4096/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
+    benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& st) {
+      run_paged_vs_dense(st, shape_named("decode_b8_ctx4096"), shape_named("dense_b8_ctx4096"), threads);
+    })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+  }
 }
 
 }  // namespace

@@ -11,8 +11,6 @@
 // matmul with s32 accumulation and fp32 output (onednn_w8a8_*), on the same shapes.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -155,31 +153,14 @@ void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int thread
   bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
 }
 
-// W8A8 against oneDNN in one loop: each iteration times one call of each, back to back, so both
-// see the same machine (on a shared host the speed of separate cases drifts by 10-20% between
-// them). Time: ours. speedup_vs_onednn = median oneDNN time / median ours (> 1: faster). Ours
-// includes quantizing the bf16 activations; oneDNN gets them as u8.
+// W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
+// speedup_vs_onednn = oneDNN's median time / ours (> 1: faster). Ours includes quantizing the
+// bf16 activations; oneDNN gets them as u8.
 void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
   omp_set_num_threads(threads);
   OnednnMatmul theirs(m, n, k);
   LinearCall ours(kVariants[3], m, n, k, threads, 1);
-  std::vector<double> t_ours, t_theirs;
-  const auto seconds = [](auto&& f) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  for (auto _ : s) {
-    t_theirs.push_back(seconds(theirs));
-    const double t = seconds(ours);
-    t_ours.push_back(t);
-    s.SetIterationTime(t);
-  }
-  const auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  s.counters["speedup_vs_onednn"] = median(t_theirs) / median(t_ours);
+  s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
   bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
 }
 #endif

@@ -3,11 +3,14 @@
 #pragma once
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pagedinfer/memory.hpp"
 
@@ -57,6 +60,28 @@ Bytes alloc(std::size_t n);
 // The main() of every benchmark binary: prints the ceilings of 1 and 2 threads, registers the
 // binary's cases and runs them.
 int run_benchmarks(int argc, char** argv, void (*register_cases)());
+
+// Times `ours` and `theirs` alternately, one call of each per iteration, so that both see the
+// same machine (on a shared host separate cases drift apart by 10-20%). The iteration time is
+// ours (use UseManualTime). Returns median(theirs) / median(ours): above 1, ours is faster.
+template <class Ours, class Theirs>
+double time_against(benchmark::State& s, Ours&& ours, Theirs&& theirs) {
+  const auto seconds = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> t_ours, t_theirs;
+  for (auto _ : s) {
+    t_theirs.push_back(seconds(theirs));
+    t_ours.push_back(seconds(ours));
+    s.SetIterationTime(t_ours.back());
+  }
+  if (t_ours.empty()) return 0;
+  std::sort(t_ours.begin(), t_ours.end());
+  std::sort(t_theirs.begin(), t_theirs.end());
+  return t_theirs[t_theirs.size() / 2] / t_ours[t_ours.size() / 2];
+}
 
 // Sets the counters the project reports: bytes moved -> GB/s and bw_fraction; flops -> GFLOP/s
 // and peak_fraction (against `peak_gflops`).
