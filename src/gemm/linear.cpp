@@ -40,6 +40,9 @@ struct Workspace {
   }
 };
 
+// Bytes of one prepared activation.
+int64_t element_bytes(ComputeType c) { return c == ComputeType::f32 ? 4 : c == ComputeType::bf16 ? 2 : 1; }
+
 // The rows of one work unit of the run kernels. Units are (row block, column block), row block
 // major: the threads walk the column blocks of one row block, each keeping a column block's
 // weights (4 tiles x k) in its L2 while they meet every row of the block, and all of them read
@@ -51,9 +54,8 @@ struct Workspace {
 // to share among the threads.
 constexpr int64_t kActBudget = 1 << 20;
 int64_t unit_rows(const Storage& w, const detail::GemmKernel& kernel, int64_t m, int threads) {
-  const int64_t unit_bytes = kernel.compute == ComputeType::f32 ? 4 : kernel.compute == ComputeType::bf16 ? 2 : 1;
   const int64_t quantum = detail::kMaxBlockRows, col_blocks = w.tiles() / detail::kUnitTiles;
-  const int64_t act_bytes = m * w.k_packed * unit_bytes;
+  const int64_t act_bytes = m * w.k_packed * element_bytes(kernel.compute);
   int64_t blocks = std::max<int64_t>(1, (act_bytes + kActBudget - 1) / kActBudget);
   while (blocks * col_blocks < 4 * int64_t(threads) && blocks * quantum < m) ++blocks;
   const int64_t rows = (m + blocks - 1) / blocks;
@@ -128,10 +130,13 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
   prep.row_scale = reinterpret_cast<float*>(base + ws.row_scale);
   // The padding rows of the kernel's last row block read as zeros (only those: zeroing all of
-  // m_padded cost M = 1 calls 23 rows of k, about a third of a 4096 x 4096 int4 GEMV).
+  // m_padded cost M = 1 calls 23 rows of k, about a third of a 4096 x 4096 int4 GEMV), and only
+  // the 4-byte units the compute type fills (this runs on one thread).
   const int64_t m_read = (p.m + kernel.act_rows - 1) / kernel.act_rows * kernel.act_rows;
+  const int64_t units = w.k_packed * element_bytes(kernel.compute) / 4;
   for (int64_t m = p.m; m < m_read; ++m) {
-    for (int64_t u = 0; u < w.k_packed; ++u) std::memset(prep.act.unit(m, u), 0, 4);
+    char* unit = prep.act.unit(m, 0);
+    for (int64_t u = 0; u < units; ++u, unit += 4 * prep.act.rows) std::memset(unit, 0, 4);
     std::fill(prep.act_sums + m * w.groups, prep.act_sums + (m + 1) * w.groups, 0.f);
     prep.row_scale[m] = 0.f;
   }
