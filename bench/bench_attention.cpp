@@ -162,14 +162,12 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
 void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const Shape& dense_shape, int threads) {
   Setup paged(paged_shape), dense(dense_shape);
   const AttentionPlan plan = paged.plan(threads), dense_plan = dense.plan(threads);
-  int32_t c = 0;
-  const auto call = [&](Setup& s, const AttentionPlan& p) {
-    return [&s, &p, &c] { paged_attention(p, s.params(c % s.copies), s.workspace.get(), s.workspace_bytes); };
+  int32_t c = 0;  // both rotate over their copies, one step per iteration
+  const auto run = [&c](Setup& s, const AttentionPlan& p) {
+    paged_attention(p, s.params(c % s.copies), s.workspace.get(), s.workspace_bytes);
   };
-  state.counters["paged_vs_dense"] = bench::time_against(state, [&] {
-    call(paged, plan)();
-    c = c + 1;
-  }, call(dense, dense_plan));
+  state.counters["paged_vs_dense"] = bench::time_against(
+      state, [&] { run(paged, plan), ++c; }, [&] { run(dense, dense_plan); });
   state.counters["threads"] = threads;
   bench::report_bytes(state, paged.kv_bytes, threads);
 }

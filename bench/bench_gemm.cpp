@@ -159,7 +159,7 @@ void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int thread
 void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
   omp_set_num_threads(threads);
   OnednnMatmul theirs(m, n, k);
-  LinearCall ours(kVariants[3], m, n, k, threads, 1);
+  LinearCall ours(Variant{"w8a8", 8, LinearActivations::int8_per_token}, m, n, k, threads, 1);
   s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
   bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
 }
