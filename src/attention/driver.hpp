@@ -202,12 +202,13 @@ struct AttentionDriver {
         e.store_aligned(s + jb);
         vsum += e;
       }
-      x.l()[r] = x.l()[r] * alpha_of(m_old, m_new) + xsimd::hadd(vsum);
+      const float alpha = alpha_of(m_old, m_new);
+      x.l()[r] = x.l()[r] * alpha + xsimd::hadd(vsum);
       x.m()[r] = m_new;
-      if (m_old != m_new) {
-        const B alpha(alpha_of(m_old, m_new));
+      if (alpha != 1.f) {
+        const B valpha(alpha);
         float* o = x.acc(r);
-        for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * alpha).store_aligned(o + d);
+        for (int32_t d = 0; d < x.lay.v_stride; d += W) (B::load_aligned(o + d) * valpha).store_aligned(o + d);
       }
     }
   }

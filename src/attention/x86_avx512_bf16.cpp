@@ -4,7 +4,7 @@
 // instruction of fp32 FMA and without widening K or V to fp32:
 //   QK: a K row chunk (32 bf16 along d) against the same chunk of a q row: lane i accumulates
 //       d = 2i, 2i + 1. q and K are used as stored, so every product is exact; the scale is
-//       applied to the fp32 scores. 16 keys' accumulators are reduced at once (haddp).
+//       applied to the fp32 scores. The accumulators of 4 rows x 4 keys are summed at once (haddp).
 //   PV: P is rounded to bf16 (as FlashAttention and PyTorch's CPU flash attention do for bf16
 //       inputs) and paired by token; V rows of a tile are interleaved once into token pairs
 //       (vpack) that every row block reads: lane c accumulates p_2j v_2j[c] + p_2j+1 v_2j+1[c].
@@ -22,7 +22,7 @@ struct Bf16Dots {
   using Item = AttentionItemState;
   using B = xsimd::batch<float, Avx512Arch>;
   static constexpr bool kScaledQueries = false;
-  static constexpr int kQkRows = 4, kQkKeys = 4;  // 16 accumulators + 4 K chunks
+  static constexpr int kQkRows = 4, kQkKeys = 4;  // 16 accumulators, summed in registers
   static constexpr int kPvRows = 4, kPvVecs = 4;  // 16 accumulators + 4 V vectors + 1 broadcast
   static constexpr int kQkRowsT = 8;              // transposed QK: 8 rows x 32 keys accumulators
   static constexpr int kTransposeRows = 16;       // from this many rows, transposing K pays
@@ -42,44 +42,40 @@ struct Bf16Dots {
     }
   }
 
-  // part[i][jj + t] = lane-wise dot products of q row i with key t, NR x NT accumulators.
-  template <int NR, int NT>
-  static void dots(const uint16_t* const* q, const void* const* krow, int32_t dq, B (*part)[16], int32_t jj) {
-    __m512 acc[NT][NR];
-    for (int t = 0; t < NT; ++t)
-      for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_setzero_ps();
-    const auto step = [&](int32_t c, auto load_k) {
-      for (int t = 0; t < NT; ++t) {
-        const __m512i k = load_k(static_cast<const uint16_t*>(krow[t]) + 32 * c);
-        for (int i = 0; i < NR; ++i) acc[t][i] = Bf16Dot::dot(acc[t][i], k, _mm512_load_si512(q[i] + 32 * c));
-      }
-    };
-    const int32_t full = dq / 32;
-    for (int32_t c = 0; c < full; ++c) step(c, [](const uint16_t* p) { return _mm512_loadu_si512(p); });
-    if (dq % 32) {
-      const __mmask32 m = tail_mask(dq);
-      step(full, [m](const uint16_t* p) { return _mm512_maskz_loadu_epi16(m, p); });
-    }
-    for (int t = 0; t < NT; ++t)
-      for (int i = 0; i < NR; ++i) part[i][jj + t] = acc[t][i];
-  }
-
-  template <int NR>
-  static void scores_block(const Item& x, int32_t r0, const void* const* krow, int32_t tn, AttentionPrefetch pf) {
-    const uint16_t* q[NR];
-    for (int i = 0; i < NR; ++i) q[i] = q_row(x, r0 + i);
-    B part[NR][16];
-    for (int32_t j0 = 0; j0 < tn; j0 += 16) {
-      const int32_t jn = std::min(16, tn - j0);
-      for (int32_t jj = 0; jj < jn; jj += kQkKeys) {
-        const int32_t nt = std::min(kQkKeys, jn - jj);
-        pf.issue(j0 + jj, j0 + jj + nt);
-        with_count<kQkKeys>(nt, [&](auto n) { dots<NR, decltype(n)::value>(q, krow + j0 + jj, x.dq, part, jj); });
-      }
-      for (int i = 0; i < NR; ++i) {
-        for (int32_t jj = jn; jj < 16; ++jj) part[i][jj] = B(0.f);
-        SimdIsa<Avx512Arch>::haddp(part[i]).store_aligned(x.s(r0 + i) + j0);
-      }
+  // Few rows: kQkRows rows x kQkKeys keys per step, their 16 accumulators summed in registers
+  // (haddp: block i of the sum holds row i's keys). Rows past nr repeat row r0 and keys past tn
+  // repeat key tn - 1, so every load is of a real row; neither is stored past what
+  // softmax_update reads (it masks the keys past tn).
+  static void scores_block(const Item& x, int32_t r0, int32_t nr, const void* const* krow, int32_t tn,
+                           AttentionPrefetch pf) {
+    static_assert(kQkRows * kQkKeys == 16, "one haddp sums the block");
+    const uint16_t* q[kQkRows];
+#pragma GCC unroll 4
+    for (int i = 0; i < kQkRows; ++i) q[i] = q_row(x, r0 + (i < nr ? i : 0));
+    const int32_t full = x.dq / 32;
+    const __mmask32 m = tail_mask(x.dq);
+    for (int32_t j = 0; j < tn; j += kQkKeys) {
+      pf.issue(j, j + kQkKeys);
+      const uint16_t* k[kQkKeys];
+#pragma GCC unroll 4
+      for (int t = 0; t < kQkKeys; ++t) k[t] = static_cast<const uint16_t*>(krow[std::min(j + t, tn - 1)]);
+      B acc[16];  // acc[kQkKeys * i + t]: row i, key t
+#pragma GCC unroll 16
+      for (int a = 0; a < 16; ++a) acc[a] = _mm512_setzero_ps();
+      const auto step = [&](int32_t c, auto load_k) {
+#pragma GCC unroll 4
+        for (int t = 0; t < kQkKeys; ++t) {
+          const __m512i kc = load_k(k[t] + 32 * c);
+#pragma GCC unroll 4
+          for (int i = 0; i < kQkRows; ++i)
+            acc[kQkKeys * i + t] = Bf16Dot::dot(acc[kQkKeys * i + t], kc, _mm512_load_si512(q[i] + 32 * c));
+        }
+      };
+      for (int32_t c = 0; c < full; ++c) step(c, [](const uint16_t* p) { return _mm512_loadu_si512(p); });
+      if (x.dq % 32) step(full, [m](const uint16_t* p) { return _mm512_maskz_loadu_epi16(m, p); });
+      alignas(64) float sums[16];
+      SimdIsa<Avx512Arch>::haddp(acc).store_aligned(sums);
+      for (int32_t i = 0; i < nr; ++i) _mm_store_ps(x.s(r0 + i) + j, _mm_load_ps(sums + kQkKeys * i));
     }
   }
 
@@ -159,32 +155,40 @@ struct Bf16Dots {
         with_count<kQkRowsT>(std::min(kQkRowsT, x.rows - r), [&](auto n) { scores_transposed<decltype(n)::value>(x, r); });
       return;
     }
-    int32_t r = 0;
-    for (; r + kQkRows <= x.rows; r += kQkRows, pf.n = 0) scores_block<kQkRows>(x, r, krow, tn, pf);
-    if (r < x.rows)
-      with_count<kQkRows - 1>(x.rows - r, [&](auto n) { scores_block<decltype(n)::value>(x, r, krow, tn, pf); });
+    for (int32_t r = 0; r < x.rows; r += kQkRows, pf.n = 0)
+      scores_block(x, r, std::min(kQkRows, x.rows - r), krow, tn, pf);
   }
 
   // o[i][c] += P_i . vpack over the tile's token pairs, for NR rows and NV vectors from v0.
+  // Every loop over o is unrolled: GCC keeps an array it indexes at run time on the stack.
   template <int NR, int NV>
   static void pv_block(const Item& x, int32_t r0, int32_t v0, int32_t pairs, int32_t vecs) {
     __m512 o[NR][NV];
     const int32_t* p[NR];  // bf16 pairs of probabilities
+    float* acc[NR];
+#pragma GCC unroll 4
     for (int i = 0; i < NR; ++i) {
       p[i] = reinterpret_cast<const int32_t*>(x.s(r0 + i));
-      for (int c = 0; c < NV; ++c) o[i][c] = _mm512_load_ps(x.acc(r0 + i) + 16 * (v0 + c));
+      acc[i] = x.acc(r0 + i) + 16 * v0;
+#pragma GCC unroll 4
+      for (int c = 0; c < NV; ++c) o[i][c] = _mm512_load_ps(acc[i] + 16 * c);
     }
     const __m512i* vp = reinterpret_cast<const __m512i*>(x.vpack()) + v0;
     for (int32_t jp = 0; jp < pairs; ++jp, vp += vecs) {
       __m512i v[NV];
+#pragma GCC unroll 4
       for (int c = 0; c < NV; ++c) v[c] = _mm512_load_si512(vp + c);
+#pragma GCC unroll 4
       for (int i = 0; i < NR; ++i) {
         const __m512i pj = _mm512_set1_epi32(p[i][jp]);
+#pragma GCC unroll 4
         for (int c = 0; c < NV; ++c) o[i][c] = Bf16Dot::dot(o[i][c], v[c], pj);
       }
     }
+#pragma GCC unroll 4
     for (int i = 0; i < NR; ++i)
-      for (int c = 0; c < NV; ++c) _mm512_store_ps(x.acc(r0 + i) + 16 * (v0 + c), o[i][c]);
+#pragma GCC unroll 4
+      for (int c = 0; c < NV; ++c) _mm512_store_ps(acc[i] + 16 * c, o[i][c]);
   }
 
   static void accumulate(const Item& x, const void* const* vrow, int32_t tn, AttentionPrefetch pf) {
@@ -196,18 +200,25 @@ struct Bf16Dots {
     }
     // V rows to token pairs: vector 2c of pair jp interleaves columns 32c.. of its two tokens'
     // lower 128-bit halves' elements, vector 2c + 1 the upper ones (unpacklo / unpackhi).
-    const int32_t pairs = (tn + 1) / 2, vchunks = chunks(x.dv), vecs = 2 * vchunks;
+    const int32_t pairs = (tn + 1) / 2, vchunks = chunks(x.dv), vecs = 2 * vchunks, full = x.dv / 32;
+    const __mmask32 m = tail_mask(x.dv);
     __m512i* vp = reinterpret_cast<__m512i*>(x.vpack());
+    const auto interleave = [](__m512i* out, int32_t c, __m512i a, __m512i b) {
+      out[2 * c] = _mm512_unpacklo_epi16(a, b);
+      out[2 * c + 1] = _mm512_unpackhi_epi16(a, b);
+    };
     for (int32_t jp = 0; jp < pairs; ++jp) {
       pf.issue(2 * jp, 2 * jp + 2);
       const uint16_t* a = static_cast<const uint16_t*>(vrow[2 * jp]);
-      const uint16_t* b = 2 * jp + 1 < tn ? static_cast<const uint16_t*>(vrow[2 * jp + 1]) : nullptr;
-      for (int32_t c = 0; c < vchunks; ++c) {
-        const __mmask32 m = c + 1 < vchunks ? ~__mmask32(0) : tail_mask(x.dv);
-        const __m512i va = _mm512_maskz_loadu_epi16(m, a + 32 * c);
-        const __m512i vb = b ? _mm512_maskz_loadu_epi16(m, b + 32 * c) : _mm512_setzero_si512();
-        vp[jp * vecs + 2 * c] = _mm512_unpacklo_epi16(va, vb);
-        vp[jp * vecs + 2 * c + 1] = _mm512_unpackhi_epi16(va, vb);
+      __m512i* out = vp + jp * vecs;
+      if (2 * jp + 1 < tn) {
+        const uint16_t* b = static_cast<const uint16_t*>(vrow[2 * jp + 1]);
+        for (int32_t c = 0; c < full; ++c) interleave(out, c, _mm512_loadu_si512(a + 32 * c), _mm512_loadu_si512(b + 32 * c));
+        if (full < vchunks)
+          interleave(out, full, _mm512_maskz_loadu_epi16(m, a + 32 * full), _mm512_maskz_loadu_epi16(m, b + 32 * full));
+      } else {  // the tile's odd last token, paired with zeros
+        for (int32_t c = 0; c < vchunks; ++c)
+          interleave(out, c, _mm512_maskz_loadu_epi16(c < full ? ~__mmask32(0) : m, a + 32 * c), _mm512_setzero_si512());
       }
     }
     for (int32_t r = 0; r < x.rows; r += kPvRows)
