@@ -341,6 +341,67 @@ TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {
   }
 }
 
+// A row's largest |x| must quantize to +-127 even where x * (127 / max|x|) rounds an ulp above
+// 127 in fp32 (about one random row in eight). Each row here holds such a maximum; an identity
+// weight makes y the dequantized activations themselves, so the maximum's column shows it.
+TEST(Linear, Int8ActivationsKeepEachRowsMaximum) {
+  std::mt19937 rng(27);
+  const int64_t k = 96;
+  std::vector<float> identity(size_t(k * k), 0.f);
+  for (int64_t i = 0; i < k; ++i) identity[size_t(i * k + i)] = 1.f;
+  // A maximum whose fp32 product with fp32(127 / it) exceeds 127.
+  std::uniform_real_distribution<float> magnitude(0.01f, 100.f);
+  const auto awkward_maximum = [&] {
+    for (;;) {
+      const volatile float a = magnitude(rng), inv = 127.f / a;
+      if (a * inv > 127.f) return float(a);
+    }
+  };
+  for (const QuantFormat f : {QuantFormat{8, 0, QuantZero::symmetric}, QuantFormat{4, 32, QuantZero::symmetric}}) {
+    const QuantizedWeight w = quantize(identity.data(), DType::f32, k, k, k, f);
+    for (int64_t m : {1, 3, 6, 40}) {
+      Buffer x(DType::f32, size_t(m * k)), y(DType::f32, size_t(m * k));
+      std::vector<float> amax(static_cast<size_t>(m));
+      std::vector<int8_t> a(static_cast<size_t>(k));
+      for (int64_t r = 0; r < m; ++r) {
+        amax[size_t(r)] = awkward_maximum();
+        std::uniform_real_distribution<float> u(-0.9f * amax[size_t(r)], 0.9f * amax[size_t(r)]);
+        for (int64_t c = 0; c < k; ++c) x.set(size_t(r * k + c), u(rng));
+        x.set(size_t(r * k + int64_t(rng() % k)), rng() % 2 ? amax[size_t(r)] : -amax[size_t(r)]);
+        reference::quantize_activation_row(static_cast<const float*>(x.data()) + r * k, DType::f32, k, a.data());
+        int largest = 0;
+        for (int8_t v : a) largest = std::max(largest, std::abs(int(v)));
+        ASSERT_EQ(largest, 127) << "reference, row " << r;
+      }
+      LinearParams p;
+      p.m = m;
+      p.x = x.data();
+      p.x_dtype = DType::f32;
+      p.k = k;
+      p.x_stride = k;
+      p.y = y.data();
+      p.y_dtype = DType::f32;
+      p.y_stride = k;
+      p.activations = LinearActivations::int8_per_token;
+      p.num_threads = 2;
+      for (Isa isa : testutil::runnable_isas()) {
+        testutil::IsaCap cap(isa);
+        Workspace ws;
+        ws.reserve(linear_workspace_size(w, p));
+        p.workspace = ws.ptr;
+        p.workspace_bytes = ws.size;
+        linear(w, p);
+        // Rounding to int8 (half a step) plus the fp16 weight scale (2^-11 relative).
+        for (int64_t i = 0; i < m * k; ++i) {
+          const double bound = amax[size_t(i / k)] / 254 * 1.001 + std::fabs(x.get(size_t(i))) * 1e-3;
+          ASSERT_NEAR(y.get(size_t(i)), x.get(size_t(i)), bound) << isa_name(isa) << " bits " << f.bits << " m " << m
+                                                               << " row " << i / k << " col " << i % k;
+        }
+      }
+    }
+  }
+}
+
 TEST(Linear, EmptyBatchIsANoOp) {
   std::mt19937 rng(26);
   const std::vector<float> wf = random_weights(16, 64, rng);

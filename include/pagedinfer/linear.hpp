@@ -8,8 +8,9 @@
 //       in fp32 and scaled once: y = sum_g s[g] * sum_{k in g} q * x + offset[g] * sum_{k in g} x,
 //       offset = -s * z (or m). bf16 x runs on bf16 dot products (AVX512-BF16) where present,
 //       fp32 and fp16 x on fp32 FMA.
-//   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * 127 /
-//       max|x|) (fp32, ties to even), scale max|x| / 127; the group sums of q * a are exact int32
+//   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
+//       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
+//       max|x| / 127; the group sums of q * a are exact int32
 //       (VNNI where present); groups are combined in fp32 as above and the row scale applied last.
 //
 // Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,

@@ -16,6 +16,12 @@ namespace pagedinfer::detail {
 
 enum class ComputeType { f32, bf16, i8 };
 
+// The int8 activation rule of linear.hpp keeps v = x * (127 / max|x|) where |v| < this and
+// zeroes it otherwise. Both roundings of fp32 can put the row's maximum itself an ulp above 127
+// (about one random row in eight), which must still become 127, while nothing finite reaches
+// 127.5: only a non-finite product (x or max|x| not finite) is zeroed.
+constexpr float kInt8Limit = 127.5f;
+
 // Every kernel's rows per block (1, 2, 4, 6 or 8) divides this; the workspace pads m to a
 // multiple of it with zero rows, so kernels always compute whole blocks (the epilogue stores
 // only the real rows).

@@ -90,10 +90,10 @@ struct Prepare {
   }
 
   // One value of the int8 rule of linear.hpp; a non-finite product (x or max|x| not finite)
-  // becomes 0 and the row scale carries the inf/NaN into y.
+  // becomes 0 (kInt8Limit) and the row scale carries the inf/NaN into y.
   static int8_t quantize_one(float x, float inv) {
     const float v = x * inv;
-    return std::fabs(v) <= 127.f ? int8_t(std::nearbyint(v)) : int8_t(0);
+    return std::fabs(v) < kInt8Limit ? int8_t(std::nearbyint(v)) : int8_t(0);
   }
 
   // Sets row m's scale, max|x| / 127, and returns the factor 127 / max|x| (0 for a zero or
@@ -136,10 +136,10 @@ struct Prepare {
       std::fill(sums, sums + w.groups, 0.f);
       if (w.k_order.empty()) {
         alignas(64) int32_t q[W];
-        const F vinv(inv), limit(127.f);
+        const F vinv(inv), limit(kInt8Limit);
         for (i = 0; i + W <= w.k; i += W) {
           const F v = load_as<A, X>(x, i) * vinv;
-          xsimd::nearbyint_as_int(xsimd::select(xsimd::abs(v) <= limit, v, F(0.f))).store_aligned(q);
+          xsimd::nearbyint_as_int(xsimd::select(xsimd::abs(v) < limit, v, F(0.f))).store_aligned(q);
           int32_t s = 0;
           for (int64_t l = 0; l < W; ++l) {
             put(i + l, int8_t(q[l]));

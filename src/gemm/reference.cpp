@@ -4,15 +4,10 @@
 
 #include "common/check.hpp"
 #include "common/convert.hpp"
+#include "gemm/kernel.hpp"
 #include "pagedinfer/linear.hpp"
 
 namespace pagedinfer::reference {
-
-namespace {
-
-
-
-}  // namespace
 
 float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) {
   float amax = 0.f;
@@ -20,7 +15,7 @@ float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) 
   const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
   for (int64_t i = 0; i < k; ++i) {
     const float v = detail::load_as_float(x, dtype, size_t(i)) * inv;  // the product is rounded to fp32, as the rule says
-    a[i] = std::fabs(v) <= 127.f ? int8_t(std::nearbyint(v)) : int8_t(0);
+    a[i] = std::fabs(v) < detail::kInt8Limit ? int8_t(std::nearbyint(v)) : int8_t(0);
   }
   return amax / 127.f;
 }

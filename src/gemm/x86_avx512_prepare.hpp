@@ -54,7 +54,7 @@ struct Avx512PrepareI8 {
     // Within each 8 k: (0, 4, 1, 5, 2, 6, 3, 7) for int4 words (layout.hpp).
     const __m128i order = O == WordOrder::vnni_int4 ? _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15)
                                                     : _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 limit = _mm512_set1_ps(127.f);
+    const __m512 limit = _mm512_set1_ps(kInt8Limit);
     const char* x[R];
     float inv[R];
     for (int r = r0; r < r1; ++r) {
@@ -87,7 +87,7 @@ struct Avx512PrepareI8 {
         constexpr int r = decltype(row)::value;
         if (r < r0 || r >= r1) return;
         __m512 v = _mm512_mul_ps(load_as<Avx512Arch, X>(x[r], i), _mm512_set1_ps(inv[r]));
-        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(v), limit, _CMP_LE_OQ), v);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(v), limit, _CMP_LT_OQ), v);
         const __m512i q = _mm512_cvtps_epi32(v);  // round to nearest even
         group_sum[r] = _mm512_add_epi32(group_sum[r], q);
         __m128i bytes = _mm512_cvtepi32_epi8(q);
