@@ -24,6 +24,36 @@ struct Workspace {
   }
 };
 
+// W8A8 / W4A8 params for m contiguous fp32 rows of k into fp32 y of n columns.
+LinearParams int8_params(int64_t m, int64_t k, int64_t n, const Buffer& x, Buffer& y, int threads = 1) {
+  LinearParams p;
+  p.m = m;
+  p.x = x.data();
+  p.x_dtype = DType::f32;
+  p.k = k;
+  p.x_stride = k;
+  p.y = y.data();
+  p.y_dtype = DType::f32;
+  p.y_stride = n;
+  p.activations = LinearActivations::int8_per_token;
+  p.num_threads = threads;
+  return p;
+}
+
+// Calls linear(w, p) on every ISA level this CPU runs, with a fresh workspace, then check(isa).
+template <class Check>
+void on_every_isa(const QuantizedWeight& w, LinearParams p, Check&& check) {
+  for (Isa isa : testutil::runnable_isas()) {
+    testutil::IsaCap cap(isa);
+    Workspace ws;
+    ws.reserve(linear_workspace_size(w, p));
+    p.workspace = ws.ptr;
+    p.workspace_bytes = ws.size;
+    linear(w, p);
+    check(isa);
+  }
+}
+
 // Everything of one call, with the oracle's answer and a derived error bound per element.
 struct Call {
   const QuantizedWeight& w;
@@ -318,27 +348,10 @@ TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {
   for (int64_t i = 0; i < 2 * k; ++i) x.set(size_t(i), float(int(rng() % 255) - 127));
   x.set(0, 127.f);
   x.set(size_t(k), -127.f);
-  LinearParams p;
-  p.m = 2;
-  p.x = x.data();
-  p.x_dtype = DType::f32;
-  p.k = k;
-  p.x_stride = k;
-  p.y_dtype = DType::f32;
-  p.y_stride = n;
-  p.activations = LinearActivations::int8_per_token;
-  p.y = ref.data();
-  reference::linear(w, p);
-  for (Isa isa : testutil::runnable_isas()) {
-    testutil::IsaCap cap(isa);
-    Workspace ws;
-    ws.reserve(linear_workspace_size(w, p));
-    p.workspace = ws.ptr;
-    p.workspace_bytes = ws.size;
-    p.y = y.data();
-    linear(w, p);
+  reference::linear(w, int8_params(2, k, n, x, ref));
+  on_every_isa(w, int8_params(2, k, n, x, y), [&](Isa isa) {
     for (size_t i = 0; i < y.n; ++i) ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " " << i;
-  }
+  });
 }
 
 // A row's largest |x| must quantize to +-127 even where x * (127 / max|x|) rounds an ulp above
@@ -373,31 +386,14 @@ TEST(Linear, Int8ActivationsKeepEachRowsMaximum) {
         for (int8_t v : a) largest = std::max(largest, std::abs(int(v)));
         ASSERT_EQ(largest, 127) << "reference, row " << r;
       }
-      LinearParams p;
-      p.m = m;
-      p.x = x.data();
-      p.x_dtype = DType::f32;
-      p.k = k;
-      p.x_stride = k;
-      p.y = y.data();
-      p.y_dtype = DType::f32;
-      p.y_stride = k;
-      p.activations = LinearActivations::int8_per_token;
-      p.num_threads = 2;
-      for (Isa isa : testutil::runnable_isas()) {
-        testutil::IsaCap cap(isa);
-        Workspace ws;
-        ws.reserve(linear_workspace_size(w, p));
-        p.workspace = ws.ptr;
-        p.workspace_bytes = ws.size;
-        linear(w, p);
+      on_every_isa(w, int8_params(m, k, k, x, y, 2), [&](Isa isa) {
         // Rounding to int8 (half a step) plus the fp16 weight scale (2^-11 relative).
         for (int64_t i = 0; i < m * k; ++i) {
           const double bound = amax[size_t(i / k)] / 254 * 1.001 + std::fabs(x.get(size_t(i))) * 1e-3;
           ASSERT_NEAR(y.get(size_t(i)), x.get(size_t(i)), bound) << isa_name(isa) << " bits " << f.bits << " m " << m
                                                                << " row " << i / k << " col " << i % k;
         }
-      }
+      });
     }
   }
 }
