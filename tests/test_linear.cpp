@@ -40,16 +40,21 @@ LinearParams int8_params(int64_t m, int64_t k, int64_t n, const Buffer& x, Buffe
   return p;
 }
 
-// Calls linear(w, p) on every ISA level this CPU runs, with a fresh workspace, then check(isa).
+// linear(w, p) with a fresh workspace.
+void run_linear(const QuantizedWeight& w, LinearParams p) {
+  Workspace ws;
+  ws.reserve(linear_workspace_size(w, p));
+  p.workspace = ws.ptr;
+  p.workspace_bytes = ws.size;
+  linear(w, p);
+}
+
+// Calls linear(w, p) on every ISA level this CPU runs, then check(isa) (still at that level).
 template <class Check>
-void on_every_isa(const QuantizedWeight& w, LinearParams p, Check&& check) {
+void on_every_isa(const QuantizedWeight& w, const LinearParams& p, Check&& check) {
   for (Isa isa : testutil::runnable_isas()) {
     testutil::IsaCap cap(isa);
-    Workspace ws;
-    ws.reserve(linear_workspace_size(w, p));
-    p.workspace = ws.ptr;
-    p.workspace_bytes = ws.size;
-    linear(w, p);
+    run_linear(w, p);
     check(isa);
   }
 }
@@ -392,6 +397,44 @@ TEST(Linear, Int8ActivationsKeepEachRowsMaximum) {
           const double bound = amax[size_t(i / k)] / 254 * 1.001 + std::fabs(x.get(size_t(i))) * 1e-3;
           ASSERT_NEAR(y.get(size_t(i)), x.get(size_t(i)), bound) << isa_name(isa) << " bits " << f.bits << " m " << m
                                                                << " row " << i / k << " col " << i % k;
+        }
+      });
+    }
+  }
+}
+
+// A non-finite x makes its row's int8 values 0 and its scale inf or NaN (linear.hpp): that row
+// of y is all non-finite, and the rows around it, in the same row blocks, are untouched.
+TEST(Linear, Int8ActivationsCarryNonFiniteRowsIntoY) {
+  std::mt19937 rng(28);
+  const int64_t m = 7, n = 48, k = 96;
+  Buffer wf(DType::f32, size_t(n * k));
+  wf.fill_uniform(rng, -1.f, 1.f);
+  for (const QuantFormat f : {QuantFormat{8, 0, QuantZero::symmetric}, QuantFormat{4, 32, QuantZero::zero_point}}) {
+    const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, f);
+    Buffer x(DType::f32, size_t(m * k)), finite_x(DType::f32, size_t(m * k));
+    x.fill_uniform(rng, -1.f, 1.f);
+    std::memcpy(finite_x.data(), x.data(), x.bytes());
+    x.set(size_t(2 * k + 17), INFINITY);
+    x.set(size_t(5 * k + 70), NAN);
+    for (int64_t rows : {int64_t(1), m}) {  // one row alone (its own kernel) and blocks of several
+      Buffer y(DType::f32, size_t(rows * n)), finite_y(DType::f32, size_t(rows * n));
+      const int64_t first = rows == 1 ? 2 : 0;  // the single row is the one holding inf
+      const auto rows_of = [&](const Buffer& b) {
+        Buffer out(DType::f32, size_t(rows * k));
+        std::memcpy(out.data(), static_cast<const float*>(b.data()) + first * k, out.bytes());
+        return out;
+      };
+      const Buffer xs = rows_of(x), finite_xs = rows_of(finite_x);
+      on_every_isa(w, int8_params(rows, k, n, xs, y), [&](Isa isa) {
+        run_linear(w, int8_params(rows, k, n, finite_xs, finite_y));
+        for (int64_t r = 0; r < rows; ++r) {
+          const bool bad = first + r == 2 || first + r == 5;
+          for (int64_t c = 0; c < n; ++c) {
+            const float got = y.get(size_t(r * n + c)), clean = finite_y.get(size_t(r * n + c));
+            if (bad) ASSERT_FALSE(std::isfinite(got)) << isa_name(isa) << " row " << first + r << " col " << c;
+            else ASSERT_EQ(got, clean) << isa_name(isa) << " row " << first + r << " col " << c;
+          }
         }
       });
     }

@@ -97,21 +97,27 @@ struct Prepare {
   }
 
   // Sets row m's scale, max|x| / 127, and returns the factor 127 / max|x| (0 for a zero or
-  // non-finite maximum).
+  // non-finite maximum). The maximum is taken over the bits of |x| as integers, which order NaN
+  // above inf above every finite value: a NaN anywhere in the row makes the scale NaN, where a
+  // float max would drop it.
   static float row_scale(const PrepareJob& j, int64_t m) {
+    using I = xsimd::batch<int32_t, A>;
     const char* x = x_row(j, m);
-    F vmax(0.f), vmax2(0.f);  // two independent chains of max, each waiting on its previous
+    const I magnitude(0x7fffffff);
+    const auto bits = [&](int64_t i) { return xsimd::bitwise_cast<I>(load_as<A, X>(x, i)) & magnitude; };
+    I vmax(0), vmax2(0);  // two independent chains of max, each waiting on its previous
     int64_t i = 0;
     for (; i + 2 * W <= j.w->k; i += 2 * W) {
-      vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
-      vmax2 = xsimd::max(vmax2, xsimd::abs(load_as<A, X>(x, i + W)));
+      vmax = xsimd::max(vmax, bits(i));
+      vmax2 = xsimd::max(vmax2, bits(i + W));
     }
-    for (; i + W <= j.w->k; i += W) vmax = xsimd::max(vmax, xsimd::abs(load_as<A, X>(x, i)));
+    for (; i + W <= j.w->k; i += W) vmax = xsimd::max(vmax, bits(i));
     vmax = xsimd::max(vmax, vmax2);
-    alignas(64) float lanes[W];
+    alignas(64) int32_t lanes[W];
     vmax.store_aligned(lanes);
-    float amax = *std::max_element(lanes, lanes + W);
-    for (; i < j.w->k; ++i) amax = std::max(amax, std::fabs(scalar_as<X>(x, i)));
+    int32_t largest = *std::max_element(lanes, lanes + W);
+    for (; i < j.w->k; ++i) largest = std::max(largest, int32_t(bits_of(scalar_as<X>(x, i)) & 0x7fffffffu));
+    const float amax = float_of(uint32_t(largest));
     j.row_scale[m] = amax / 127.f;
     return amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
   }

@@ -1,4 +1,5 @@
 // The oracle of linear(): dequantize() in double, double sums, one rounding at the end.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -10,8 +11,11 @@
 namespace pagedinfer::reference {
 
 float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a) {
-  float amax = 0.f;
-  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(detail::load_as_float(x, dtype, size_t(i))));
+  float amax = 0.f;  // NaN if any x is (std::fmax would drop it)
+  for (int64_t i = 0; i < k; ++i) {
+    const float v = std::fabs(detail::load_as_float(x, dtype, size_t(i)));
+    amax = std::isnan(v) || std::isnan(amax) ? NAN : std::max(amax, v);
+  }
   const float inv = amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
   for (int64_t i = 0; i < k; ++i) {
     const float v = detail::load_as_float(x, dtype, size_t(i)) * inv;  // the product is rounded to fp32, as the rule says
