@@ -7,7 +7,8 @@
 //   dense_*   the same data layout with one page per sequence (contiguous), same kernel.
 //   Paged cold decode also reports page_bw_fraction: against the read bandwidth of scattered
 //   chunks of one page row (roofline.hpp's scattered_read_gbs), the ceiling a shuffled block
-//   table leaves.
+//   table leaves. The report's header prints that ceiling for several chunk sizes beside the
+//   same loop reading in order (print_page_read_ceilings).
 //   prefill_* / vllm_*  compute-bound: 4 * head_dim flops per visible (query, key) pair and
 //             head -> peak_fraction of the bf16 dot peak (the target the project set), "hot".
 #include <benchmark/benchmark.h>
@@ -144,7 +145,7 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
     bench::report_bytes(state, s.kv_bytes, threads);
     if (!shape.dense && shape.cold) {
       // Against what reading the cache's scattered page rows allows at all (one KV head's page:
-      // page x head_dim x 2 bytes, 4 KiB here): about 0.65-0.7 of dram_read on this machine.
+      // page x head_dim x 2 bytes, 4 KiB here): 0.6-0.75 of dram_read on this machine.
       const double chunk = double(shape.page) * kHeadDim * 2;
       const double gbs = bench::scattered_read_gbs(threads, std::size_t(chunk));
       state.counters["page_read_gbs"] = gbs;
@@ -175,6 +176,8 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
 const std::vector<Shape> kShapes = {
     {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
+    // Diagnostic: the same decode with pages of 128 tokens (32 KiB per KV head and page).
+    {"decode_b8_ctx4096_page128", 8, 1, 4096, 128, false, false, true},
     {"decode_b1_ctx32768", 1, 1, 32768, 16, false, false, true},
     {"decode_b64_ctx512", 64, 1, 512, 16, false, false, true},
     // Diagnostic: the same decode with the cache L3-resident shows the kernel's compute limit.
@@ -188,6 +191,9 @@ const Shape& shape_named(const std::string& tag) {
 }
 
 void register_all() {
+  // The ceiling pages leave: one KV head's page here is 4 KiB (page 16); a whole page of all 8
+  // heads, or one head's page of 128 tokens, is 32 KiB.
+  bench::print_page_read_ceilings({1, 2}, {4096, 32768, 262144});
   for (const Shape& s : kShapes)
     for (int threads : {1, 2}) {
       const std::string name = "attention/" + s.tag + "/kv:bf16/hnd/threads:" + std::to_string(threads) +

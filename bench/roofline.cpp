@@ -101,40 +101,75 @@ double dram_read_gbs(int threads) {
   return std::max(median(one), four.empty() ? 0.0 : median(four));
 }
 
-// Reads a 1 GiB buffer in chunks of chunk_bytes taken in a shuffled order, each thread its own
-// part of the order, prefetching the chunk two ahead (prefetcht1, one line per line read; one
-// ahead measured 5-10% less) as a paged kernel does: what scattered KV pages allow, against
-// dram_read_gbs's sequential streams.
-double measure_scattered_read(int threads, std::size_t chunk_bytes) {
-  const std::size_t bytes = std::size_t(1) << 30, chunks = bytes / chunk_bytes;
-  Bytes mem = alloc(bytes);
-  char* buf = reinterpret_cast<char*>(mem.get());
-  fill_random(buf, bytes, 43);
-  std::vector<uint32_t> order(chunks);
-  for (std::size_t i = 0; i < chunks; ++i) order[i] = uint32_t(i);
-  uint64_t state = 0x2545f4914f6cdd1dull;  // Fisher-Yates with xorshift: no <random> distribution drift
-  for (std::size_t i = chunks - 1; i > 0; --i) {
-    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-    std::swap(order[i], order[state % (i + 1)]);
+// Reads a 1 GiB buffer in chunks of chunk_bytes, in order or in a shuffled order, each thread
+// its own part of the order, prefetching the chunk two ahead (prefetcht1, one line per line
+// read; one ahead measured 5-10% less; deeper, prefetcht0/t2, interleaving two or four chunks or
+// touching only each chunk's first lines measured no better) as a paged kernel does. Both
+// orders run the same loop over the same buffer, so their ratio is what scattering alone costs.
+// One buffer, allocated on first use and kept for the process, serves every pattern.
+class ChunkReader {
+ public:
+  static ChunkReader& instance() {
+    static ChunkReader reader;
+    return reader;
   }
-  const std::size_t per = chunks / std::size_t(threads);
-  const std::vector<double> gbs = timed_passes(3, threads, double(per * threads * chunk_bytes), [&](int, int t, int) {
-    const uint32_t* mine = order.data() + per * std::size_t(t);
-    // One load per line (the line must arrive; four sums keep the adds off the critical path).
-    float sum[4] = {0, 0, 0, 0};
-    for (std::size_t c = 0; c < per; ++c) {
-      const float* p = reinterpret_cast<const float*>(buf + std::size_t(mine[c]) * chunk_bytes);
-      const char* next = c + 2 < per ? buf + std::size_t(mine[c + 2]) * chunk_bytes : nullptr;
-      for (std::size_t off = 0; off < chunk_bytes; off += 256)
-        for (std::size_t line = 0; line < 4; ++line) {
-          if (next) asm volatile("prefetcht1 %0" : : "m"(*(next + off + 64 * line)));
-          sum[line] += p[(off + 64 * line) / 4];
-        }
+  // GB/s of each pass of `passes`; the passes alternate the given chunk sizes, shuffled or in
+  // order, so that all of them see the same machine. Result [i][pass] for pattern i.
+  struct Pattern {
+    std::size_t chunk_bytes;
+    bool shuffled;
+  };
+  std::vector<std::vector<double>> measure(int threads, const std::vector<Pattern>& patterns, int passes) {
+    std::vector<std::vector<double>> gbs(patterns.size());
+    for (int pass = 0; pass < passes; ++pass)
+      for (std::size_t i = 0; i < patterns.size(); ++i) gbs[i].push_back(read(threads, patterns[i]));
+    return gbs;
+  }
+
+ private:
+  static constexpr std::size_t kBytes = std::size_t(1) << 30;
+  Bytes mem_ = alloc(kBytes);
+  std::map<std::size_t, std::vector<uint32_t>> shuffled_;  // chunk order by chunk size
+
+  ChunkReader() { fill_random(mem_.get(), kBytes, 43); }
+
+  const std::vector<uint32_t>& shuffled_order(std::size_t chunk_bytes) {
+    std::vector<uint32_t>& order = shuffled_[chunk_bytes];
+    if (order.empty()) {
+      const std::size_t chunks = kBytes / chunk_bytes;
+      order.resize(chunks);
+      for (std::size_t i = 0; i < chunks; ++i) order[i] = uint32_t(i);
+      uint64_t state = 0x2545f4914f6cdd1dull;  // Fisher-Yates with xorshift: no <random> distribution drift
+      for (std::size_t i = chunks - 1; i > 0; --i) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        std::swap(order[i], order[state % (i + 1)]);
+      }
     }
-    return double(sum[0] + sum[1] + sum[2] + sum[3]);
-  });
-  return median(gbs);
-}
+    return order;
+  }
+
+  double read(int threads, const Pattern& pat) {
+    const std::size_t chunk = pat.chunk_bytes, per = kBytes / chunk / std::size_t(threads);
+    const uint32_t* order = pat.shuffled ? shuffled_order(chunk).data() : nullptr;
+    const char* buf = reinterpret_cast<const char*>(mem_.get());
+    const auto at = [&](std::size_t i) { return buf + std::size_t(order ? order[i] : i) * chunk; };
+    return timed_passes(1, threads, double(per * std::size_t(threads) * chunk), [&](int, int t, int) {
+      const std::size_t first = per * std::size_t(t);
+      // One load per line (the line must arrive; four sums keep the adds off the critical path).
+      float sum[4] = {0, 0, 0, 0};
+      for (std::size_t c = first; c < first + per; ++c) {
+        const float* p = reinterpret_cast<const float*>(at(c));
+        const char* next = c + 2 < first + per ? at(c + 2) : nullptr;
+        for (std::size_t off = 0; off < chunk; off += 256)
+          for (std::size_t line = 0; line < 4; ++line) {
+            if (next) asm volatile("prefetcht1 %0" : : "m"(*(next + off + 64 * line)));
+            sum[line] += p[(off + 64 * line) / 4];
+          }
+      }
+      return double(sum[0] + sum[1] + sum[2] + sum[3]);
+    })[0];
+  }
+};
 
 // Throughput loops with kChains independent accumulators: more than latency x ports of every
 // CPU we target (Zen 5 needs more than 12 for its dot products); 16 x 64 bytes is also
@@ -239,8 +274,28 @@ double scattered_read_gbs(int threads, std::size_t chunk_bytes) {
   std::lock_guard<std::mutex> lock(mu);
   const auto key = std::make_pair(threads, chunk_bytes);
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, measure_scattered_read(threads, chunk_bytes)).first;
+  if (it == cache.end())
+    it = cache.emplace(key, median(ChunkReader::instance().measure(threads, {{chunk_bytes, true}}, 3)[0])).first;
   return it->second;
+}
+
+void print_page_read_ceilings(std::initializer_list<int> threads, std::initializer_list<std::size_t> chunks) {
+  for (int t : threads) {
+    std::vector<ChunkReader::Pattern> patterns{{std::size_t(1) << 16, false}};
+    for (std::size_t c : chunks) patterns.push_back({c, true});
+    const std::vector<std::vector<double>> gbs = ChunkReader::instance().measure(t, patterns, 5);
+    const double in_order = median(gbs[0]);
+    std::printf("page reads threads=%d: in order %.1f GB/s; shuffled chunks", t, in_order);
+    for (std::size_t i = 1; i < patterns.size(); ++i) {
+      const double g = median(gbs[i]);
+      std::printf("%s %zu KiB %.1f (%.2f)", i > 1 ? "," : "", patterns[i].chunk_bytes >> 10, g, g / in_order);
+      benchmark::AddCustomContext("page_read_gbs_t" + std::to_string(t) + "_" + std::to_string(patterns[i].chunk_bytes),
+                                  std::to_string(g));
+    }
+    std::printf("\n");
+    benchmark::AddCustomContext("page_read_in_order_gbs_t" + std::to_string(t), std::to_string(in_order));
+  }
+  std::fflush(stdout);
 }
 
 void print_ceilings(std::initializer_list<int> threads) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ const Ceilings& ceilings(int threads);
 // the next chunk prefetched while one is read): the ceiling of a kernel that reads KV pages of
 // that size through a shuffled block table. Measured on first use per (threads, chunk), cached.
 double scattered_read_gbs(int threads, std::size_t chunk_bytes);
+
+// Prints, per thread count, the read bandwidth of the same loop over the same 1 GiB in order and
+// in shuffled chunks of each size (passes alternating, medians of 5): what a paged cache's page
+// size leaves of the memory bandwidth on this machine.
+void print_page_read_ceilings(std::initializer_list<int> threads, std::initializer_list<std::size_t> chunks);
 
 // Prints every thread count's ceilings as the report's header.
 void print_ceilings(std::initializer_list<int> threads);
