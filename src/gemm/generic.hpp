@@ -32,7 +32,7 @@ struct GenericBlock {
     else return i;
   }
 
-  template <int R, int NT>
+  template <int R, int NT, int S>  // S: unused, the layout is row-major
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const auto& w = *j.w;
     const int64_t words_per_group = w.group / KPW;

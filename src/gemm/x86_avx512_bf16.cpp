@@ -58,11 +58,11 @@ struct Bf16Block {
   static constexpr int kKPerWord = 32 / BITS;
   static constexpr int kUnitsPerWord = kKPerWord / 2;  // x pairs per word
 
-  template <int R, int NT>
+  template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
     const __m512i low = nibble_to_bf16_table(1.f), high = nibble_to_bf16_table(16.f);
-    const char* act = j.act.unit(m0, 0);  // R rows interleaved: pair u of row r at (u * R + r) * 4
+    const char* act = j.act.unit(m0, 0);  // S rows interleaved: pair u of row r at (u * S + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / kKPerWord;
@@ -82,7 +82,7 @@ struct Bf16Block {
           for (int i = 0; i < NT; ++i)
             q[i] = _mm512_permutexvar_epi16(step == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * step)), table);
           for (int r = 0; r < R; ++r) {
-            const __m512i x = _mm512_set1_epi32(load32(act + (unit * R + r) * 4));
+            const __m512i x = _mm512_set1_epi32(load32(act + (unit * S + r) * 4));
             for (int i = 0; i < NT; ++i) {
               __m512& a = acc[r][i][step % kSets<R>];
               a = Bf16Dot::dot(a, q[i], x);
@@ -124,12 +124,12 @@ inline __m512i broadcast_unit(const char* unit) {
 template <int BITS>
 struct VnniBlock {
   static constexpr bool kSetsC = true;
-  template <int R, int NT>
+  template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
     constexpr int KPW = 32 / BITS;
     const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
-    const char* act = j.act.unit(m0, 0);  // R rows interleaved: unit u of row r at (u * R + r) * 4
+    const char* act = j.act.unit(m0, 0);  // S rows interleaved: unit u of row r at (u * S + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / KPW;
@@ -149,7 +149,7 @@ struct VnniBlock {
           __m512i word[NT];
           for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
           for (int r = 0; r < R; ++r) {
-            const __m512i x = _mm512_set1_epi32(load32(act + (jw * R + r) * 4));
+            const __m512i x = _mm512_set1_epi32(load32(act + (jw * S + r) * 4));
             for (int i = 0; i < NT; ++i) {
               __m512i& a = acc[r][i][jw % kSets<R>];
               a = VnniDot::dot(a, word[i], x);
@@ -165,7 +165,7 @@ struct VnniBlock {
             for (int i = 0; i < NT; ++i) q[i] = int4_nibbles(tile[i] + jw * kTile, half, low_nibbles);
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
-              const __m512i x = broadcast_unit(act + ((jw * 2 + half) * R + r) * 4);
+              const __m512i x = broadcast_unit(act + ((jw * 2 + half) * S + r) * 4);
 #pragma GCC unroll 4
               for (int i = 0; i < NT; ++i) {
                 __m512i& a = acc[r][i][(2 * jw + half) % kSets<R>];
@@ -198,11 +198,12 @@ PrepareKernel int8_prepare(int bits) {
   return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
 }
 
-// One row: one tile at a time (see kSets). Up to 4 rows: 4 x 4 tiles; 5 to 8 rows: 8 x 2, one
-// pass over the weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits
-// on DRAM while the second, from L2, waits on the dot products). Many: MR x NT accumulators
-// reuse each weight load MR times and each activation broadcast NT times; VNNI measured best
-// at 6 x 4 (24 accumulators), bf16 at 8 x 2.
+// One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
+// block computes the even rows that cover m, blocks.hpp); 5 to 8 rows: 8 x 2, one pass over the
+// weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits on DRAM while
+// the second, from L2, waits on the dot products). Many: MR x NT accumulators reuse each weight
+// load MR times and each activation broadcast NT times; VNNI measured best at 6 x 4 (24
+// accumulators), bf16 at 8 x 2.
 template <class Block, int MR, int NT>
 void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
   if (m == 1 && w.gate_up) {  // SiLU(gate) * up needs the gate and up tiles in one block

@@ -91,12 +91,13 @@ struct GroupParams {
 
 template <class Unpack, class Dot>
 struct PanelBlock {
+  // The MR x NT block at (t0, m0) of a layout of S rows over panel units [first, last).
   // The MR x NT block at (t0, m0) over panel units [first, last).
-  template <int MR, int NT>
+  template <int MR, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, int64_t first, int64_t last, const __m512i* panel,
                   float* c) {
     const auto& w = *j.w;
-    const char* act = j.act.unit(m0, 0);  // MR rows interleaved: unit u of row r at (u * MR + r) * 4
+    const char* act = j.act.unit(m0, 0);  // S rows interleaved: unit u of row r at (u * S + r) * 4
     const int64_t units_per_group = w.group / (w.kpw() / Unpack::kUnitsPerWord);
     for_group_runs(units_per_group, first, last, [&](int64_t g, int64_t begin, int64_t end, bool group_ends) {
       typename Dot::Acc acc[MR][NT];
@@ -106,7 +107,7 @@ struct PanelBlock {
         const __m512i* wu = panel + (u - first) * NT;
         for (int r = 0; r < MR; ++r) {
           int32_t x32;
-          std::memcpy(&x32, act + (u * MR + r) * 4, 4);
+          std::memcpy(&x32, act + (u * S + r) * 4, 4);
           const __m512i x = _mm512_set1_epi32(x32);
           for (int i = 0; i < NT; ++i) acc[r][i] = Dot::dot(acc[r][i], wu[i], x);
         }
@@ -150,9 +151,13 @@ void run_panel_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_
       // The unpack is a burst of loads with nothing to overlap: have the next chunk's words
       // (a few KiB per tile, too short for the hardware prefetcher) in L2 by then.
       prefetch_words<Unpack, NT>(w, t_begin + tb * NT, last, std::min(units, last + chunk));
-      for (int64_t rb = 0; rb < row_blocks; ++rb)
-        PanelBlock<Unpack, Dot>::template run<MR, NT>(j, t_begin + tb * NT, m_begin + rb * MR, first, last, panel,
-                                                      c + (tb * row_blocks + rb) * kBlock);
+      for (int64_t rb = 0; rb < row_blocks; ++rb) {
+        const int64_t m = m_begin + rb * MR;
+        with_block_rows<MR>(m_end - m, [&](auto rows) {
+          PanelBlock<Unpack, Dot>::template run<decltype(rows)::value, NT, MR>(j, t_begin + tb * NT, m, first, last,
+                                                                               panel, c + (tb * row_blocks + rb) * kBlock);
+        });
+      }
     }
   }
   const EpilogueFn epilogue = epilogue_for<Avx512Arch>(j.y_dtype);
