@@ -23,9 +23,9 @@ enum class ComputeType { f32, bf16, i8 };
 constexpr float kInt8Limit = 127.5f;
 
 // Every kernel's rows per block (1, 2, 4, 6 or 8) divides this; the workspace pads m to a
-// multiple of it with zero rows, so a kernel's last block may read whole blocks of the layout
-// (it computes the even number of rows that covers m, blocks.hpp; the epilogue stores only
-// the real rows).
+// multiple of it with zero rows, so every layout block a kernel reads exists. A kernel's last
+// block computes the even number of rows that covers m (blocks.hpp); the epilogue stores only
+// the real rows.
 constexpr int64_t kMaxBlockRows = 24;
 // The driver's work units are kUnitTiles tiles x a multiple of kMaxBlockRows rows (linear.cpp
 // sizes them).

@@ -5,7 +5,7 @@
 // Where turning q into the dot product's input costs more than the dot products themselves
 // (int8 for bf16: four conversions and two merges per word, where the nibble-table path of
 // Bf16Block doubles the dot products), a unit of NT tiles unpacks a chunk of k once into a
-// panel on the stack, and every row block of the unit (up to 48 rows) then runs on it. A panel
+// panel on the stack, and every row block of the unit (up to kPanelRows rows) then runs on it. A panel
 // unit is what one dot product takes per lane (a pair of bf16: 4 bytes), matching one
 // ActLayout unit. The same for int4 on VNNI measured slower than unpacking in registers
 // (VnniBlock): two masks per word are cheaper than the panel's extra pass.
@@ -92,7 +92,6 @@ struct GroupParams {
 template <class Unpack, class Dot>
 struct PanelBlock {
   // The MR x NT block at (t0, m0) of a layout of S rows over panel units [first, last).
-  // The MR x NT block at (t0, m0) over panel units [first, last).
   template <int MR, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, int64_t first, int64_t last, const __m512i* panel,
                   float* c) {
