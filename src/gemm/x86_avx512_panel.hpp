@@ -5,9 +5,9 @@
 // Where turning q into the dot product's input costs more than the dot products themselves
 // (int8 for bf16: four conversions and two merges per word, where the nibble-table path of
 // Bf16Block doubles the dot products), a unit of NT tiles unpacks a chunk of k once into a
-// panel on the stack, and every row block of the unit (up to kPanelRows rows) then runs on it. A panel
-// unit is what one dot product takes per lane (a pair of bf16: 4 bytes), matching one
-// ActLayout unit. The same for int4 on VNNI measured slower than unpacking in registers
+// panel on the stack, and every row block of the unit (up to kPanelRows rows) then runs on
+// it. A panel unit is what one dot product takes per lane (a pair of bf16: 4 bytes), matching
+// one ActLayout unit. The same for int4 on VNNI measured slower than unpacking in registers
 // (VnniBlock): two masks per word are cheaper than the panel's extra pass.
 #pragma once
 #include <algorithm>
