@@ -91,20 +91,20 @@ struct GroupParams {
 
 template <class Unpack, class Dot>
 struct PanelBlock {
-  // The MR x NT block at (t0, m0) of a layout of S rows over panel units [first, last).
-  template <int MR, int NT, int S>
+  // The R x NT block at (t0, m0) of a layout of S rows over panel units [first, last).
+  template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, int64_t first, int64_t last, const __m512i* panel,
                   float* c) {
     const auto& w = *j.w;
     const char* act = j.act.unit(m0, 0);  // S rows interleaved: unit u of row r at (u * S + r) * 4
     const int64_t units_per_group = w.group / (w.kpw() / Unpack::kUnitsPerWord);
     for_group_runs(units_per_group, first, last, [&](int64_t g, int64_t begin, int64_t end, bool group_ends) {
-      typename Dot::Acc acc[MR][NT];
+      typename Dot::Acc acc[R][NT];
       for (auto& a : acc)
         for (auto& v : a) v = Dot::zero();
       for (int64_t u = begin; u < end; ++u) {
         const __m512i* wu = panel + (u - first) * NT;
-        for (int r = 0; r < MR; ++r) {
+        for (int r = 0; r < R; ++r) {
           int32_t x32;
           std::memcpy(&x32, act + (u * S + r) * 4, 4);
           const __m512i x = _mm512_set1_epi32(x32);
@@ -113,7 +113,7 @@ struct PanelBlock {
       }
       for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
-        for (int r = 0; r < MR; ++r)
+        for (int r = 0; r < R; ++r)
           gp.flush(c + (r * NT + i) * kTile, Dot::to_float(acc[r][i]), group_ends, j.act_sums[(m0 + r) * w.groups + g]);
       }
     });
