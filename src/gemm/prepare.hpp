@@ -13,16 +13,13 @@ namespace pagedinfer::detail {
 namespace {
 
 // Order of k inside each block of a row, as the kernel meets the weight word's elements
-// (layout.hpp): natural, (0, 4, 1, 5, 2, 6, 3, 7) per 8 k for VNNI on int4, or (0, 2, 1, 3) per
-// 4 k for bf16 pairs on int8.
-enum class WordOrder { natural, vnni_int4, bf16_int8 };
+// (layout.hpp): natural, or (0, 4, 1, 5, 2, 6, 3, 7) per 8 k for VNNI on int4.
+enum class WordOrder { natural, vnni_int4 };
 
 template <WordOrder O>
 inline int64_t ordered_position(int64_t i) {
   constexpr int kVnniInt4[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of element e of an 8-block
-  constexpr int kBf16Int8[4] = {0, 2, 1, 3};
   if constexpr (O == WordOrder::vnni_int4) return (i & ~int64_t(7)) | kVnniInt4[i & 7];
-  else if constexpr (O == WordOrder::bf16_int8) return (i & ~int64_t(3)) | kBf16Int8[i & 3];
   else return i;
 }
 
@@ -74,16 +71,14 @@ struct Prepare {
     }
   }
 
-  // bf16 compute (x is bf16, so the values are exact): a copy into pairs.
-  template <WordOrder O>
+  // bf16 compute (x is bf16, so the values are exact): a copy into pairs, natural order.
   static void bf16(const PrepareJob& j, int64_t m0, int64_t m1) {
     const auto& w = *j.w;
     for (int64_t m = m0; m < m1; ++m) {
       const auto* x = reinterpret_cast<const uint16_t*>(x_row(j, m));
       for (int64_t i = 0; i < w.k_packed; ++i) {
         const int64_t src = w.k_order.empty() ? (i < w.k ? i : -1) : w.k_order[i];
-        const int64_t p = ordered_position<O>(i);
-        reinterpret_cast<uint16_t*>(j.act.unit(m, p / 2))[p % 2] = src < 0 ? uint16_t(0) : x[src];
+        reinterpret_cast<uint16_t*>(j.act.unit(m, i / 2))[i % 2] = src < 0 ? uint16_t(0) : x[src];
       }
       group_sums(j, m, j.act_sums + m * w.groups);
     }

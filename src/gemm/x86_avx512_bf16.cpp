@@ -1,15 +1,19 @@
 // Quantized GEMM for AVX-512 with VNNI and BF16 (Zen 4+, Cooper Lake, Sapphire Rapids):
-//   W4A16 / W8A16 with bf16 x: q (int8: each nibble) become exact bf16 through a 32-entry table
-//     (vpermw) and meet x in bf16 dot products (vdpbf16ps), 32 products per instruction.
+//   W4A16 / W8A16 with bf16 x: q become exact bf16 (int4: through a 32-entry table, vpermw;
+//     int8: through fp32 conversions) and meet x in bf16 dot products (vdpbf16ps), 32 products
+//     per instruction.
 //   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
 //     exact int32 group sums.
 // Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "common/simd/x86_avx512.hpp"
+#include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/generic.hpp"
-#include "gemm/x86_avx512_panel.hpp"
 #include "gemm/x86_avx512_prepare.hpp"
+#include "gemm/x86_avx512_words.hpp"
 
 namespace pagedinfer::detail {
 namespace {
@@ -28,6 +32,20 @@ inline int32_t load32(const void* p) {
 template <int R>
 constexpr int kSets = R == 1 ? 4 : 1;
 
+// Calls step(jw, set) for the words [begin, end), with set cycling through [0, Sets) as a
+// compile-time constant: the loop is unrolled by Sets, a tail on set 0. GCC keeps an array
+// that it indexes at run time (acc[jw % Sets]) in memory, a load and a store per dot product.
+template <int Sets, class Step, int... S>
+inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_sequence<int, S...> = {}) {
+  if constexpr (sizeof...(S) == 0) {
+    for_each_word<Sets>(begin, end, step, std::make_integer_sequence<int, Sets>());
+  } else {
+    int64_t jw = begin;
+    for (; jw + Sets <= end; jw += Sets) (step(jw + S, std::integral_constant<int, S>()), ...);
+    for (; jw < end; ++jw) step(jw, std::integral_constant<int, 0>());
+  }
+}
+
 // One row reads its tiles as streams (tiles lie one after another), faster than the hardware
 // prefetchers alone fetch them: as word jw is used, the line kStreamAhead bytes further on is
 // requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
@@ -39,33 +57,20 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
   for (int i = 0; i < NT; ++i) prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
 }
 
-// bf16 bits of scale * (i & 15) for i in [0, 32): vpermw reads 5 index bits, the fifth of
-// which is the next nibble's low bit, so both halves of the table hold the same 16 values.
-inline __m512i nibble_to_bf16_table(float scale) {
-  alignas(64) uint16_t t[32];
-  for (int i = 0; i < 32; ++i) t[i] = float_to_bf16_bits(scale * float(i & 15));
-  return _mm512_load_si512(t);
-}
-
-// bf16 dot products on q made exact bf16 by nibble tables. Per 32-bit lane, step s (a 16-bit
-// shift by 4s) puts one nibble of each half in its low bits:
-//   int4: the pair (2s, 2s + 1), table of q, x pair s of the word's 8 k.
-//   int8: low then high nibble of k (0, 2) for s = 0, 1 and of k (1, 3) for s = 2, 3, tables of
-//         q_lo and 16 q_hi; x pairs (0, 2) and (1, 3) (WordOrder::bf16_int8).
-template <int BITS>
+// W4A16 / W8A16: q made exact bf16 pairs in registers (Pairs: Int4Pairs or Int8Pairs) meet x in
+// bf16 dot products.
+template <class Pairs>
 struct Bf16Block {
   static constexpr bool kSetsC = true;  // the first group's flush writes c (run_blocks)
-  static constexpr int kKPerWord = 32 / BITS;
-  static constexpr int kUnitsPerWord = kKPerWord / 2;  // x pairs per word
 
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
-    const __m512i low = nibble_to_bf16_table(1.f), high = nibble_to_bf16_table(16.f);
+    const Pairs pairs;
     const char* act = j.act.unit(m0, 0);  // S rows interleaved: pair u of row r at (u * S + r) * 4
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
-    const int64_t words_per_group = w.group / kKPerWord;
+    const int64_t words_per_group = w.group / Pairs::kKPerWord;
     for (int64_t g = 0; g < w.groups; ++g) {
       __m512 acc[R][NT][kSets<R>];
       for (auto& a : acc)
@@ -75,16 +80,14 @@ struct Bf16Block {
         __m512i word[NT];
         if constexpr (R == 1) prefetch_stream(tile, jw);
         for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
-        for (int step = 0; step < 4; ++step) {
-          const __m512i& table = BITS == 8 && step % 2 ? high : low;
-          const int64_t unit = jw * kUnitsPerWord + (BITS == 4 ? step : step / 2);
+        for (int h = 0; h < Pairs::kPairs; ++h) {
+          const int64_t unit = jw * Pairs::kPairs + h;
           __m512i q[NT];
-          for (int i = 0; i < NT; ++i)
-            q[i] = _mm512_permutexvar_epi16(step == 0 ? word[i] : _mm512_srli_epi16(word[i], unsigned(4 * step)), table);
+          for (int i = 0; i < NT; ++i) q[i] = pairs(word[i], h);
           for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (unit * S + r) * 4));
             for (int i = 0; i < NT; ++i) {
-              __m512& a = acc[r][i][step % kSets<R>];
+              __m512& a = acc[r][i][h % kSets<R>];
               a = Bf16Dot::dot(a, q[i], x);
             }
           }
@@ -95,7 +98,7 @@ struct Bf16Block {
         for (int r = 0; r < R; ++r) {
           __m512 sum = acc[r][i][0];
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, sum, true, j.act_sums[(m0 + r) * w.groups + g], g == 0);
+          gp.flush(c + (r * NT + i) * kTile, sum, j.act_sums[(m0 + r) * w.groups + g], g > 0);
         }
       }
     }
@@ -143,7 +146,14 @@ struct VnniBlock {
         for (int i = 0; i < NT; ++i)
 #pragma GCC unroll 4
           for (int set = 0; set < kSets<R>; ++set) acc[r][i][set] = _mm512_setzero_si512();
-      for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
+      // int4: a set per half of a word, the words on alternate pairs of sets. int8: a set per
+      // word, but for one row chosen at run time (jw % 4), which keeps acc in memory with a load
+      // and a store around each dot product. Measured from DRAM (M = 1, 14336 x 4096, alternated
+      // in one process, 2 threads), the four sets in registers streamed 0.80-0.88x as fast and
+      // one set in registers 0.91-1.00x (with the weights in L3 they ran 1.3-1.5x faster): the
+      // slower loop reads DRAM better. Decode weights come from DRAM, so it stays.
+      constexpr int kWordSets = BITS == 8 ? 1 : (kSets<R> + 1) / 2;
+      for_each_word<kWordSets>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
         if constexpr (R == 1) prefetch_stream(tile, jw);
         if constexpr (BITS == 8) {
           __m512i word[NT];
@@ -151,7 +161,7 @@ struct VnniBlock {
           for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (jw * S + r) * 4));
             for (int i = 0; i < NT; ++i) {
-              __m512i& a = acc[r][i][jw % kSets<R>];
+              __m512i& a = acc[r][i][R == 1 ? jw % kSets<R> : word_set];
               a = VnniDot::dot(a, word[i], x);
             }
           }
@@ -168,13 +178,13 @@ struct VnniBlock {
               const __m512i x = broadcast_unit(act + ((jw * 2 + half) * S + r) * 4);
 #pragma GCC unroll 4
               for (int i = 0; i < NT; ++i) {
-                __m512i& a = acc[r][i][(2 * jw + half) % kSets<R>];
+                __m512i& a = acc[r][i][(2 * word_set + half) % kSets<R>];
                 a = VnniDot::dot(a, q[i], x);
               }
             }
           }
         }
-      }
+      });
 #pragma GCC unroll 4
       for (int i = 0; i < NT; ++i) {
         const GroupParams gp(w, g, t0 + i);
@@ -183,8 +193,7 @@ struct VnniBlock {
           __m512i sum = acc[r][i][0];
 #pragma GCC unroll 4
           for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), true, j.act_sums[(m0 + r) * w.groups + g],
-                   g == 0);
+          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), j.act_sums[(m0 + r) * w.groups + g], g > 0);
         }
       }
     }
@@ -224,21 +233,10 @@ void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
   }
 }
 
-template <class Unpack, class Dot, int MR, int NT>
-void use_panel(GemmKernel& k) {
-  k.run = &run_panel_blocks<Unpack, Dot, MR, NT>;
-  k.act_rows = MR;
-}
-
 }  // namespace
 
 GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k;
-  // Many rows of W8A16 run on unpacked panels (x86_avx512_panel.hpp). Up to 8 rows the nibble
-  // tables of Bf16Block overlap the weights' DRAM stream better than the panel's unpack burst:
-  // M = 5-8, 14336 x 4096 from DRAM, alternated in one process: 1.19-1.34x (with the weights in
-  // L3, M = 8 on two threads: 0.95x).
-  const bool panel = m > 8;
   if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
     switch (x) {
@@ -250,16 +248,9 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
     else choose_blocking<VnniBlock<8>, 6, 4>(k, w, m);
   } else if (x == DType::bf16) {
     k.compute = ComputeType::bf16;
-    if (w.format.bits == 4) {
-      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
-      choose_blocking<Bf16Block<4>, 8, 2>(k, w, m);
-    } else if (panel) {
-      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::natural>;
-      use_panel<Int8ToBf16, Bf16Dot, 8, 2>(k);
-    } else {
-      k.prepare = &Prepare<A, DType::bf16>::bf16<WordOrder::bf16_int8>;
-      choose_blocking<Bf16Block<8>, 8, 2>(k, w, m);
-    }
+    k.prepare = &Prepare<A, DType::bf16>::bf16;
+    if (w.format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, w, m);
+    else choose_blocking<Bf16Block<Int8Pairs>, 8, 2>(k, w, m);
   }
   return k;
 }
