@@ -32,9 +32,21 @@ inline int32_t load32(const void* p) {
 template <int R>
 constexpr int kSets = R == 1 ? 4 : 1;
 
+// Zeroes the accumulators [rows][tiles][sets] of a block. This loop, and every other loop over
+// acc in the blocks, is unrolled so that the indices are constants: GCC keeps an array that it
+// indexes at run time in memory, a load and a store around each dot product.
+template <class V, int R, int NT, int Sets>
+inline void zero_accumulators(V (&acc)[R][NT][Sets]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i)
+#pragma GCC unroll 4
+      for (int set = 0; set < Sets; ++set) acc[r][i][set] = V{};
+}
+
 // Calls step(jw, set) for the words [begin, end), with set cycling through [0, Sets) as a
-// compile-time constant: the loop is unrolled by Sets, a tail on set 0. GCC keeps an array
-// that it indexes at run time (acc[jw % Sets]) in memory, a load and a store per dot product.
+// compile-time constant (see zero_accumulators): the loop is unrolled by Sets, a tail on set 0.
 template <int Sets, class Step, int... S>
 inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_sequence<int, S...> = {}) {
   if constexpr (sizeof...(S) == 0) {
@@ -89,14 +101,9 @@ struct Bf16Block {
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / Pairs::kKPerWord;
     for (int64_t g = 0; g < w.groups; ++g) {
-      // Every loop over acc is unrolled so that its indices are constants (as in VnniBlock).
+      // Every loop over acc is unrolled so that its indices are constants (zero_accumulators).
       __m512 acc[R][NT][kSets<R>];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-        for (int i = 0; i < NT; ++i)
-#pragma GCC unroll 4
-          for (int set = 0; set < kSets<R>; ++set) acc[r][i][set] = _mm512_setzero_ps();
+      zero_accumulators(acc);
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
         if constexpr (kStream) prefetch_stream(tile, jw);
@@ -173,15 +180,9 @@ struct VnniBlock {
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
     const int64_t words_per_group = w.group / KPW;
     for (int64_t g = 0; g < w.groups; ++g) {
-      // Every loop over acc is unrolled so that its indices are constants: GCC keeps an array it
-      // indexes at run time in memory.
+      // Every loop over acc is unrolled so that its indices are constants (zero_accumulators).
       __m512i acc[R][NT][kSets<R>];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-        for (int i = 0; i < NT; ++i)
-#pragma GCC unroll 4
-          for (int set = 0; set < kSets<R>; ++set) acc[r][i][set] = _mm512_setzero_si512();
+      zero_accumulators(acc);
       // int4: a set per half of a word, the words on alternate pairs of sets. int8: a set per
       // word, but for one row chosen at run time (jw % 4), which keeps acc in memory with a load
       // and a store around each dot product. Measured from DRAM (M = 1, 14336 x 4096, alternated
