@@ -5,6 +5,7 @@
 //   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
 //     exact int32 group sums.
 // Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -73,7 +74,7 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
 // DRAM: when all of the call's rows fit in one block of S rows, as in decode. With more rows,
 // later row blocks find the words in L2. The choice is a template argument (kStream), so the
 // word loop carries no test. Measured on 14336 x 4096, alternated in one process, 2 threads,
-// M = 2 / 4 / 8: W8A16 1.15 / 1.09 / 1.08-1.09x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8
+// M = 2 / 4 / 8: W8A16 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8
 // 1.14 / 1.06 / 1.12x, W8A8 - / - / 1.09-1.20x.
 template <int S>
 inline bool streams_weights(const GemmJob& j) {
@@ -102,7 +103,9 @@ struct Bf16Block {
     const int64_t words_per_group = w.group / Pairs::kKPerWord;
     for (int64_t g = 0; g < w.groups; ++g) {
       // Every loop over acc is unrolled so that its indices are constants (zero_accumulators).
-      __m512 acc[R][NT][kSets<R>];
+      // One row: a set per pair of the word (int8 has two).
+      constexpr int kAccSets = std::min(kSets<R>, Pairs::kPairs);
+      __m512 acc[R][NT][kAccSets];
       zero_accumulators(acc);
       for (int64_t jw = g * words_per_group; jw < (g + 1) * words_per_group; ++jw) {
         __m512i word[NT];
@@ -119,7 +122,7 @@ struct Bf16Block {
             const __m512i x = _mm512_set1_epi32(load32(act + (unit * S + r) * 4));
 #pragma GCC unroll 4
             for (int i = 0; i < NT; ++i) {
-              __m512& a = acc[r][i][h % kSets<R>];
+              __m512& a = acc[r][i][h % kAccSets];
               a = Bf16Dot::dot(a, q[i], x);
             }
           }
@@ -132,7 +135,7 @@ struct Bf16Block {
         for (int r = 0; r < R; ++r) {
           __m512 sum = acc[r][i][0];
 #pragma GCC unroll 4
-          for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
+          for (int set = 1; set < kAccSets; ++set) sum = _mm512_add_ps(sum, acc[r][i][set]);
           gp.flush(c + (r * NT + i) * kTile, sum, j.act_sums[(m0 + r) * w.groups + g], g > 0);
         }
       }
