@@ -28,8 +28,8 @@ inline int32_t load32(const void* p) {
 }
 
 // Accumulator sets per (row, tile): a single row walks one tile at a time, so that each thread
-// reads one sequential stream that the hardware prefetcher follows across tiles; four sets
-// (by step or by word) keep the dot products independent.
+// reads one sequential stream that the hardware prefetcher follows across tiles; up to four
+// sets (by pair, half or word of the weight) keep its dot products independent.
 template <int R>
 constexpr int kSets = R == 1 ? 4 : 1;
 
@@ -59,7 +59,7 @@ inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_
   }
 }
 
-// One row reads its tiles as streams (tiles lie one after another), faster than the hardware
+// Reads a block's tiles as streams (tiles lie one after another), faster than the hardware
 // prefetchers alone fetch them: as word jw is used, the line kStreamAhead bytes further on is
 // requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
 // (W8A16), +2% (W4A8) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only
@@ -70,15 +70,17 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
   for (int i = 0; i < NT; ++i) prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
 }
 
-// Blocks stream their tiles (prefetch_stream) when every weight word is read once per call, from
-// DRAM: when all of the call's rows fit in one block of S rows, as in decode. With more rows,
-// later row blocks find the words in L2. The choice is a template argument (kStream), so the
-// word loop carries no test. Measured on 14336 x 4096, alternated in one process, 2 threads,
-// M = 2 / 4 / 8: W8A16 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8
-// 1.14 / 1.06 / 1.12x, W8A8 - / - / 1.09-1.20x.
-template <int S>
-inline bool streams_weights(const GemmJob& j) {
-  return j.m <= S;
+// Runs Block::compute<R, NT, S, kStream>: a block streams its tiles (prefetch_stream) when every
+// weight word is read once per call, from DRAM: when all of the call's rows fit in one block of
+// S rows, as in decode (and where the block allows it: kMayStream). With more rows, later row
+// blocks find the words in L2. kStream is a template argument, so the word loop carries no
+// test. Measured on 14336 x 4096, alternated in one process, 2 threads, M = 2 / 4 / 8: W8A16
+// 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8 1.14 / 1.06 / 1.12x, W8A8
+// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x.
+template <class Block, int R, int NT, int S, bool kMayStream = true>
+inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+  if (kMayStream && j.m <= S) Block::template compute<R, NT, S, kMayStream>(j, t0, m0, c);
+  else Block::template compute<R, NT, S, false>(j, t0, m0, c);
 }
 
 // W4A16 / W8A16: q made exact bf16 pairs in registers (Pairs: Int4Pairs or Int8Pairs) meet x in
@@ -89,8 +91,7 @@ struct Bf16Block {
 
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    if (streams_weights<S>(j)) compute<R, NT, S, true>(j, t0, m0, c);
-    else compute<R, NT, S, false>(j, t0, m0, c);
+    compute_block<Bf16Block, R, NT, S>(j, t0, m0, c);
   }
 
   template <int R, int NT, int S, bool kStream>
@@ -167,10 +168,8 @@ struct VnniBlock {
   static constexpr bool kSetsC = true;
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    // int8 on 4 x 4 blocks (2-4 rows) measured 0.93-0.96x with streaming, so goes without.
-    constexpr bool kMayStream = BITS == 4 || S != 4;
-    if (kMayStream && streams_weights<S>(j)) compute<R, NT, S, kMayStream>(j, t0, m0, c);
-    else compute<R, NT, S, false>(j, t0, m0, c);
+    constexpr bool kMayStream = BITS == 4 || S != 4;  // int8 on 4 x 4 blocks: compute_block
+    compute_block<VnniBlock, R, NT, S, kMayStream>(j, t0, m0, c);
   }
 
   template <int R, int NT, int S, bool kStream>
