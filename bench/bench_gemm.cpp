@@ -7,6 +7,8 @@
 // *a8, bf16 dot for *a16). M = 1 and 8 are memory-bound: the weights rotate over copies
 // larger than 8x the L3 ("cold"). M >= 32 is compute-bound; its weights stay in cache as they
 // would across the row blocks of one call ("hot").
+// The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
+// whose ratio (bw_fraction_alternated) is the one to compare with the bandwidth target.
 // Same-run baselines: Eigen's fp32 GEMM (eigen_f32_*) and, when built with oneDNN, its u8 x s8
 // matmul with s32 accumulation and fp32 output (onednn_w8a8_*), on the same shapes.
 #include <benchmark/benchmark.h>
@@ -102,6 +104,19 @@ void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k,
   s.counters["cold"] = cold ? 1 : 0;
 }
 
+// A memory-bound case timed alternately with the DRAM read ceiling's loop over the same bytes
+// (bench::StreamRead): bw_fraction_alternated = the stream's median time / ours, our fraction of
+// the bandwidth the machine gave at the same moments. bw_fraction divides by a ceiling measured
+// at start-up: over three runs of one build it read 0.62, 1.34 and 0.96 for W4A16 here.
+void run_versus_stream(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {
+  const QuantizedWeight& base = weight(v.bits, n, k);
+  const double bytes = double(base.bytes()) + double(m * (k + n)) * 2;
+  LinearCall ours(v, m, n, k, threads, bench::cold_copies(double(base.bytes())));
+  bench::StreamRead stream(std::size_t(bytes), threads);
+  s.counters["bw_fraction_alternated"] = bench::time_against(s, ours, stream) * double(stream.bytes()) / bytes;
+  bench::report_bytes(s, bytes, threads);
+}
+
 void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
   using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Mat x = Mat::Random(m, k), w = Mat::Random(n, k), y(m, n);
@@ -181,6 +196,11 @@ void register_all() {
           const std::string name = std::string("gemm/") + v.name + shape_tag(m, n, k) + threads;
           benchmark::RegisterBenchmark(name.c_str(), run_linear, v, m, n, k, t)->UseRealTime()->Unit(benchmark::kMicrosecond);
         }
+    for (const Variant& v : kVariants)
+      benchmark::RegisterBenchmark((std::string("gemm/") + v.name + "_vs_stream" + shape_tag(1, 14336, 4096) + threads).c_str(),
+                                   run_versus_stream, v, 1, 14336, 4096, t)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("gemm/eigen_f32" + shape_tag(512, 4096, 4096) + threads).c_str(), run_eigen, 512, 4096,
                                  4096, t)
         ->UseRealTime()

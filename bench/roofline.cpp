@@ -84,13 +84,25 @@ std::vector<double> timed_passes(int passes, int threads, double bytes, Body&& b
   return gbs;
 }
 
+// The 1 GiB of random data (the same kind of memory as the kernels' buffers) that every read
+// ceiling of the process reads, allocated and filled on first use.
+constexpr std::size_t kProbeBytes = std::size_t(1) << 30;
+const float* probe_buffer() {
+  static const Bytes mem = [] {
+    Bytes m = alloc(kProbeBytes);
+    fill_random(m.get(), kProbeBytes, 42);
+    return m;
+  }();
+  return reinterpret_cast<const float*>(mem.get());
+}
+
+bool has_avx512() { return pagedinfer::detected_isa() >= pagedinfer::Isa::avx512; }
+
 double dram_read_gbs(int threads) {
-  const std::size_t bytes = std::size_t(1) << 30, n = bytes / sizeof(float);
-  Bytes mem = alloc(bytes);  // the same kind of memory as the kernels' buffers
-  float* buf = reinterpret_cast<float*>(mem.get());
-  fill_random(buf, bytes, 42);
-  const bool avx512 = pagedinfer::detected_isa() >= pagedinfer::Isa::avx512;
-  const std::vector<double> gbs = timed_passes(6, threads, double(bytes), [&](int pass, int t, int nt) {
+  const std::size_t n = kProbeBytes / sizeof(float);
+  const float* buf = probe_buffer();
+  const bool avx512 = has_avx512();
+  const std::vector<double> gbs = timed_passes(6, threads, double(kProbeBytes), [&](int pass, int t, int nt) {
     const std::size_t per = n / std::size_t(nt);
     const float* p = buf + per * std::size_t(t);
     return !avx512 ? sum_avx2(p, per) : pass % 2 ? sum4_avx512(p, per) : sum_avx512(p, per);
@@ -127,11 +139,8 @@ class ChunkReader {
   }
 
  private:
-  static constexpr std::size_t kBytes = std::size_t(1) << 30;
-  Bytes mem_ = alloc(kBytes);
+  static constexpr std::size_t kBytes = kProbeBytes;
   std::map<std::size_t, std::vector<uint32_t>> shuffled_;  // chunk order by chunk size
-
-  ChunkReader() { fill_random(mem_.get(), kBytes, 43); }
 
   const std::vector<uint32_t>& shuffled_order(std::size_t chunk_bytes) {
     std::vector<uint32_t>& order = shuffled_[chunk_bytes];
@@ -151,7 +160,7 @@ class ChunkReader {
   double read(int threads, const Pattern& pat) {
     const std::size_t chunk = pat.chunk_bytes, per = kBytes / chunk / std::size_t(threads);
     const uint32_t* order = pat.shuffled ? shuffled_order(chunk).data() : nullptr;
-    const char* buf = reinterpret_cast<const char*>(mem_.get());
+    const char* buf = reinterpret_cast<const char*>(probe_buffer());
     const auto at = [&](std::size_t i) { return buf + std::size_t(order ? order[i] : i) * chunk; };
     return timed_passes(1, threads, double(per * std::size_t(threads) * chunk), [&](int, int t, int) {
       const std::size_t first = per * std::size_t(t);
@@ -309,6 +318,26 @@ void print_ceilings(std::initializer_list<int> threads) {
     benchmark::AddCustomContext("ceiling_int8_dot_gops_t" + std::to_string(t), std::to_string(c.int8_dot_gops));
   }
   std::fflush(stdout);
+}
+
+StreamRead::StreamRead(std::size_t bytes, int threads)
+    : floats_(std::max<std::size_t>(1, bytes / (256 * std::size_t(threads))) * 64 * std::size_t(threads)),
+      threads_(threads) {}
+
+void StreamRead::operator()() {
+  if (next_ + floats_ > kProbeBytes / sizeof(float)) next_ = 0;
+  const float* part = probe_buffer() + next_;
+  next_ += floats_;
+  const bool avx512 = has_avx512();
+  const std::size_t per = floats_ / std::size_t(threads_);
+  volatile double sink = 0;
+  double total = 0;
+#pragma omp parallel num_threads(threads_) reduction(+ : total)
+  {
+    const float* p = part + per * std::size_t(omp_get_thread_num());
+    total += avx512 ? sum_avx512(p, per) : sum_avx2(p, per);
+  }
+  sink = total;
 }
 
 void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed) {

@@ -67,6 +67,22 @@ Bytes alloc(std::size_t n);
 // binary's cases and runs them.
 int run_benchmarks(int argc, char** argv, void (*register_cases)());
 
+// The DRAM read ceiling's loop as a callable: each call reads the next `bytes` (rounded down to
+// whole 256-byte steps per thread) of the ceiling's 1 GiB buffer, wrapping, on `threads` threads,
+// one forward stream each. Timed alternately with a memory-bound kernel of the same bytes
+// (time_against), it gives the kernel's fraction of the bandwidth the machine delivered at the
+// same moments, which a ceiling measured once at start-up cannot on a host whose bandwidth drifts.
+class StreamRead {
+ public:
+  StreamRead(std::size_t bytes, int threads);
+  void operator()();
+  std::size_t bytes() const { return floats_ * sizeof(float); }
+
+ private:
+  std::size_t floats_, next_ = 0;
+  int threads_;
+};
+
 // Times `ours` and `theirs` alternately, one call of each per iteration, so that both see the
 // same machine (on a shared host separate cases drift apart by 10-20%). The iteration time is
 // ours (use UseManualTime). Returns median(theirs) / median(ours): above 1, ours is faster.
