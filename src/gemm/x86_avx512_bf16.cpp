@@ -62,8 +62,8 @@ inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_
 // Reads a block's tiles as streams (tiles lie one after another), faster than the hardware
 // prefetchers alone fetch them: as word jw is used, the line kStreamAhead bytes further on is
 // requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
-// (W8A16), +2% (W4A8) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only
-// touches lines it never reads (a prefetch cannot fault).
+// (W8A16) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only touches lines it
+// never reads (a prefetch cannot fault).
 constexpr int64_t kStreamAhead = 8192;
 template <int NT>
 inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
@@ -76,7 +76,10 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
 // blocks find the words in L2. kStream is a template argument, so the word loop carries no
 // test. Measured on 14336 x 4096, alternated in one process, 2 threads, M = 2 / 4 / 8: W8A16
 // 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8 1.14 / 1.06 / 1.12x, W8A8
-// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x.
+// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI blocks do not
+// stream one row (M = 1), where the hardware prefetchers alone were faster: 14336 x 4096 from
+// DRAM, 2 threads, W4A8 1.02-1.06x, W8A8 1.09-1.12x (with its sets in registers, below); one
+// thread 1.04-1.24x / 1.06-1.34x.
 template <class Block, int R, int NT, int S, bool kMayStream = true>
 inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
   if (kMayStream && j.m <= S) Block::template compute<R, NT, S, kMayStream>(j, t0, m0, c);
@@ -168,7 +171,7 @@ struct VnniBlock {
   static constexpr bool kSetsC = true;
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    constexpr bool kMayStream = BITS == 4 || S != 4;  // int8 on 4 x 4 blocks: compute_block
+    constexpr bool kMayStream = S > 1 && (BITS == 4 || S != 4);  // not one row, nor int8 on 4 x 4
     compute_block<VnniBlock, R, NT, S, kMayStream>(j, t0, m0, c);
   }
 
@@ -186,12 +189,8 @@ struct VnniBlock {
       __m512i acc[R][NT][kSets<R>];
       zero_accumulators(acc);
       // int4: a set per half of a word, the words on alternate pairs of sets. int8: a set per
-      // word, but for one row chosen at run time (jw % 4), which keeps acc in memory with a load
-      // and a store around each dot product. Measured from DRAM (M = 1, 14336 x 4096, alternated
-      // in one process, 2 threads), the four sets in registers streamed 0.80-0.88x as fast and
-      // one set in registers 0.91-1.00x (with the weights in L3 they ran 1.3-1.5x faster): the
-      // slower loop reads DRAM better. Decode weights come from DRAM, so it stays.
-      constexpr int kWordSets = BITS == 8 ? 1 : (kSets<R> + 1) / 2;
+      // word. (With streaming, int8 at one row had read DRAM faster with its sets in memory.)
+      constexpr int kWordSets = BITS == 8 ? kSets<R> : (kSets<R> + 1) / 2;
       for_each_word<kWordSets>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
         if constexpr (kStream) prefetch_stream(tile, jw);
         if constexpr (BITS == 8) {
@@ -200,7 +199,7 @@ struct VnniBlock {
           for (int r = 0; r < R; ++r) {
             const __m512i x = _mm512_set1_epi32(load32(act + (jw * S + r) * 4));
             for (int i = 0; i < NT; ++i) {
-              __m512i& a = acc[r][i][R == 1 ? jw % kSets<R> : word_set];
+              __m512i& a = acc[r][i][word_set];
               a = VnniDot::dot(a, word[i], x);
             }
           }
