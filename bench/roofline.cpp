@@ -329,15 +329,11 @@ void StreamRead::operator()() {
   const float* part = probe_buffer() + next_;
   next_ += floats_;
   const bool avx512 = has_avx512();
-  const std::size_t per = floats_ / std::size_t(threads_);
-  volatile double sink = 0;
-  double total = 0;
-#pragma omp parallel num_threads(threads_) reduction(+ : total)
-  {
-    const float* p = part + per * std::size_t(omp_get_thread_num());
-    total += avx512 ? sum_avx512(p, per) : sum_avx2(p, per);
-  }
-  sink = total;
+  timed_passes(1, threads_, double(bytes()), [&](int, int t, int nt) {
+    const std::size_t per = floats_ / std::size_t(nt) / 64 * 64;  // whole steps of both loops
+    const float* p = part + per * std::size_t(t);
+    return avx512 ? sum_avx512(p, per) : sum_avx2(p, per);
+  });
 }
 
 void fill_bf16(uint16_t* p, std::size_t n, uint64_t seed) {
