@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what pagedinfer builds with, from Debian 12 packages (run as root, or with sudo).
+# ocl-icd-opencl-dev: Debian's oneDNN CMake config (GPU runtime OCL) requires OpenCL to be found.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -8,4 +9,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake ninja-build pkg-config \
   libxsimd-dev libcpu-features-dev libbenchmark-dev libgtest-dev \
-  libeigen3-dev libdnnl-dev >/dev/null
+  libeigen3-dev libdnnl-dev ocl-icd-opencl-dev >/dev/null
