@@ -166,7 +166,7 @@ struct Batch {
   }
 
   // The bf16 dot-product kernel (bf16 q and KV on avx512_bf16) rounds P to bf16.
-  bool rounds_p(Isa isa) const { return isa == Isa::avx512_bf16 && c.q == DType::bf16 && c.kv == DType::bf16; }
+  bool rounds_p(Isa isa) const { return isa >= Isa::avx512_bf16 && c.q == DType::bf16 && c.kv == DType::bf16; }
 
   void compare(const std::vector<float>& lse, const std::string& where, bool rounds_p = false) {
     for (std::size_t r = 0; r < kv_len.size(); ++r)

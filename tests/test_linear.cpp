@@ -256,6 +256,46 @@ TEST(Linear, LargeMAndTwoThreadsAreDeterministic) {
   }
 }
 
+// The shapes that the amx level's tile kernel takes (int8 activations, from 16 rows, k in
+// whole steps of 32 or 64) across its row blocks (16 and 32 rows, 128 rows per weight chunk),
+// its chunks of 512 k (groups inside one, or one group over several: per channel) and the
+// int4 nibble panel; on CPUs without AMX these run the VNNI / generic kernels.
+TEST(Linear, ManyRowsOverTileShapes) {
+  std::mt19937 rng(29);
+  const struct {
+    int bits, group;
+    int64_t k;
+  } shapes[] = {{8, 0, 1088}, {4, 0, 1088}, {4, 0, 1120}, {8, 32, 256}, {4, 32, 192},
+                {4, 64, 640}, {8, 128, 1152}, {4, 128, 384}};
+  for (const auto& s : shapes) {
+    const int64_t n = 83;
+    const std::vector<float> wf = random_weights(n, s.k, rng);
+    for (QuantZero zero : {QuantZero::zero_point, QuantZero::float_offset}) {
+      const QuantizedWeight w = quantize(wf.data(), DType::f32, n, s.k, s.k, QuantFormat{s.bits, s.group, zero});
+      for (int64_t m : {16, 31, 33, 47, 161}) {
+        SCOPED_TRACE(testing::Message() << "bits " << s.bits << " group " << s.group << " k " << s.k << " m " << m);
+        Call call(w, m, DType::bf16, DType::f32, LinearActivations::int8_per_token, rng);
+        call.check_every_isa(2);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+  // The epilogues on tile blocks.
+  const int64_t half = 40, k = 256;
+  const std::vector<float> wf = random_weights(2 * half, k, rng);
+  for (int bits : {4, 8}) {
+    const QuantizedWeight w =
+        quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 128, QuantZero::symmetric}, true);
+    for (bool silu : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "epilogues bits " << bits << " silu " << silu);
+      Call call(w, 37, DType::f16, DType::bf16, LinearActivations::int8_per_token, rng, /*bias=*/true,
+                /*residual=*/true, silu);
+      call.check_every_isa(2);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 // Two caller threads share one weight, each with its own workspace (and 2 threads inside).
 TEST(Linear, ConcurrentCallsOnOneWeight) {
   std::mt19937 rng(28);
@@ -349,14 +389,15 @@ TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {
     for (int j = 0; j < 32; ++j) blocks[b * 34 + 2 + size_t(j)] = uint8_t(int8_t(int(rng() % 255) - 127));
   }
   const QuantizedWeight w = import_q8_0(blocks.data(), n, k);
-  Buffer x(DType::f32, size_t(2 * k)), y(DType::f32, size_t(2 * n)), ref(DType::f32, size_t(2 * n));
-  for (int64_t i = 0; i < 2 * k; ++i) x.set(size_t(i), float(int(rng() % 255) - 127));
-  x.set(0, 127.f);
-  x.set(size_t(k), -127.f);
-  reference::linear(w, int8_params(2, k, n, x, ref));
-  on_every_isa(w, int8_params(2, k, n, x, y), [&](Isa isa) {
-    for (size_t i = 0; i < y.n; ++i) ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " " << i;
-  });
+  for (int64_t m : {2, 40}) {  // 40: the amx level's tiles
+    Buffer x(DType::f32, size_t(m * k)), y(DType::f32, size_t(m * n)), ref(DType::f32, size_t(m * n));
+    for (int64_t i = 0; i < m * k; ++i) x.set(size_t(i), float(int(rng() % 255) - 127));
+    for (int64_t r = 0; r < m; ++r) x.set(size_t(r * k + r % k), r % 2 ? -127.f : 127.f);
+    reference::linear(w, int8_params(m, k, n, x, ref));
+    on_every_isa(w, int8_params(m, k, n, x, y), [&](Isa isa) {
+      for (size_t i = 0; i < y.n; ++i) ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " m " << m << " " << i;
+    });
+  }
 }
 
 // A row's largest |x| must quantize to +-127 even where x * (127 / max|x|) rounds an ulp above

@@ -29,7 +29,7 @@ inline std::vector<pagedinfer::Isa> runnable_isas() {
 // Restores the ISA cap when it leaves scope.
 struct IsaCap {
   explicit IsaCap(pagedinfer::Isa isa) { pagedinfer::set_max_isa(isa); }
-  ~IsaCap() { pagedinfer::set_max_isa(pagedinfer::Isa::avx512_bf16); }
+  ~IsaCap() { pagedinfer::set_max_isa(pagedinfer::kTopIsa); }
 };
 
 // A typed buffer: elements stored in `dtype`, 64-byte aligned.

@@ -9,10 +9,26 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuinfo_x86.h>
 #endif
+#if defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace pagedinfer {
 
 namespace {
+
+// Linux keeps AMX tile data (8 KiB of state) off until a process asks for it (arch_prctl
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, Linux 5.16+); without the permission the first
+// tile instruction raises SIGILL. The permission covers every thread of the process.
+bool os_allows_amx() {
+#if defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 Isa detect() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -21,6 +37,8 @@ Isa detect() {
   const bool avx2 = f.avx2 && f.fma3 && f.f16c;
   const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   const bool avx512_bf16 = avx512 && f.avx512vnni && f.avx512_bf16;
+  const bool amx = avx512_bf16 && f.amx_tile && f.amx_int8 && f.amx_bf16 && os_allows_amx();
+  if (amx) return Isa::amx;
   if (avx512_bf16) return Isa::avx512_bf16;
   if (avx512) return Isa::avx512;
   if (avx2) return Isa::avx2;
@@ -30,7 +48,7 @@ Isa detect() {
 
 Isa cap_from_environment() {
   const char* s = std::getenv("PAGEDINFER_MAX_ISA");
-  if (!s || !*s) return Isa::avx512_bf16;
+  if (!s || !*s) return kTopIsa;
   return parse_isa(s);  // an unknown name is a configuration error; say so loudly
 }
 
@@ -53,7 +71,7 @@ Isa active_isa() {
 }
 
 void set_max_isa(Isa cap) {
-  PAGEDINFER_CHECK(static_cast<int>(cap) >= 0 && static_cast<int>(cap) <= static_cast<int>(Isa::avx512_bf16),
+  PAGEDINFER_CHECK(static_cast<int>(cap) >= 0 && static_cast<int>(cap) <= static_cast<int>(kTopIsa),
                    "set_max_isa", "cap is not a valid Isa");
   cap_storage().store(static_cast<int>(cap), std::memory_order_relaxed);
 }
@@ -64,15 +82,16 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::avx512_bf16: return "avx512_bf16";
+    case Isa::amx: return "amx";
   }
   return "invalid";
 }
 
 Isa parse_isa(const char* name) {
   PAGEDINFER_CHECK(name != nullptr, "parse_isa", "name must not be null");
-  for (Isa i : {Isa::baseline, Isa::avx2, Isa::avx512, Isa::avx512_bf16})
+  for (Isa i : {Isa::baseline, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx})
     if (std::strcmp(name, isa_name(i)) == 0) return i;
-  detail::fail("parse_isa", "unknown ISA '", name, "' (expected baseline, avx2, avx512 or avx512_bf16)");
+  detail::fail("parse_isa", "unknown ISA '", name, "' (expected baseline, avx2, avx512, avx512_bf16 or amx)");
 }
 
 }  // namespace pagedinfer

@@ -12,6 +12,7 @@ template <class Baseline, class Avx2, class Avx512>
 auto best_kernel(Baseline baseline, [[maybe_unused]] Avx2 avx2, [[maybe_unused]] Avx512 avx512) {
 #if defined(__x86_64__) || defined(_M_X64)
   switch (active_isa()) {
+    case Isa::amx:
     case Isa::avx512_bf16:
     case Isa::avx512: return avx512();
     case Isa::avx2: return avx2();

@@ -23,10 +23,12 @@ enum class ComputeType { f32, bf16, i8 };
 constexpr float kInt8Limit = 127.5f;
 
 // Every kernel's rows per block (1, 2, 4, 6 or 8) divides this; the workspace pads m to a
-// multiple of it with zero rows, so every layout block a kernel reads exists. A kernel's last
+// multiple of it with zero rows, so every layout block a kernel reads exists. The AMX kernel
+// reads tiles of kAmxRows rows; the workspace pads m to a multiple of that too. A kernel's last
 // block computes the even number of rows that covers m (blocks.hpp); the epilogue stores only
 // the real rows.
 constexpr int64_t kMaxBlockRows = 24;
+constexpr int64_t kAmxRows = 16;
 // The driver's work units are kUnitTiles tiles x a multiple of kMaxBlockRows rows (linear.cpp
 // sizes them).
 constexpr int64_t kUnitTiles = 4;
@@ -81,18 +83,23 @@ struct GemmKernel {
   PrepareKernel prepare = nullptr;
   RunKernel run = nullptr;
   int act_rows = 1;  // the ActLayout rows it reads: 1, or its rows per block
+  // Beyond act_rows, the rows it reads at once from a row-major layout (act_rows = 1): the
+  // driver zeroes the padding rows up to a multiple of max(act_rows, pad_rows).
+  int pad_rows = 1;
 };
 
 // The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).
 GemmKernel gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
 
 // Per ISA translation unit. The generic kernels (fp32 FMA, exact int32) exist on every level;
-// the avx512_bf16 level adds bf16 dot products and VNNI and returns an empty kernel (run ==
-// nullptr) where it has nothing better than avx512.
+// the avx512_bf16 level adds bf16 dot products and VNNI and the amx level tile dot products;
+// those two return an empty kernel (run == nullptr) where they have nothing better than the
+// level below.
 GemmKernel gemm_kernel_baseline(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
 GemmKernel gemm_kernel_avx2(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
 GemmKernel gemm_kernel_avx512(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
 GemmKernel gemm_kernel_avx512_bf16(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype,
                                    int64_t m);
+GemmKernel gemm_kernel_amx(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
 
 }  // namespace pagedinfer::detail

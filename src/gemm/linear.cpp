@@ -21,13 +21,14 @@ constexpr size_t kAlign = 64;
 size_t round_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 // The workspace, in order: activations (an ActLayout sized for fp32, the widest compute type,
-// and for m padded to kMaxBlockRows, so the size does not depend on the ISA chosen at run time),
+// and for m padded to kMaxBlockRows and kAmxRows, so the size does not depend on the ISA chosen at run time),
 // group sums [m_padded][groups], row scales [m_padded], bias [n_packed].
 struct Workspace {
   int64_t m_padded = 0, row_bytes = 0;
   size_t sums = 0, row_scale = 0, bias = 0, total = 0;
   Workspace(const Storage& w, int64_t m) {
-    m_padded = (m + detail::kMaxBlockRows - 1) / detail::kMaxBlockRows * detail::kMaxBlockRows;
+    const auto round = [m](int64_t q) { return (m + q - 1) / q * q; };
+    m_padded = std::max(round(detail::kMaxBlockRows), round(detail::kAmxRows));
     row_bytes = w.k_packed * 4;
     sums = round_up(size_t(m_padded * row_bytes));
     row_scale = sums + round_up(size_t(m_padded * w.groups) * 4);
@@ -132,7 +133,8 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   // The padding rows of the kernel's last row block read as zeros (only those: zeroing all of
   // m_padded cost M = 1 calls 23 rows of k, about a third of a 4096 x 4096 int4 GEMV), and only
   // the 4-byte units the compute type fills (this runs on one thread).
-  const int64_t m_read = (p.m + kernel.act_rows - 1) / kernel.act_rows * kernel.act_rows;
+  const int64_t read_rows = std::max(kernel.act_rows, kernel.pad_rows);
+  const int64_t m_read = (p.m + read_rows - 1) / read_rows * read_rows;
   const int64_t units = w.k_packed * element_bytes(kernel.compute) / 4;
   for (int64_t m = p.m; m < m_read; ++m) {
     char* unit = prep.act.unit(m, 0);

@@ -240,11 +240,6 @@ struct VnniBlock {
 
 using A = Avx512Arch;
 
-template <DType X>
-PrepareKernel int8_prepare(int bits) {
-  return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
-}
-
 // One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
 // block computes the even rows that cover m, blocks.hpp); 5 to 8 rows: 8 x 2, one pass over the
 // weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits on DRAM while
@@ -277,11 +272,7 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
   GemmKernel k;
   if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
-    switch (x) {
-      case DType::f32: k.prepare = int8_prepare<DType::f32>(w.format.bits); break;
-      case DType::bf16: k.prepare = int8_prepare<DType::bf16>(w.format.bits); break;
-      case DType::f16: k.prepare = int8_prepare<DType::f16>(w.format.bits); break;
-    }
+    k.prepare = avx512_int8_prepare(w.format.bits, x);
     if (w.format.bits == 4) choose_blocking<VnniBlock<4>, 6, 4>(k, w, m);
     else choose_blocking<VnniBlock<8>, 6, 4>(k, w, m);
   } else if (x == DType::bf16) {

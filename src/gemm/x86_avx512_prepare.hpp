@@ -1,6 +1,6 @@
-// int8 activation preparation with AVX-512, for the VNNI kernels: the rule of linear.hpp 16
-// values at a time, written straight into the interleaved ActLayout. Included only by
-// x86_avx512_bf16.cpp. Act-order weights take the generic path (a gather per element anyway).
+// int8 activation preparation with AVX-512, for the VNNI and AMX kernels: the rule of linear.hpp
+// 16 values at a time, written straight into the interleaved ActLayout. Included only by
+// x86_avx512_bf16.cpp and x86_amx.cpp. Act-order weights take the generic path (a gather per element anyway).
 //
 // Rows of one layout block are quantized in lockstep, 16 k of every row at a time, and their
 // 4-byte units interleaved in registers: the block's 4 x rows units of those k are contiguous,
@@ -147,6 +147,20 @@ struct Avx512PrepareI8 {
     return m;
   }
 };
+
+// The preparation for int8 activations of x, in the word order of `bits`-bit weights.
+template <DType X>
+PrepareKernel avx512_int8_prepare(int bits) {
+  return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
+}
+inline PrepareKernel avx512_int8_prepare(int bits, DType x) {
+  switch (x) {
+    case DType::f32: return avx512_int8_prepare<DType::f32>(bits);
+    case DType::bf16: return avx512_int8_prepare<DType::bf16>(bits);
+    case DType::f16: return avx512_int8_prepare<DType::f16>(bits);
+  }
+  return nullptr;
+}
 
 }  // namespace
 }  // namespace pagedinfer::detail

@@ -1,5 +1,5 @@
 // What the AVX-512 BF16 / VNNI blocks share: a group's scales and offsets as vectors, and int8
-// weight words as exact bf16 pairs. Included only by x86_avx512_bf16.cpp.
+// weight words as exact bf16 pairs. Included only by x86_avx512_bf16.cpp and x86_amx.cpp.
 #pragma once
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/blocks.hpp"
