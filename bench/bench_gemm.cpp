@@ -1,10 +1,11 @@
 // Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
 // bf16 activations and output, int4 / int8 g128 weights with zero points:
 //   w4a16 / w8a16   float activations (bf16 dot products / fp32 FMA)
-//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI), quantization included in the time
+//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX tiles from M = 16 where the
+//                   CPU has them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
-// bandwidth) and peak_fraction (2 M N K against the peak of the compute type: int8 dot for
-// *a8, bf16 dot for *a16). M = 1 and 8 are memory-bound: the weights rotate over copies
+// bandwidth) and peak_fraction (2 M N K against the peak of the compute type: int8 dot (AMX
+// tiles or VNNI, as the kernel) for *a8, bf16 dot for *a16). M = 1 and 8 are memory-bound: the weights rotate over copies
 // larger than 8x the L3 ("cold"). M >= 32 is compute-bound; its weights stay in cache as they
 // would across the row blocks of one call ("hot").
 // The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
@@ -92,6 +93,14 @@ struct LinearCall {
   }
 };
 
+// The peak of int8 dot products that fits the kernel linear() picks for M rows (and that
+// oneDNN picks for 512): AMX tiles from 16 rows on CPUs that have them (every shape here
+// qualifies, see src/gemm/x86_amx.cpp), VNNI otherwise.
+double int8_peak(int threads, int64_t m) {
+  const auto& ceil = bench::ceilings(threads);
+  return ceil.amx_int8_gops > 0 && m >= 16 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
+}
+
 void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {
   const QuantizedWeight& base = weight(v.bits, n, k);
   const bool cold = m <= 8;
@@ -99,7 +108,7 @@ void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k,
   for (auto _ : s) call();
   const auto& ceil = bench::ceilings(threads);
   bench::report_bytes(s, double(base.bytes()) + double(m * (k + n)) * 2, threads);
-  const double peak = v.mode == LinearActivations::int8_per_token ? ceil.int8_dot_gops : ceil.bf16_dot_gflops;
+  const double peak = v.mode == LinearActivations::int8_per_token ? int8_peak(threads, m) : ceil.bf16_dot_gflops;
   bench::report_flops(s, 2.0 * double(m * n * k), peak);
   s.counters["cold"] = cold ? 1 : 0;
 }
@@ -165,7 +174,7 @@ void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int thread
   omp_set_num_threads(threads);
   OnednnMatmul mm(m, n, k);
   for (auto _ : s) mm();
-  bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
+  bench::report_flops(s, 2.0 * double(m * n * k), int8_peak(threads, m));
 }
 
 // W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
@@ -176,7 +185,7 @@ void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int
   OnednnMatmul theirs(m, n, k);
   LinearCall ours(Variant{"w8a8", 8, LinearActivations::int8_per_token}, m, n, k, threads, 1);
   s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
-  bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).int8_dot_gops);
+  bench::report_flops(s, 2.0 * double(m * n * k), int8_peak(threads, m));
 }
 #endif
 

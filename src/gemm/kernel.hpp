@@ -29,8 +29,8 @@ constexpr float kInt8Limit = 127.5f;
 // the real rows.
 constexpr int64_t kMaxBlockRows = 24;
 constexpr int64_t kAmxRows = 16;
-// The driver's work units are kUnitTiles tiles x a multiple of kMaxBlockRows rows (linear.cpp
-// sizes them).
+// The driver's work units are kUnitTiles tiles x a multiple of the kernel's row_quantum rows
+// (linear.cpp sizes them).
 constexpr int64_t kUnitTiles = 4;
 
 // Prepared activations: rows in blocks of `rows`, block b at data + b * block_bytes. A block
@@ -86,6 +86,8 @@ struct GemmKernel {
   // Beyond act_rows, the rows it reads at once from a row-major layout (act_rows = 1): the
   // driver zeroes the padding rows up to a multiple of max(act_rows, pad_rows).
   int pad_rows = 1;
+  // The driver's row units (linear.cpp) are multiples of this: whole row blocks of the kernel.
+  int64_t row_quantum = kMaxBlockRows;
 };
 
 // The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).

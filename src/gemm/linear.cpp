@@ -55,7 +55,7 @@ int64_t element_bytes(ComputeType c) { return c == ComputeType::f32 ? 4 : c == C
 // to share among the threads.
 constexpr int64_t kActBudget = 1 << 20;
 int64_t unit_rows(const Storage& w, const detail::GemmKernel& kernel, int64_t m, int threads) {
-  const int64_t quantum = detail::kMaxBlockRows, col_blocks = w.tiles() / detail::kUnitTiles;
+  const int64_t quantum = kernel.row_quantum, col_blocks = w.tiles() / detail::kUnitTiles;
   const int64_t act_bytes = m * w.k_packed * element_bytes(kernel.compute);
   int64_t blocks = std::max<int64_t>(1, (act_bytes + kActBudget - 1) / kActBudget);
   while (blocks * col_blocks < 4 * int64_t(threads) && blocks * quantum < m) ++blocks;
