@@ -1,7 +1,7 @@
 // Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
 // bf16 activations and output, int4 / int8 g128 weights with zero points:
 //   w4a16 / w8a16   float activations (bf16 dot products / fp32 FMA)
-//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX tiles from M = 16 where the
+//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX tiles from M = 9 where the
 //                   CPU has them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
 // bandwidth) and peak_fraction (2 M N K against the peak of the compute type: int8 dot (AMX
@@ -94,11 +94,11 @@ struct LinearCall {
 };
 
 // The peak of int8 dot products that fits the kernel linear() picks for M rows (and that
-// oneDNN picks for 512): AMX tiles from 16 rows on CPUs that have them (every shape here
+// oneDNN picks for 512): AMX tiles from 9 rows on CPUs that have them (every shape here
 // qualifies, see src/gemm/x86_amx.cpp), VNNI otherwise.
 double int8_peak(int threads, int64_t m) {
   const auto& ceil = bench::ceilings(threads);
-  return ceil.amx_int8_gops > 0 && m >= 16 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
+  return ceil.amx_int8_gops > 0 && m >= 9 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
 }
 
 void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {

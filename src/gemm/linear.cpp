@@ -21,15 +21,18 @@ constexpr size_t kAlign = 64;
 size_t round_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 // The workspace, in order: activations (an ActLayout sized for fp32, the widest compute type,
-// and for m padded to kMaxBlockRows and kAmxRows, so the size does not depend on the ISA chosen at run time),
-// group sums [m_padded][groups], row scales [m_padded], bias [n_packed].
+// and for m padded to kMaxBlockRows and kAmxRows, so the size does not depend on the ISA
+// chosen at run time), group sums [m_padded][groups], row scales [m_padded], bias [n_packed].
 struct Workspace {
   int64_t m_padded = 0, row_bytes = 0;
   size_t sums = 0, row_scale = 0, bias = 0, total = 0;
   Workspace(const Storage& w, int64_t m) {
     const auto round = [m](int64_t q) { return (m + q - 1) / q * q; };
     m_padded = std::max(round(detail::kMaxBlockRows), round(detail::kAmxRows));
-    row_bytes = w.k_packed * 4;
+    // One line more than fp32 needs: rows of a row-major layout (the AMX kernel reads 16 rows
+    // at once) then never lie a power of two apart, which on 2 MiB pages put a tile's rows,
+    // 4 k_packed apart, in the same cache sets: W8A8 M = 512, 4096 x 4096 took 2.4x as long.
+    row_bytes = w.k_packed * 4 + 64;
     sums = round_up(size_t(m_padded * row_bytes));
     row_scale = sums + round_up(size_t(m_padded * w.groups) * 4);
     bias = row_scale + round_up(size_t(m_padded) * 4);
