@@ -256,10 +256,11 @@ TEST(Linear, LargeMAndTwoThreadsAreDeterministic) {
   }
 }
 
-// The shapes that the amx level's tile kernel takes (int8 activations, from 16 rows, k in
-// whole steps of 32 or 64) across its row blocks (16 and 32 rows, 128 rows per weight chunk),
-// its chunks of 512 k (groups inside one, or one group over several: per channel) and the
-// int4 nibble panel; on CPUs without AMX these run the VNNI / generic kernels.
+// The shapes that the amx level's tile kernels take (int8 activations from 9 rows, bf16
+// activations from 1 or 2; k in whole steps of 32 or 64) across their row blocks (up to 16 rows
+// in one block with its weights converted step by step; 16 and 32 rows, 128 rows per weight
+// chunk), their chunks of k (groups inside one, or one group over several: per channel) and the
+// panels; on CPUs without AMX these run the VNNI / bf16 / generic kernels.
 TEST(Linear, ManyRowsOverTileShapes) {
   std::mt19937 rng(29);
   const struct {
@@ -272,11 +273,14 @@ TEST(Linear, ManyRowsOverTileShapes) {
     const std::vector<float> wf = random_weights(n, s.k, rng);
     for (QuantZero zero : {QuantZero::zero_point, QuantZero::float_offset}) {
       const QuantizedWeight w = quantize(wf.data(), DType::f32, n, s.k, s.k, QuantFormat{s.bits, s.group, zero});
-      for (int64_t m : {16, 31, 33, 47, 161}) {
-        SCOPED_TRACE(testing::Message() << "bits " << s.bits << " group " << s.group << " k " << s.k << " m " << m);
-        Call call(w, m, DType::bf16, DType::f32, LinearActivations::int8_per_token, rng);
-        call.check_every_isa(2);
-        if (HasFatalFailure()) return;
+      for (auto mode : {LinearActivations::int8_per_token, LinearActivations::float_}) {
+        for (int64_t m : {1, 2, 11, 16, 31, 33, 161}) {
+          SCOPED_TRACE(testing::Message() << "bits " << s.bits << " group " << s.group << " k " << s.k << " m " << m
+                                          << (mode == LinearActivations::float_ ? " bf16" : " int8"));
+          Call call(w, m, DType::bf16, DType::f32, mode, rng);
+          call.check_every_isa(2);
+          if (HasFatalFailure()) return;
+        }
       }
     }
   }
@@ -287,11 +291,15 @@ TEST(Linear, ManyRowsOverTileShapes) {
     const QuantizedWeight w =
         quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 128, QuantZero::symmetric}, true);
     for (bool silu : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "epilogues bits " << bits << " silu " << silu);
-      Call call(w, 37, DType::f16, DType::bf16, LinearActivations::int8_per_token, rng, /*bias=*/true,
-                /*residual=*/true, silu);
-      call.check_every_isa(2);
-      if (HasFatalFailure()) return;
+      for (int64_t m : {3, 37}) {
+        SCOPED_TRACE(testing::Message() << "epilogues bits " << bits << " silu " << silu << " m " << m);
+        Call call(w, m, DType::f16, DType::bf16, LinearActivations::int8_per_token, rng, /*bias=*/true,
+                  /*residual=*/true, silu);
+        call.check_every_isa(2);
+        Call bf16(w, m, DType::bf16, DType::bf16, LinearActivations::float_, rng, true, true, silu);
+        bf16.check_every_isa(2);
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }

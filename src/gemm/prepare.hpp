@@ -76,6 +76,13 @@ struct Prepare {
     const auto& w = *j.w;
     for (int64_t m = m0; m < m1; ++m) {
       const auto* x = reinterpret_cast<const uint16_t*>(x_row(j, m));
+      if (j.act.rows == 1 && w.k_order.empty()) {  // row-major, natural k: the row and zeros
+        auto* a = reinterpret_cast<uint16_t*>(j.act.unit(m, 0));
+        std::copy(x, x + w.k, a);
+        std::fill(a + w.k, a + w.k_packed, uint16_t(0));
+        group_sums(j, m, j.act_sums + m * w.groups);
+        continue;
+      }
       for (int64_t i = 0; i < w.k_packed; ++i) {
         const int64_t src = w.k_order.empty() ? (i < w.k ? i : -1) : w.k_order[i];
         reinterpret_cast<uint16_t*>(j.act.unit(m, i / 2))[i % 2] = src < 0 ? uint16_t(0) : x[src];

@@ -1,11 +1,19 @@
-// Quantized GEMM with AMX tiles (Sapphire Rapids and later) for int8 activations, W8A8 and W4A8
-// from 9 rows on (kAmxMinRows): one tile dot product (tdpbsud: s8 activations x u8 weights, exact
-// int32 sums) multiplies 16 rows x 64 k by 64 k x 16 columns, 16 times the work of a VNNI
-// vpdpbusd. The weights' packed layout (layout.hpp) already is the tiles' "B" form: 64 k of a
-// 16-column tile are 16 k-words x 16 lanes, 1 KiB at a 64-byte stride; int8 words are read in
-// place, int4 words are split into their two nibble bytes in a small panel first. Activations
-// are row-major (ActLayout rows = 1): 16 rows x 64 k at the row stride are one "A" tile.
-// Everything else (bf16 activations, fewer rows, other shapes) falls back to avx512_bf16.
+// Quantized GEMM with AMX tiles (Sapphire Rapids and later). One tile dot product multiplies
+// 16 rows x 64 bytes of activations ("A", row-major, ActLayout rows = 1) by 64 bytes x 16
+// columns of weights ("B": 16 rows of 64 bytes, each row 16 columns x 4 bytes):
+//   int8 activations (W8A8, W4A8), from 9 rows (kAmxMinRows): tdpbsud, s8 activations x u8
+//     weights, exact int32 sums over 64 k, 16 times the work of a VNNI vpdpbusd. The packed
+//     int8 words already are B rows (layout.hpp: 4 k of 16 columns per 64 bytes) and are read
+//     in place; int4 words are split into their two nibble bytes in a small panel first.
+//   bf16 activations (W8A16, W4A16), from one row: tdpbf16ps, bf16 pairs with fp32 sums over
+//     32 k. The weight words become exact bf16 pairs in a panel (the Int4Pairs / Int8Pairs
+//     conversions of the vdpbf16ps kernels, whose output vectors are B rows). On this Xeon a
+//     vdpbf16ps takes about 2.2 cycles (both vector ports) for 32 products and a tdpbf16ps
+//     about 16 cycles for 8192, whatever the number of A rows, so even one row gains: the
+//     vector kernels' bf16 decode is bound by its dot products (1 thread, 1024 x 4096 int4 in
+//     L2: 16 GB/s of weights, below one core's DRAM bandwidth).
+// Everything else (fp32 / fp16 activations, fewer rows for int8, other shapes) falls back to
+// avx512_bf16.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,38 +30,17 @@ namespace {
 using Storage = QuantizedWeight::Storage;
 using A = Avx512Arch;
 
-constexpr int64_t kChunkK = 512;     // k per weight chunk: 2 tiles' chunk is 16 KiB, kept in L1
 constexpr int64_t kSuperRows = 128;  // rows that share one chunk of weights
-// From 9 rows, where the VNNI kernels leave their one-pass 8 x 2 blocks: measured on 14336 x
-// 4096, 2 threads, against PAGEDINFER_MAX_ISA=avx512_bf16 (ms, AMX / VNNI): W8A8 M = 8 1.17 /
-// 1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73; W4A8 M = 8 1.21 / 0.91,
-// M = 9 1.22 / 1.21, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29.
+// From 9 rows for int8 activations, where the VNNI kernels leave their one-pass 8 x 2 blocks:
+// measured on 14336 x 4096, 2 threads, against PAGEDINFER_MAX_ISA=avx512_bf16 (ms, AMX /
+// VNNI): W8A8 M = 8 1.17 / 1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73;
+// W4A8 M = 8 1.21 / 0.91, M = 9 1.22 / 1.21, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29.
 constexpr int64_t kAmxMinRows = 9;
-
-// k per tile dot product: 64, or 32 for groups of 32 (llama.cpp's Q4_0 / Q8_0) and per-channel
-// k that 64 does not divide.
-int64_t step_k(const Storage& w) { return w.group % 64 == 0 ? 64 : 32; }
-
-// Tile registers (ldtilecfg's 64-byte format, palette 1): tmm0-3 the int32 sums of a block of
-// 32 rows x 32 columns (rows 16 ra.., columns 16 cb..: tmm(2 ra + cb)), tmm4-5 activations of
-// rows 0-15 and 16-31 (16 rows x `step` k), tmm6-7 the two weight tiles (step / 4 rows of 16
-// columns x 4 k).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-  explicit TileConfig(int64_t step) {
-    for (int t = 0; t < 8; ++t) {
-      bytes_per_row[t] = t == 4 || t == 5 ? uint16_t(step) : 64;
-      rows[t] = t >= 6 ? uint8_t(step / 4) : 16;
-    }
-  }
-};
-
-// GCC 12's tile loads are asm statements without a memory operand: this keeps the compiler
-// from moving stores they read (the int4 panel, the tile config) past them.
-inline void compiler_barrier() { asm volatile("" ::: "memory"); }
+// bf16 activations: from one row for int8 weights, from two for int4, where one row ran faster
+// on the vdpbf16ps kernel. Measured on 14336 x 4096, 2 threads, weights in L3, ms (AMX /
+// avx512_bf16): int4 g128 M = 1 1.26 / 0.98, M = 2 1.12 / 1.44, M = 8 1.17 / 4.56, M = 32
+// 2.43 / 20.0; int8 per channel M = 1 1.53 / 1.71, M = 2 1.48 / 1.96, M = 8 1.72 / 5.21.
+constexpr int64_t kAmxBf16MinRows[2] = {2, 1};  // int4, int8
 
 // Splits the int4 words [0, words) of one tile into B rows, two per word: its low and its high
 // nibbles, the bytes (0, 4, 1, 5) and (2, 6, 3, 7) of its 8 k (layout.hpp), the order the
@@ -67,18 +54,97 @@ inline void unpack_int4(const uint32_t* tile_words, int64_t words, uint8_t* pane
   }
 }
 
-// The int32 sums of 16 NA rows x 32 columns over k [0, kn) in steps of `step`, into tmm0-3:
-// started from zero, or from `partial` ([16 NA][32] int32) with `resume`. a: the rows' first k
-// (row stride a_stride); b0, b1: the two weight tiles' B rows of that k (64 bytes per 4 k).
-template <int NA>
+// What the two kinds of tile kernel differ in. Offsets along k are in bytes of prepared
+// activations ("k bytes"): an A row holds 64 of them, and B rows hold 16 bytes per k byte.
+//   kActBytes    bytes of one prepared activation
+//   kChunkK      k per weight chunk: the B rows of 2 tiles' chunk (in place or in the panel)
+//                stay in L1 while up to kSuperRows rows meet them
+//   kPanelBytes  the panel's size per tile (0: weights read in place)
+//   step_bytes   k bytes per tile dot product
+//   b_rows       the B rows of a tile's k [k0, k0 + kc)
+//   kBf16        tdpbf16ps, else tdpbsud (PAGEDINFER_TILE_DOT)
+//   sum          16 sums of tile C rows from memory as fp32
+// int8 activations, int8 / int4 weights: exact int32 sums.
+template <int BITS>
+struct Int8Tiles {
+  static constexpr int64_t kActBytes = 1, kChunkK = 512, kPanelBytes = BITS == 4 ? kChunkK * 16 : 0;
+  // 64 k, or 32 for groups of 32 (llama.cpp's Q4_0 / Q8_0) and per-channel k that 64 does not divide.
+  static int64_t step_bytes(const Storage& w) { return w.group % 64 == 0 ? 64 : 32; }
+  const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc, uint8_t* panel) const {
+    if constexpr (BITS == 8) return reinterpret_cast<const uint8_t*>(tile + k0 / 4 * kTile);
+    unpack_int4(tile + k0 / 8 * kTile, kc / 8, panel);
+    return panel;
+  }
+  static constexpr bool kBf16 = false;
+  static __m512 sum(const void* s) { return _mm512_cvtepi32_ps(_mm512_load_si512(s)); }
+};
+
+// bf16 activations, int8 / int4 weights as exact bf16 pairs (Pairs: Int8Pairs or Int4Pairs):
+// fp32 sums of exact products, as the vdpbf16ps kernels compute them.
+template <class Pairs>
+struct Bf16Tiles {
+  static constexpr int64_t kActBytes = 2, kChunkK = 256, kPanelBytes = kChunkK * 32;
+  static int64_t step_bytes(const Storage&) { return 64; }
+  // Pair h of word jw meets activation pair jw * kPairs + h: B row (jw * kPairs + h) of the chunk.
+  Pairs pairs;
+  const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc, uint8_t* panel) const {
+    const uint32_t* words = tile + k0 / Pairs::kKPerWord * kTile;
+    for (int64_t jw = 0; jw < kc / Pairs::kKPerWord; ++jw) {
+      const __m512i word = _mm512_loadu_si512(words + jw * kTile);
+#pragma GCC unroll 4
+      for (int h = 0; h < Pairs::kPairs; ++h) _mm512_store_si512(panel + (jw * Pairs::kPairs + h) * 64, pairs(word, h));
+    }
+    return panel;
+  }
+  static constexpr bool kBf16 = true;
+  static __m512 sum(const void* s) { return _mm512_load_ps(static_cast<const float*>(s)); }
+};
+
+// Tile registers (ldtilecfg's 64-byte format, palette 1): tmm0-3 the sums of a block of 32 rows
+// x 32 columns (rows 16 ra.., columns 16 cb..: tmm(2 ra + cb)), tmm4-5 activations of rows 0-15
+// and 16-31 (`step` k bytes each), tmm6-7 the two weight tiles (step / 4 B rows). A unit of
+// fewer than 16 rows configures only those (`rows`): the tile dot products cost the same, but
+// their loads, stores and flushes do not.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+  TileConfig(int64_t step, int64_t a_rows) {
+    for (int t = 0; t < 8; ++t) {
+      bytes_per_row[t] = t == 4 || t == 5 ? uint16_t(step) : 64;
+      rows[t] = t >= 6 ? uint8_t(step / 4) : uint8_t(a_rows);
+    }
+  }
+};
+
+// tmmC += tmmA . tmmB in the arithmetic of Tiles. A macro: GCC 12's tile intrinsics paste their
+// register numbers into the asm text, so they must be literals.
+#define PAGEDINFER_TILE_DOT(Tiles, C, TA, TB) \
+  do {                                        \
+    if constexpr (Tiles::kBf16)               \
+      _tile_dpbf16ps(C, TA, TB);              \
+    else                                      \
+      _tile_dpbsud(C, TA, TB);                \
+  } while (0)
+
+// GCC 12's tile loads are asm statements without a memory operand: this keeps the compiler
+// from moving stores they read (the panel, the tile config) past them.
+inline void compiler_barrier() { asm volatile("" ::: "memory"); }
+
+// The sums of 16 NA rows x 32 columns over k bytes [0, kn) in steps of `step`, into tmm0-3:
+// started from zero, or from `partial` ([16 NA][32] sums) with `resume`. a: the rows' first k
+// (row stride a_stride); b0, b1: the two weight tiles' B rows of that k.
+template <class Tiles, int NA>
 inline void dot_steps(const char* a, int64_t a_stride, const uint8_t* b0, const uint8_t* b1, int64_t kn,
-                      int64_t step, const int32_t* partial, bool resume) {
+                      int64_t step, const void* partial, bool resume) {
+  const auto* p = static_cast<const int32_t*>(partial);
   if (resume) {
-    _tile_loadd(0, partial, 128);
-    _tile_loadd(1, partial + 16, 128);
+    _tile_loadd(0, p, 128);
+    _tile_loadd(1, p + 16, 128);
     if constexpr (NA == 2) {
-      _tile_loadd(2, partial + 16 * 32, 128);
-      _tile_loadd(3, partial + 16 * 32 + 16, 128);
+      _tile_loadd(2, p + 16 * 32, 128);
+      _tile_loadd(3, p + 16 * 32 + 16, 128);
     }
   } else {
     _tile_zero(0);
@@ -92,96 +158,185 @@ inline void dot_steps(const char* a, int64_t a_stride, const uint8_t* b0, const 
     _tile_loadd(6, b0 + k * 16, 64);
     _tile_loadd(7, b1 + k * 16, 64);
     _tile_loadd(4, a + k, a_stride);
-    _tile_dpbsud(0, 4, 6);
-    _tile_dpbsud(1, 4, 7);
+    PAGEDINFER_TILE_DOT(Tiles, 0, 4, 6);
+    PAGEDINFER_TILE_DOT(Tiles, 1, 4, 7);
     if constexpr (NA == 2) {
       _tile_loadd(5, a + 16 * a_stride + k, a_stride);
-      _tile_dpbsud(2, 5, 6);
-      _tile_dpbsud(3, 5, 7);
+      PAGEDINFER_TILE_DOT(Tiles, 2, 5, 6);
+      PAGEDINFER_TILE_DOT(Tiles, 3, 5, 7);
     }
   }
 }
 
-// Stores tmm0-3 as [16 NA][32] int32.
+// Stores tmm0-3 as [16 NA][32] sums.
 template <int NA>
-inline void store_sums(int32_t* sums) {
-  _tile_stored(0, sums, 128);
-  _tile_stored(1, sums + 16, 128);
+inline void store_sums(void* sums) {
+  auto* s = static_cast<int32_t*>(sums);
+  _tile_stored(0, s, 128);
+  _tile_stored(1, s + 16, 128);
   if constexpr (NA == 2) {
-    _tile_stored(2, sums + 16 * 32, 128);
-    _tile_stored(3, sums + 16 * 32 + 16, 128);
+    _tile_stored(2, s + 16 * 32, 128);
+    _tile_stored(3, s + 16 * 32 + 16, 128);
   }
 }
 
-// c (+)= the group's sums scaled (kernel.hpp's formula) for 16 NA rows x tiles t, t + 1.
-template <int NA>
-inline void flush_group(const GemmJob& j, int64_t g, int64_t t, int64_t m, const int32_t* sums, float* c) {
+// c (+)= the group's sums (plus `more`, if given) scaled (kernel.hpp's formula), for `rows`
+// (at most 32) rows from m x tiles t, t + 1. sums, more: [rows][32].
+template <class Tiles>
+inline void flush_group(const GemmJob& j, int64_t g, int64_t t, int64_t m, int64_t rows, const int32_t* sums,
+                        float* c, const int32_t* more = nullptr) {
   const Storage& w = *j.w;
   for (int cb = 0; cb < 2; ++cb) {
     const GroupParams gp(w, g, t + cb);
-    for (int r = 0; r < 16 * NA; ++r) {
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(sums + r * 32 + cb * 16));
-      gp.flush(c + r * 32 + cb * 16, sum, j.act_sums[(m + r) * w.groups + g], g > 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * 32 + cb * 16;
+      const __m512 sum = more ? _mm512_add_ps(Tiles::sum(sums + i), Tiles::sum(more + i)) : Tiles::sum(sums + i);
+      gp.flush(c + i, sum, j.act_sums[(m + r) * w.groups + g], g > 0);
     }
   }
 }
 
-// Tiles t, t + 1 over the chunk [k0, k0 + kc) (b: its B rows per tile) for 16 NA rows from m
-// into c ([16 NA][32] float). A group lies inside one chunk, or is all of k (per channel): its
-// int32 sums then wait in `partial` between chunks.
-template <int NA>
-void chunk_rows(const GemmJob& j, int64_t t, int64_t m, int64_t k0, int64_t kc, const uint8_t* const (&b)[2],
-                int32_t* partial, float* c) {
+// Tiles t, t + 1 over the chunk [k0, k0 + kc) (b: its B rows per tile) for `rows` rows from m
+// (16 NA of them computed) into c ([16 NA][32] float). A group lies inside one chunk, or is all
+// of k (per channel): its sums then wait in `partial` between chunks.
+template <class Tiles, int NA>
+void chunk_rows(const GemmJob& j, int64_t t, int64_t m, int64_t rows, int64_t k0, int64_t kc,
+                const uint8_t* const (&b)[2], int32_t* partial, float* c) {
   const Storage& w = *j.w;
-  const int64_t a_stride = j.act.block_bytes, step = step_k(w);
-  const char* a = j.act.data + m * a_stride + k0;
+  constexpr int64_t e = Tiles::kActBytes;
+  const int64_t a_stride = j.act.block_bytes, step = Tiles::step_bytes(w);
+  const char* a = j.act.data + m * a_stride + k0 * e;
   alignas(64) int32_t sums[32 * 32];
-  if (w.group <= kChunkK) {
+  if (w.group <= Tiles::kChunkK) {
     for (int64_t k = 0; k < kc; k += w.group) {
-      dot_steps<NA>(a + k, a_stride, b[0] + k * 16, b[1] + k * 16, w.group, step, nullptr, false);
+      dot_steps<Tiles, NA>(a + k * e, a_stride, b[0] + k * e * 16, b[1] + k * e * 16, w.group * e, step, nullptr,
+                           false);
       store_sums<NA>(sums);
-      flush_group<NA>(j, (k0 + k) / w.group, t, m, sums, c);
+      flush_group<Tiles>(j, (k0 + k) / w.group, t, m, rows, sums, c);
     }
     return;
   }
-  dot_steps<NA>(a, a_stride, b[0], b[1], kc, step, partial, k0 > 0);
+  dot_steps<Tiles, NA>(a, a_stride, b[0], b[1], kc * e, step, partial, k0 > 0);
   if (k0 + kc < w.k_packed) return store_sums<NA>(partial);
   store_sums<NA>(sums);
-  flush_group<NA>(j, 0, t, m, sums, c);
+  flush_group<Tiles>(j, 0, t, m, rows, sums, c);
+}
+
+// The B rows of a tile pair, step by step, in a ring of slots: converted kAhead steps before
+// their tile loads. A tile load waits for the stores it reads to reach L1; the conversion of
+// the steps in between, and the tile dot products before, go on meanwhile (each B row is used
+// once here, by at most 16 rows).
+template <class Tiles>
+struct BRing {
+  static constexpr int64_t kSlots = 4, kAhead = 2, kSlotBytes = 2048;
+  const Tiles& tiles;
+  const uint32_t* const (&tile)[2];
+  int64_t ks, steps;  // k per step; steps in k_packed
+  alignas(64) uint8_t slots[kSlots][kSlotBytes];
+  const uint8_t* rows[kSlots][2];  // the B rows of each slot's step: in the slot, or in place
+
+  BRing(const Tiles& t, const uint32_t* const (&tl)[2], int64_t k_per_step, int64_t k_packed)
+      : tiles(t), tile(tl), ks(k_per_step), steps(k_packed / k_per_step) {
+    for (int64_t s = 0; s < std::min(kAhead, steps); ++s) convert(s);
+  }
+  void convert(int64_t s) {
+    for (int i = 0; i < 2; ++i)
+      rows[s % kSlots][i] = tiles.b_rows(tile[i], s * ks, ks, slots[s % kSlots] + i * kSlotBytes / 2);
+  }
+  // Step s's B rows of tile i, after converting step s + kAhead.
+  const uint8_t* take(int64_t s, int i) {
+    if (i == 0 && s + kAhead < steps) convert(s + kAhead);
+    compiler_barrier();
+    return rows[s % kSlots][i];
+  }
+};
+
+// One group of a tile pair for at most 16 rows, over k [k0, k0 + kn): the even steps' sums in
+// tmm0-1 (activations tmm4), the odd steps' in tmm2-3 (tmm5).
+template <class Tiles>
+inline void group_steps(BRing<Tiles>& ring, const char* a, int64_t a_stride, int64_t k0, int64_t kn) {
+  constexpr int64_t e = Tiles::kActBytes;
+  const int64_t ks = ring.ks;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t k = k0; k < k0 + kn; k += 2 * ks) {
+    const uint8_t* b0 = ring.take(k / ks, 0);
+    const uint8_t* b1 = ring.take(k / ks, 1);
+    _tile_loadd(6, b0, 64);
+    _tile_loadd(7, b1, 64);
+    _tile_loadd(4, a + k * e, a_stride);
+    PAGEDINFER_TILE_DOT(Tiles, 0, 4, 6);
+    PAGEDINFER_TILE_DOT(Tiles, 1, 4, 7);
+    if (k + ks == k0 + kn) break;
+    b0 = ring.take(k / ks + 1, 0);
+    b1 = ring.take(k / ks + 1, 1);
+    _tile_loadd(6, b0, 64);
+    _tile_loadd(7, b1, 64);
+    _tile_loadd(5, a + (k + ks) * e, a_stride);
+    PAGEDINFER_TILE_DOT(Tiles, 2, 5, 6);
+    PAGEDINFER_TILE_DOT(Tiles, 3, 5, 7);
+  }
+}
+
+// The run kernel for units of at most 16 rows (decode and small batches): tile pairs one group
+// at a time (per channel: one group over all k), with no chunks (no B row is used twice).
+template <class Tiles>
+void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m0, int64_t rows) {
+  const Storage& w = *j.w;
+  const EpilogueFn epilogue = epilogue_for<A>(j.y_dtype);
+  const int64_t step = Tiles::step_bytes(w);
+  const TileConfig config(step, rows);
+  const Tiles tiles;
+  compiler_barrier();
+  _tile_loadconfig(&config);
+  alignas(64) float c[kAmxRows * 32];
+  alignas(64) int32_t sums[2][kAmxRows * 32];
+  const char* a = j.act.data + m0 * j.act.block_bytes;
+  for (int64_t t = t_begin; t < t_end; t += 2) {
+    const uint32_t* const tile[2] = {w.tile(t), w.tile(t + 1)};
+    BRing<Tiles> ring(tiles, tile, step / Tiles::kActBytes, w.k_packed);
+    for (int64_t g = 0; g < w.groups; ++g) {
+      group_steps(ring, a, j.act.block_bytes, g * w.group, w.group);
+      _tile_stored(0, sums[0], 128);
+      _tile_stored(1, sums[0] + 16, 128);
+      _tile_stored(2, sums[1], 128);
+      _tile_stored(3, sums[1] + 16, 128);
+      flush_group<Tiles>(j, g, t, m0, rows, sums[0], c, sums[1]);
+    }
+    epilogue(j, c, 2, t, m0, int(rows));
+  }
+  _tile_release();
 }
 
 // The run kernel: pairs of tiles, kSuperRows rows at a time, their weights chunk by chunk.
-template <int BITS>
+template <class Tiles>
 void run_tiles(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin, int64_t m_end) {
+  if (m_end - m_begin <= kAmxRows) return run_tiles_few_rows<Tiles>(j, t_begin, t_end, m_begin, m_end - m_begin);
   const Storage& w = *j.w;
   const EpilogueFn epilogue = epilogue_for<A>(j.y_dtype);
-  const TileConfig config(step_k(w));
+  const TileConfig config(Tiles::step_bytes(w), kAmxRows);
+  const Tiles tiles;
   compiler_barrier();
   _tile_loadconfig(&config);
   alignas(64) float c[kSuperRows * 32];
   alignas(64) int32_t partial[kSuperRows * 32];
-  alignas(64) uint8_t panel[BITS == 4 ? 2 * kChunkK * 16 : 64];
+  alignas(64) uint8_t panel[2][std::max<int64_t>(Tiles::kPanelBytes, 64)];
   for (int64_t t = t_begin; t < t_end; t += 2) {
     for (int64_t m0 = m_begin; m0 < m_end; m0 += kSuperRows) {
       const int64_t rows = std::min(kSuperRows, m_end - m0);
-      for (int64_t k0 = 0; k0 < w.k_packed; k0 += kChunkK) {
-        const int64_t kc = std::min(kChunkK, w.k_packed - k0);
-        const uint8_t* b[2];
-        for (int cb = 0; cb < 2; ++cb) {
-          if constexpr (BITS == 8) {
-            b[cb] = reinterpret_cast<const uint8_t*>(w.tile(t + cb) + k0 / 4 * kTile);
-          } else {
-            uint8_t* p = panel + cb * kChunkK * 16;
-            unpack_int4(w.tile(t + cb) + k0 / 8 * kTile, kc / 8, p);
-            b[cb] = p;
-          }
-        }
+      for (int64_t k0 = 0; k0 < w.k_packed; k0 += Tiles::kChunkK) {
+        const int64_t kc = std::min(Tiles::kChunkK, w.k_packed - k0);
+        const uint8_t* const b[2] = {tiles.b_rows(w.tile(t), k0, kc, panel[0]),
+                                     tiles.b_rows(w.tile(t + 1), k0, kc, panel[1])};
         compiler_barrier();
         // Rows past m_end (up to the next multiple of 16) are the workspace's padding or rows
-        // of another unit: computed, never stored.
+        // of another unit: computed, never flushed or stored.
         for (int64_t r = 0; r < rows; r += 32) {
-          if (rows - r > 16) chunk_rows<2>(j, t, m0 + r, k0, kc, b, partial + r * 32, c + r * 32);
-          else chunk_rows<1>(j, t, m0 + r, k0, kc, b, partial + r * 32, c + r * 32);
+          const int64_t valid = std::min<int64_t>(32, rows - r);
+          if (valid > 16) chunk_rows<Tiles, 2>(j, t, m0 + r, valid, k0, kc, b, partial + r * 32, c + r * 32);
+          else chunk_rows<Tiles, 1>(j, t, m0 + r, valid, k0, kc, b, partial + r * 32, c + r * 32);
         }
       }
       epilogue(j, c, 2, t, m0, int(rows));
@@ -190,18 +345,32 @@ void run_tiles(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin
   _tile_release();
 }
 
+// Whole steps of 32 k, and groups that a chunk holds whole, or one group (per channel).
+bool tiles_fit(const Storage& w, int64_t chunk_k) {
+  return w.group % 32 == 0 && (chunk_k % w.group == 0 || w.group == w.k_packed);
+}
+
 }  // namespace
 
 GemmKernel gemm_kernel_amx(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k;
-  // Whole steps of k, and groups that a chunk holds whole, or one group (per channel).
-  const bool shape = w.group % 32 == 0 && (kChunkK % w.group == 0 || w.group == w.k_packed);
-  if (mode != LinearActivations::int8_per_token || m < kAmxMinRows || !shape) return k;
-  k.compute = ComputeType::i8;
-  k.prepare = avx512_int8_prepare(w.format.bits, x);
-  k.run = w.format.bits == 4 ? &run_tiles<4> : &run_tiles<8>;
+  if (mode == LinearActivations::int8_per_token) {
+    if (m < kAmxMinRows || !tiles_fit(w, Int8Tiles<8>::kChunkK)) return k;
+    k.compute = ComputeType::i8;
+    k.prepare = avx512_int8_prepare(w.format.bits, x);
+    k.run = w.format.bits == 4 ? &run_tiles<Int8Tiles<4>> : &run_tiles<Int8Tiles<8>>;
+  } else if (x == DType::bf16) {
+    if (m < kAmxBf16MinRows[w.format.bits / 8] || !tiles_fit(w, Bf16Tiles<Int8Pairs>::kChunkK)) return k;
+    k.compute = ComputeType::bf16;
+    k.prepare = &Prepare<A, DType::bf16>::bf16;
+    k.run = w.format.bits == 4 ? &run_tiles<Bf16Tiles<Int4Pairs>> : &run_tiles<Bf16Tiles<Int8Pairs>>;
+  } else {
+    return k;  // fp32 / fp16 x: exact products need fp32 (the vector kernels)
+  }
   k.act_rows = 1;
-  k.pad_rows = int(kAmxRows);
+  // Units of up to 16 rows configure their tiles to those rows (run_tiles_few_rows); more rows
+  // are read 16 or 32 at a time.
+  k.pad_rows = m <= kAmxRows ? 1 : int(kAmxRows);
   k.row_quantum = 32;  // run_tiles' blocks of 2 x 16 rows
   return k;
 }
