@@ -1,11 +1,11 @@
 // Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
 // bf16 activations and output, int4 / int8 g128 weights with zero points:
-//   w4a16 / w8a16   float activations (bf16 dot products / fp32 FMA)
+//   w4a16 / w8a16   float activations (bf16 dot products or AMX bf16 tiles)
 //   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX tiles from M = 9 where the
 //                   CPU has them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
-// bandwidth) and peak_fraction (2 M N K against the peak of the compute type: int8 dot (AMX
-// tiles or VNNI, as the kernel) for *a8, bf16 dot for *a16). M = 1 and 8 are memory-bound: the weights rotate over copies
+// bandwidth) and peak_fraction (2 M N K against the same-run peak of the unit the call runs on,
+// linear_unit(): AMX int8 / bf16 tiles, VNNI, bf16 dot or fp32 FMA). M = 1 and 8 are memory-bound: the weights rotate over copies
 // larger than 8x the L3 ("cold"). M >= 32 is compute-bound; its weights stay in cache as they
 // would across the row blocks of one call ("hot").
 // The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
@@ -93,12 +93,18 @@ struct LinearCall {
   }
 };
 
-// The peak of int8 dot products that fits the kernel linear() picks for M rows (and that
-// oneDNN picks for 512): AMX tiles from 9 rows on CPUs that have them (every shape here
-// qualifies, see src/gemm/x86_amx.cpp), VNNI otherwise.
-double int8_peak(int threads, int64_t m) {
+// The same-run peak of the unit a call runs on (linear_unit()).
+double unit_peak(LinearUnit unit, int threads) {
   const auto& ceil = bench::ceilings(threads);
-  return ceil.amx_int8_gops > 0 && m >= 9 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
+  switch (unit) {
+    case LinearUnit::amx_int8: return ceil.amx_int8_gops;
+    case LinearUnit::amx_bf16: return ceil.amx_bf16_gflops;
+    case LinearUnit::int8_dot:
+    case LinearUnit::int32_vector: return ceil.int8_dot_gops;
+    case LinearUnit::bf16_dot: return ceil.bf16_dot_gflops;
+    case LinearUnit::fp32_fma: return ceil.fp32_fma_gflops;
+  }
+  return 0;
 }
 
 void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k, int threads) {
@@ -106,10 +112,8 @@ void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k,
   const bool cold = m <= 8;
   LinearCall call(v, m, n, k, threads, cold ? bench::cold_copies(double(base.bytes())) : 1);
   for (auto _ : s) call();
-  const auto& ceil = bench::ceilings(threads);
   bench::report_bytes(s, double(base.bytes()) + double(m * (k + n)) * 2, threads);
-  const double peak = v.mode == LinearActivations::int8_per_token ? int8_peak(threads, m) : ceil.bf16_dot_gflops;
-  bench::report_flops(s, 2.0 * double(m * n * k), peak);
+  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(linear_unit(base, call.p), threads));
   s.counters["cold"] = cold ? 1 : 0;
 }
 
@@ -170,11 +174,22 @@ struct OnednnMatmul {
   }
 };
 
+// oneDNN's u8s8 matmul runs on AMX tiles where the CPU has them (as ours from 9 rows), on
+// VNNI otherwise.
+double onednn_peak(int64_t m, int64_t n, int64_t k, int threads) {
+  LinearParams p;
+  p.m = m;
+  p.k = k;
+  p.activations = LinearActivations::int8_per_token;
+  const LinearUnit unit = linear_unit(weight(8, n, k), p);
+  return unit_peak(unit == LinearUnit::amx_int8 ? unit : LinearUnit::int8_dot, threads);
+}
+
 void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
   omp_set_num_threads(threads);
   OnednnMatmul mm(m, n, k);
   for (auto _ : s) mm();
-  bench::report_flops(s, 2.0 * double(m * n * k), int8_peak(threads, m));
+  bench::report_flops(s, 2.0 * double(m * n * k), onednn_peak(m, n, k, threads));
 }
 
 // W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
@@ -185,7 +200,7 @@ void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int
   OnednnMatmul theirs(m, n, k);
   LinearCall ours(Variant{"w8a8", 8, LinearActivations::int8_per_token}, m, n, k, threads, 1);
   s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
-  bench::report_flops(s, 2.0 * double(m * n * k), int8_peak(threads, m));
+  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(linear_unit(weight(8, n, k), ours.p), threads));
 }
 #endif
 

@@ -229,14 +229,16 @@ __attribute__((target("avx512f,avx512vnni"))) double int8_loop(int64_t iters) {
   return double(_mm512_reduce_add_epi32(s));  // ops: iters * kChains * 64 * 2
 }
 
-// AMX: tdpbusd into 4 independent accumulator tiles (16 x 16 int32) from one 16 x 64 u8 and one
-// 64 x 16 s8 tile, loaded once; each instruction is 16 x 16 x 64 multiply-adds.
+// AMX: tile dot products into 4 independent accumulator tiles (16 x 16 int32 or fp32) from one
+// A and one B tile, loaded once; each instruction is 16 x 16 x 64 int8 (tdpbusd) or 16 x 16 x 32
+// bf16 (tdpbf16ps) multiply-adds.
 struct alignas(64) AmxConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t bytes_per_row[16] = {64, 64, 64, 64, 64, 0, 64};
   uint8_t rows[16] = {16, 16, 16, 16, 16, 0, 16};
 };
-__attribute__((target("amx-tile,amx-int8"))) double amx_int8_loop(int64_t iters) {
+template <bool kBf16>
+__attribute__((target("amx-tile,amx-int8,amx-bf16"))) double amx_loop(int64_t iters) {
   const AmxConfig config;
   alignas(64) static const int8_t ones[1024] = {1};
   asm volatile("" ::: "memory");  // the config's stores before ldtilecfg reads it
@@ -248,15 +250,22 @@ __attribute__((target("amx-tile,amx-int8"))) double amx_int8_loop(int64_t iters)
   _tile_zero(2);
   _tile_zero(3);
   for (int64_t i = 0; i < iters; ++i) {
-    _tile_dpbusd(0, 4, 6);
-    _tile_dpbusd(1, 4, 6);
-    _tile_dpbusd(2, 4, 6);
-    _tile_dpbusd(3, 4, 6);
+    if constexpr (kBf16) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 6);
+      _tile_dpbf16ps(2, 4, 6);
+      _tile_dpbf16ps(3, 4, 6);
+    } else {
+      _tile_dpbusd(0, 4, 6);
+      _tile_dpbusd(1, 4, 6);
+      _tile_dpbusd(2, 4, 6);
+      _tile_dpbusd(3, 4, 6);
+    }
   }
   alignas(64) int32_t out[256];
   _tile_stored(0, out, 64);
   _tile_release();
-  return double(out[0]);  // ops: iters * 4 * 16 * 16 * 64 * 2
+  return double(out[0]);  // ops: iters * 4 * 16 * 16 * (64 or 32) * 2
 }
 
 template <class Loop>
@@ -303,7 +312,10 @@ const Ceilings& ceilings(int threads) {
     c.bf16_dot_gflops = peak(threads, kChains * 32 * 2, bf16_loop);
     c.int8_dot_gops = peak(threads, kChains * 64 * 2, int8_loop);
   }
-  if (isa >= pagedinfer::Isa::amx) c.amx_int8_gops = peak(threads, 4 * 16 * 16 * 64 * 2, amx_int8_loop, 400'000);
+  if (isa >= pagedinfer::Isa::amx) {
+    c.amx_int8_gops = peak(threads, 4 * 16 * 16 * 64 * 2, amx_loop<false>, 400'000);
+    c.amx_bf16_gflops = peak(threads, 4 * 16 * 16 * 32 * 2, amx_loop<true>, 400'000);
+  }
   return cache.emplace(threads, c).first->second;
 }
 
@@ -342,13 +354,15 @@ void print_ceilings(std::initializer_list<int> threads) {
     const Ceilings& c = ceilings(t);
     std::printf("ceiling threads=%d: dram_read %.1f GB/s, fp32_fma %.0f GFLOP/s, bf16_dot %.0f GFLOP/s, int8_dot %.0f GOP/s",
                 t, c.dram_read_gbs, c.fp32_fma_gflops, c.bf16_dot_gflops, c.int8_dot_gops);
-    if (c.amx_int8_gops > 0) std::printf(", amx_int8 %.0f GOP/s", c.amx_int8_gops);
+    if (c.amx_int8_gops > 0)
+      std::printf(", amx_int8 %.0f GOP/s, amx_bf16 %.0f GFLOP/s", c.amx_int8_gops, c.amx_bf16_gflops);
     std::printf("\n");
     benchmark::AddCustomContext("ceiling_dram_read_gbs_t" + std::to_string(t), std::to_string(c.dram_read_gbs));
     benchmark::AddCustomContext("ceiling_fp32_fma_gflops_t" + std::to_string(t), std::to_string(c.fp32_fma_gflops));
     benchmark::AddCustomContext("ceiling_bf16_dot_gflops_t" + std::to_string(t), std::to_string(c.bf16_dot_gflops));
     benchmark::AddCustomContext("ceiling_int8_dot_gops_t" + std::to_string(t), std::to_string(c.int8_dot_gops));
     benchmark::AddCustomContext("ceiling_amx_int8_gops_t" + std::to_string(t), std::to_string(c.amx_int8_gops));
+    benchmark::AddCustomContext("ceiling_amx_bf16_gflops_t" + std::to_string(t), std::to_string(c.amx_bf16_gflops));
   }
   std::fflush(stdout);
 }

@@ -24,6 +24,7 @@ struct Ceilings {
   double bf16_dot_gflops = 0;  // vdpbf16ps; 0 where the CPU has none
   double int8_dot_gops = 0;    // vpdpbusd; 0 where the CPU has none
   double amx_int8_gops = 0;    // AMX tdpbusd; 0 where the CPU (or the OS) has none
+  double amx_bf16_gflops = 0;  // AMX tdpbf16ps; likewise
 };
 
 // Measured on first use for each thread count, then cached.

@@ -304,6 +304,42 @@ TEST(Linear, ManyRowsOverTileShapes) {
   }
 }
 
+// linear_unit() names the arithmetic of the kernel each ISA level runs.
+TEST(Linear, UnitFollowsTheIsaLevel) {
+  std::mt19937 rng(5);
+  const int64_t n = 64, k = 256;
+  const std::vector<float> wf = random_weights(n, k, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{8, 128, QuantZero::symmetric});
+  LinearParams p;
+  p.k = k;
+  for (Isa isa : testutil::runnable_isas()) {
+    testutil::IsaCap cap(isa);
+    for (int64_t m : {1, 8, 9, 32}) {
+      SCOPED_TRACE(testing::Message() << isa_name(isa) << " m " << m);
+      p.m = m;
+      p.x_dtype = DType::f32;
+      p.activations = LinearActivations::float_;
+      EXPECT_EQ(linear_unit(w, p), LinearUnit::fp32_fma);
+      p.x_dtype = DType::bf16;
+      const LinearUnit bf16 = linear_unit(w, p);
+      p.activations = LinearActivations::int8_per_token;
+      const LinearUnit int8 = linear_unit(w, p);
+      if (isa < Isa::avx512_bf16) {
+        EXPECT_EQ(bf16, LinearUnit::fp32_fma);
+        EXPECT_EQ(int8, LinearUnit::int32_vector);
+      } else if (isa == Isa::avx512_bf16) {
+        EXPECT_EQ(bf16, LinearUnit::bf16_dot);
+        EXPECT_EQ(int8, LinearUnit::int8_dot);
+      } else {
+        EXPECT_EQ(bf16, LinearUnit::amx_bf16);
+        EXPECT_EQ(int8, m >= 9 ? LinearUnit::amx_int8 : LinearUnit::int8_dot);
+      }
+    }
+  }
+  EXPECT_STREQ(linear_unit_name(LinearUnit::amx_bf16), "amx_bf16");
+  EXPECT_STREQ(linear_unit_name(LinearUnit::int32_vector), "int32_vector");
+}
+
 // Two caller threads share one weight, each with its own workspace (and 2 threads inside).
 TEST(Linear, ConcurrentCallsOnOneWeight) {
   std::mt19937 rng(28);

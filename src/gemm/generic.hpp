@@ -89,6 +89,7 @@ GemmKernel generic_gemm_kernel(const QuantizedWeight::Storage& w, LinearActivati
   GemmKernel k;
   const bool int8 = mode == LinearActivations::int8_per_token;
   k.compute = int8 ? ComputeType::i8 : ComputeType::f32;
+  k.unit = int8 ? LinearUnit::int32_vector : LinearUnit::fp32_fma;
   switch (x) {
     case DType::f32: k.prepare = generic_prepare<A, DType::f32>(mode); break;
     case DType::bf16: k.prepare = generic_prepare<A, DType::bf16>(mode); break;

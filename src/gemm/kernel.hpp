@@ -80,6 +80,7 @@ using RunKernel = void (*)(const GemmJob& job, int64_t tile_begin, int64_t tile_
 
 struct GemmKernel {
   ComputeType compute = ComputeType::f32;
+  LinearUnit unit = LinearUnit::fp32_fma;  // what linear_unit() reports
   PrepareKernel prepare = nullptr;
   RunKernel run = nullptr;
   int act_rows = 1;  // the ActLayout rows it reads: 1, or its rows per block

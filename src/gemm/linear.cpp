@@ -115,6 +115,23 @@ size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p) {
   return p.m == 0 ? 0 : Workspace(w.storage(), p.m).total;
 }
 
+LinearUnit linear_unit(const QuantizedWeight& w, const LinearParams& p) {
+  PAGEDINFER_CHECK(p.m >= 0, "linear_unit", "params.m = ", p.m, " must be >= 0");
+  return detail::gemm_kernel(w.storage(), p.activations, p.x_dtype, p.m).unit;
+}
+
+const char* linear_unit_name(LinearUnit u) {
+  switch (u) {
+    case LinearUnit::fp32_fma: return "fp32_fma";
+    case LinearUnit::int32_vector: return "int32_vector";
+    case LinearUnit::bf16_dot: return "bf16_dot";
+    case LinearUnit::int8_dot: return "int8_dot";
+    case LinearUnit::amx_bf16: return "amx_bf16";
+    case LinearUnit::amx_int8: return "amx_int8";
+  }
+  return "unknown";
+}
+
 void linear(const QuantizedWeight& weight, const LinearParams& p) {
   const Storage& w = weight.storage();
   const int64_t n_out = linear_out_features(weight, p);

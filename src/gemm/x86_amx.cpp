@@ -357,11 +357,13 @@ GemmKernel gemm_kernel_amx(const Storage& w, LinearActivations mode, DType x, in
   if (mode == LinearActivations::int8_per_token) {
     if (m < kAmxMinRows || !tiles_fit(w, Int8Tiles<8>::kChunkK)) return k;
     k.compute = ComputeType::i8;
+    k.unit = LinearUnit::amx_int8;
     k.prepare = avx512_int8_prepare(w.format.bits, x);
     k.run = w.format.bits == 4 ? &run_tiles<Int8Tiles<4>> : &run_tiles<Int8Tiles<8>>;
   } else if (x == DType::bf16) {
     if (m < kAmxBf16MinRows[w.format.bits / 8] || !tiles_fit(w, Bf16Tiles<Int8Pairs>::kChunkK)) return k;
     k.compute = ComputeType::bf16;
+    k.unit = LinearUnit::amx_bf16;
     k.prepare = &Prepare<A, DType::bf16>::bf16;
     k.run = w.format.bits == 4 ? &run_tiles<Bf16Tiles<Int4Pairs>> : &run_tiles<Bf16Tiles<Int8Pairs>>;
   } else {

@@ -272,11 +272,13 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
   GemmKernel k;
   if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
+    k.unit = LinearUnit::int8_dot;
     k.prepare = avx512_int8_prepare(w.format.bits, x);
     if (w.format.bits == 4) choose_blocking<VnniBlock<4>, 6, 4>(k, w, m);
     else choose_blocking<VnniBlock<8>, 6, 4>(k, w, m);
   } else if (x == DType::bf16) {
     k.compute = ComputeType::bf16;
+    k.unit = LinearUnit::bf16_dot;
     k.prepare = &Prepare<A, DType::bf16>::bf16;
     if (w.format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, w, m);
     else choose_blocking<Bf16Block<Int8Pairs>, 8, 2>(k, w, m);
