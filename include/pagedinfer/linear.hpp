@@ -74,19 +74,6 @@ namespace reference {
 // The oracle: dequantize() in double, double sums, the same activation quantization rule and
 // epilogues, one rounding to y's dtype. Ignores workspace and threads.
 PAGEDINFER_API void linear(const QuantizedWeight& w, const LinearParams& p);
-
-// The arithmetic linear() runs these parameters on, on this CPU at the active ISA level
-// (active_isa()): for reports, and for choosing the peak a benchmark compares against.
-enum class LinearUnit : int32_t {
-  fp32_fma = 0,  // fp32 FMA (fp32 / fp16 x, or CPUs without bf16 dot products)
-  int32_vector,  // int8 activations on widened int32 vector products (no VNNI)
-  bf16_dot,      // vdpbf16ps (AVX512-BF16)
-  int8_dot,      // vpdpbusd (AVX512-VNNI)
-  amx_bf16,      // AMX tdpbf16ps
-  amx_int8,      // AMX tdpbsud
-};
-PAGEDINFER_API LinearUnit linear_unit(const QuantizedWeight& w, const LinearParams& p);
-PAGEDINFER_API const char* linear_unit_name(LinearUnit u);
 // Quantizes one row like int8_per_token: returns the scale; a[k] in [-127, 127].
 PAGEDINFER_API float quantize_activation_row(const void* x, DType dtype, int64_t k, int8_t* a);
 }  // namespace reference

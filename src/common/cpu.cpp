@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.hpp"
+#include "common/cpu_vendor.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuinfo_x86.h>
@@ -58,6 +59,22 @@ std::atomic<int>& cap_storage() {
 }
 
 }  // namespace
+
+namespace detail {
+CpuVendor cpu_vendor() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const CpuVendor vendor = [] {
+    const cpu_features::X86Info info = cpu_features::GetX86Info();
+    if (std::strcmp(info.vendor, "GenuineIntel") == 0) return CpuVendor::intel;
+    if (std::strcmp(info.vendor, "AuthenticAMD") == 0) return CpuVendor::amd;
+    return CpuVendor::other;
+  }();
+  return vendor;
+#else
+  return CpuVendor::other;
+#endif
+}
+}  // namespace detail
 
 Isa detected_isa() {
   static const Isa isa = detect();

@@ -225,23 +225,27 @@ void chunk_rows(const GemmJob& j, int64_t t, int64_t m, int64_t rows, int64_t k0
 // The B rows of a tile pair, step by step, in a ring of slots: converted kAhead steps before
 // their tile loads. A tile load waits for the stores it reads to reach L1; the conversion of
 // the steps in between, and the tile dot products before, go on meanwhile (each B row is used
-// once here, by at most 16 rows).
+// once here, by at most 16 rows). Every word is read once per call, from DRAM in decode, so
+// the words kStreamAhead bytes further on are prefetched as a step is converted.
 template <class Tiles>
 struct BRing {
   static constexpr int64_t kSlots = 4, kAhead = 2, kSlotBytes = 2048;
   const Tiles& tiles;
   const uint32_t* const (&tile)[2];
-  int64_t ks, steps;  // k per step; steps in k_packed
+  int64_t ks, steps;   // k per step; steps in k_packed
+  int64_t step_bytes;  // of a tile's weight words
   alignas(64) uint8_t slots[kSlots][kSlotBytes];
   const uint8_t* rows[kSlots][2];  // the B rows of each slot's step: in the slot, or in place
 
-  BRing(const Tiles& t, const uint32_t* const (&tl)[2], int64_t k_per_step, int64_t k_packed)
-      : tiles(t), tile(tl), ks(k_per_step), steps(k_packed / k_per_step) {
+  BRing(const Tiles& t, const uint32_t* const (&tl)[2], int64_t k_per_step, const Storage& w)
+      : tiles(t), tile(tl), ks(k_per_step), steps(w.k_packed / k_per_step), step_bytes(k_per_step / w.kpw() * 64) {
     for (int64_t s = 0; s < std::min(kAhead, steps); ++s) convert(s);
   }
   void convert(int64_t s) {
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < 2; ++i) {
+      prefetch_bytes(reinterpret_cast<const char*>(tile[i]) + s * step_bytes + kStreamAhead, step_bytes);
       rows[s % kSlots][i] = tiles.b_rows(tile[i], s * ks, ks, slots[s % kSlots] + i * kSlotBytes / 2);
+    }
   }
   // Step s's B rows of tile i, after converting step s + kAhead.
   const uint8_t* take(int64_t s, int i) {
@@ -296,7 +300,7 @@ void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_
   const char* a = j.act.data + m0 * j.act.block_bytes;
   for (int64_t t = t_begin; t < t_end; t += 2) {
     const uint32_t* const tile[2] = {w.tile(t), w.tile(t + 1)};
-    BRing<Tiles> ring(tiles, tile, step / Tiles::kActBytes, w.k_packed);
+    BRing<Tiles> ring(tiles, tile, step / Tiles::kActBytes, w);
     for (int64_t g = 0; g < w.groups; ++g) {
       group_steps(ring, a, j.act.block_bytes, g * w.group, w.group);
       _tile_stored(0, sums[0], 128);

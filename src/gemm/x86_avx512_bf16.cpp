@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/cpu_vendor.hpp"
 #include "common/simd/x86_avx512.hpp"
 #include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/generic.hpp"
@@ -64,7 +65,6 @@ inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_
 // requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
 // (W8A16) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only touches lines it
 // never reads (a prefetch cannot fault).
-constexpr int64_t kStreamAhead = 8192;
 template <int NT>
 inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
   for (int i = 0; i < NT; ++i) prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
@@ -76,10 +76,12 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
 // blocks find the words in L2. kStream is a template argument, so the word loop carries no
 // test. Measured on 14336 x 4096, alternated in one process, 2 threads, M = 2 / 4 / 8: W8A16
 // 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8 1.14 / 1.06 / 1.12x, W8A8
-// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI blocks do not
-// stream one row (M = 1), where the hardware prefetchers alone were faster: 14336 x 4096 from
-// DRAM, 2 threads, W4A8 1.02-1.06x, W8A8 1.09-1.12x (with its sets in registers, below); one
-// thread 1.04-1.24x / 1.06-1.34x.
+// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI blocks stream
+// one row (M = 1) on Intel cores only: on AMD Zen 5 the hardware prefetchers alone were faster
+// (14336 x 4096 from DRAM, 2 threads, W4A8 1.02-1.06x, W8A8 1.09-1.12x with its sets in
+// registers, below; one thread 1.04-1.24x / 1.06-1.34x), on an Intel Xeon (Sapphire Rapids
+// class) streaming took W4A8 from 0.69 to 0.90 of the alternated read and W8A8 from 0.91 to
+// 0.97 (bench_gemm *_vs_stream, 2 threads).
 template <class Block, int R, int NT, int S, bool kMayStream = true>
 inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
   if (kMayStream && j.m <= S) Block::template compute<R, NT, S, kMayStream>(j, t0, m0, c);
@@ -171,7 +173,12 @@ struct VnniBlock {
   static constexpr bool kSetsC = true;
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    constexpr bool kMayStream = S > 1 && (BITS == 4 || S != 4);  // not one row, nor int8 on 4 x 4
+    if constexpr (S == 1) {  // one row: by vendor (compute_block)
+      static const bool stream = cpu_vendor() != CpuVendor::amd;
+      if (stream) return compute_block<VnniBlock, R, NT, S, true>(j, t0, m0, c);
+      return compute_block<VnniBlock, R, NT, S, false>(j, t0, m0, c);
+    }
+    constexpr bool kMayStream = BITS == 4 || S != 4;  // not int8 on 4 x 4
     compute_block<VnniBlock, R, NT, S, kMayStream>(j, t0, m0, c);
   }
 

@@ -7,6 +7,10 @@
 namespace pagedinfer::detail {
 namespace {
 
+// How far ahead of its reads a kernel streaming a tile's words from DRAM prefetches them
+// (measured in x86_avx512_bf16.cpp, prefetch_stream).
+constexpr int64_t kStreamAhead = 8192;
+
 // The group params of blocks.hpp for one tile, vectorized.
 struct GroupParams {
   __m512 scale, offset;

@@ -1,0 +1,10 @@
+// The x86 vendor, for the few tuning choices measured to differ between AMD and Intel cores
+// (each use says what was measured).
+#pragma once
+
+namespace pagedinfer::detail {
+
+enum class CpuVendor { intel, amd, other };
+CpuVendor cpu_vendor();  // `other` on non-x86 CPUs
+
+}  // namespace pagedinfer::detail
