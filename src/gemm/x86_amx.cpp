@@ -180,19 +180,16 @@ inline void store_sums(void* sums) {
   }
 }
 
-// c (+)= the group's sums (plus `more`, if given) scaled (kernel.hpp's formula), for `rows`
-// (at most 32) rows from m x tiles t, t + 1. sums, more: [rows][32].
+// c (+)= the group's sums ([rows][32]) scaled (kernel.hpp's formula), for `rows` (at most 32)
+// rows from m x tiles t, t + 1.
 template <class Tiles>
 inline void flush_group(const GemmJob& j, int64_t g, int64_t t, int64_t m, int64_t rows, const int32_t* sums,
-                        float* c, const int32_t* more = nullptr) {
+                        float* c) {
   const Storage& w = *j.w;
   for (int cb = 0; cb < 2; ++cb) {
     const GroupParams gp(w, g, t + cb);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = r * 32 + cb * 16;
-      const __m512 sum = more ? _mm512_add_ps(Tiles::sum(sums + i), Tiles::sum(more + i)) : Tiles::sum(sums + i);
-      gp.flush(c + i, sum, j.act_sums[(m + r) * w.groups + g], g > 0);
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      gp.flush(c + r * 32 + cb * 16, Tiles::sum(sums + r * 32 + cb * 16), j.act_sums[(m + r) * w.groups + g], g > 0);
   }
 }
 
@@ -255,37 +252,39 @@ struct BRing {
   }
 };
 
-// One group of a tile pair for at most 16 rows, over k [k0, k0 + kn): the even steps' sums in
-// tmm0-1 (activations tmm4), the odd steps' in tmm2-3 (tmm5).
-template <class Tiles>
-inline void group_steps(BRing<Tiles>& ring, const char* a, int64_t a_stride, int64_t k0, int64_t kn) {
-  constexpr int64_t e = Tiles::kActBytes;
-  const int64_t ks = ring.ks;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int64_t k = k0; k < k0 + kn; k += 2 * ks) {
-    const uint8_t* b0 = ring.take(k / ks, 0);
-    const uint8_t* b1 = ring.take(k / ks, 1);
+// One group of a tile pair for at most 16 rows (activations tmm4), over the steps [s0, s0 + n),
+// its sums in tmm(2P) and tmm(2P + 1).
+template <class Tiles, int P>
+inline void group_steps(BRing<Tiles>& ring, const char* a, int64_t a_stride, int64_t s0, int64_t n) {
+  const int64_t step_bytes = ring.ks * Tiles::kActBytes;
+  if constexpr (P == 0) {
+    _tile_zero(0);
+    _tile_zero(1);
+  } else {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t s = s0; s < s0 + n; ++s) {
+    const uint8_t* b0 = ring.take(s, 0);
+    const uint8_t* b1 = ring.take(s, 1);
     _tile_loadd(6, b0, 64);
     _tile_loadd(7, b1, 64);
-    _tile_loadd(4, a + k * e, a_stride);
-    PAGEDINFER_TILE_DOT(Tiles, 0, 4, 6);
-    PAGEDINFER_TILE_DOT(Tiles, 1, 4, 7);
-    if (k + ks == k0 + kn) break;
-    b0 = ring.take(k / ks + 1, 0);
-    b1 = ring.take(k / ks + 1, 1);
-    _tile_loadd(6, b0, 64);
-    _tile_loadd(7, b1, 64);
-    _tile_loadd(5, a + (k + ks) * e, a_stride);
-    PAGEDINFER_TILE_DOT(Tiles, 2, 5, 6);
-    PAGEDINFER_TILE_DOT(Tiles, 3, 5, 7);
+    _tile_loadd(4, a + s * step_bytes, a_stride);
+    if constexpr (P == 0) {
+      PAGEDINFER_TILE_DOT(Tiles, 0, 4, 6);
+      PAGEDINFER_TILE_DOT(Tiles, 1, 4, 7);
+    } else {
+      PAGEDINFER_TILE_DOT(Tiles, 2, 4, 6);
+      PAGEDINFER_TILE_DOT(Tiles, 3, 4, 7);
+    }
   }
 }
 
 // The run kernel for units of at most 16 rows (decode and small batches): tile pairs one group
-// at a time (per channel: one group over all k), with no chunks (no B row is used twice).
+// at a time (per channel: one group over all k), with no chunks (no B row is used twice). The
+// groups alternate between two pairs of sum tiles, and a group's sums are flushed after the
+// next group's steps were issued: the tile unit then never drains at a group's end (with one
+// pair, int4 g128 at one row took 1.6x the time of the conversions alone).
 template <class Tiles>
 void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m0, int64_t rows) {
   const Storage& w = *j.w;
@@ -298,17 +297,24 @@ void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_
   alignas(64) float c[kAmxRows * 32];
   alignas(64) int32_t sums[2][kAmxRows * 32];
   const char* a = j.act.data + m0 * j.act.block_bytes;
+  const int64_t a_stride = j.act.block_bytes;
   for (int64_t t = t_begin; t < t_end; t += 2) {
     const uint32_t* const tile[2] = {w.tile(t), w.tile(t + 1)};
     BRing<Tiles> ring(tiles, tile, step / Tiles::kActBytes, w);
+    const int64_t n = w.group / ring.ks;  // steps per group
     for (int64_t g = 0; g < w.groups; ++g) {
-      group_steps(ring, a, j.act.block_bytes, g * w.group, w.group);
-      _tile_stored(0, sums[0], 128);
-      _tile_stored(1, sums[0] + 16, 128);
-      _tile_stored(2, sums[1], 128);
-      _tile_stored(3, sums[1] + 16, 128);
-      flush_group<Tiles>(j, g, t, m0, rows, sums[0], c, sums[1]);
+      if (g % 2 == 0) {
+        group_steps<Tiles, 0>(ring, a, a_stride, g * n, n);
+        _tile_stored(0, sums[0], 128);
+        _tile_stored(1, sums[0] + 16, 128);
+      } else {
+        group_steps<Tiles, 1>(ring, a, a_stride, g * n, n);
+        _tile_stored(2, sums[1], 128);
+        _tile_stored(3, sums[1] + 16, 128);
+      }
+      if (g > 0) flush_group<Tiles>(j, g - 1, t, m0, rows, sums[(g - 1) % 2], c);
     }
+    flush_group<Tiles>(j, w.groups - 1, t, m0, rows, sums[(w.groups - 1) % 2], c);
     epilogue(j, c, 2, t, m0, int(rows));
   }
   _tile_release();
