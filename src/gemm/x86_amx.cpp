@@ -36,11 +36,14 @@ constexpr int64_t kSuperRows = 128;  // rows that share one chunk of weights
 // VNNI): W8A8 M = 8 1.17 / 1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73;
 // W4A8 M = 8 1.21 / 0.91, M = 9 1.22 / 1.21, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29.
 constexpr int64_t kAmxMinRows = 9;
-// bf16 activations: from one row for int8 weights, from two for int4, where one row ran faster
-// on the vdpbf16ps kernel. Measured on 14336 x 4096, 2 threads, weights in L3, ms (AMX /
-// avx512_bf16): int4 g128 M = 1 1.26 / 0.98, M = 2 1.12 / 1.44, M = 8 1.17 / 4.56, M = 32
-// 2.43 / 20.0; int8 per channel M = 1 1.53 / 1.71, M = 2 1.48 / 1.96, M = 8 1.72 / 5.21.
-constexpr int64_t kAmxBf16MinRows[2] = {2, 1};  // int4, int8
+// bf16 activations: from two rows. One row (decode) reads its weights from DRAM as fast or
+// faster on the vdpbf16ps kernels: bench_gemm *_vs_stream, 14336 x 4096, fraction of the
+// alternated read, AMX / avx512_bf16: W4A16 0.74 / 0.79 (1 thread), 0.64 / 0.69 (2); W8A16
+// 0.81 / 0.92, 0.81 / 0.81. From two rows the tiles win clearly (weights in L3, 2 threads, ms):
+// W4A16 M = 2 1.12 / 1.44, M = 8 1.17 / 4.56, M = 32 2.43 / 20.0; W8A16 M = 2 1.48 / 1.96,
+// M = 8 1.72 / 5.21.
+constexpr int64_t kAmxBf16MinRows = 2;
+ // int4, int8
 
 // Splits the int4 words [0, words) of one tile into B rows, two per word: its low and its high
 // nibbles, the bytes (0, 4, 1, 5) and (2, 6, 3, 7) of its 8 k (layout.hpp), the order the
@@ -61,6 +64,8 @@ inline void unpack_int4(const uint32_t* tile_words, int64_t words, uint8_t* pane
 //                stay in L1 while up to kSuperRows rows meet them
 //   kPanelBytes  the panel's size per tile (0: weights read in place)
 //   step_bytes   k bytes per tile dot product
+//   kKPerWord    k per weight word
+//   kStepK       k per tile dot product where fixed (else 0)
 //   b_rows       the B rows of a tile's k [k0, k0 + kc)
 //   kBf16        tdpbf16ps, else tdpbsud (PAGEDINFER_TILE_DOT)
 //   sum          16 sums of tile C rows from memory as fp32
@@ -68,6 +73,7 @@ inline void unpack_int4(const uint32_t* tile_words, int64_t words, uint8_t* pane
 template <int BITS>
 struct Int8Tiles {
   static constexpr int64_t kActBytes = 1, kChunkK = 512, kPanelBytes = BITS == 4 ? kChunkK * 16 : 0;
+  static constexpr int64_t kKPerWord = 32 / BITS, kStepK = 0;  // step_bytes decides
   // 64 k, or 32 for groups of 32 (llama.cpp's Q4_0 / Q8_0) and per-channel k that 64 does not divide.
   static int64_t step_bytes(const Storage& w) { return w.group % 64 == 0 ? 64 : 32; }
   const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc, uint8_t* panel) const {
@@ -84,11 +90,14 @@ struct Int8Tiles {
 template <class Pairs>
 struct Bf16Tiles {
   static constexpr int64_t kActBytes = 2, kChunkK = 256, kPanelBytes = kChunkK * 32;
+  static constexpr int64_t kKPerWord = Pairs::kKPerWord, kStepK = 32;
   static int64_t step_bytes(const Storage&) { return 64; }
   // Pair h of word jw meets activation pair jw * kPairs + h: B row (jw * kPairs + h) of the chunk.
   Pairs pairs;
-  const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc, uint8_t* panel) const {
+  __attribute__((always_inline)) const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc,
+                                                       uint8_t* panel) const {
     const uint32_t* words = tile + k0 / Pairs::kKPerWord * kTile;
+#pragma GCC unroll 8
     for (int64_t jw = 0; jw < kc / Pairs::kKPerWord; ++jw) {
       const __m512i word = _mm512_loadu_si512(words + jw * kTile);
 #pragma GCC unroll 4
@@ -229,19 +238,26 @@ struct BRing {
   static constexpr int64_t kSlots = 4, kAhead = 2, kSlotBytes = 2048;
   const Tiles& tiles;
   const uint32_t* const (&tile)[2];
-  int64_t ks, steps;   // k per step; steps in k_packed
-  int64_t step_bytes;  // of a tile's weight words
+  int64_t ks, steps;  // k per step; steps in k_packed
   alignas(64) uint8_t slots[kSlots][kSlotBytes];
   const uint8_t* rows[kSlots][2];  // the B rows of each slot's step: in the slot, or in place
 
   BRing(const Tiles& t, const uint32_t* const (&tl)[2], int64_t k_per_step, const Storage& w)
-      : tiles(t), tile(tl), ks(k_per_step), steps(w.k_packed / k_per_step), step_bytes(k_per_step / w.kpw() * 64) {
+      : tiles(t), tile(tl), ks(k_per_step), steps(w.k_packed / k_per_step) {
     for (int64_t s = 0; s < std::min(kAhead, steps); ++s) convert(s);
   }
+  // k per step: a constant where the tiles fix it, so that a step's conversion unrolls.
+  int64_t step_k() const {
+    if constexpr (Tiles::kStepK > 0) return Tiles::kStepK;
+    return ks;
+  }
   void convert(int64_t s) {
+    const int64_t k = step_k(), bytes = k / Tiles::kKPerWord * 64;
     for (int i = 0; i < 2; ++i) {
-      prefetch_bytes(reinterpret_cast<const char*>(tile[i]) + s * step_bytes + kStreamAhead, step_bytes);
-      rows[s % kSlots][i] = tiles.b_rows(tile[i], s * ks, ks, slots[s % kSlots] + i * kSlotBytes / 2);
+      const char* words = reinterpret_cast<const char*>(tile[i]) + s * bytes;
+#pragma GCC unroll 8
+      for (int64_t line = 0; line < bytes; line += 64) prefetch_bytes(words + kStreamAhead + line, 64);
+      rows[s % kSlots][i] = tiles.b_rows(tile[i], s * k, k, slots[s % kSlots] + i * kSlotBytes / 2);
     }
   }
   // Step s's B rows of tile i, after converting step s + kAhead.
@@ -371,7 +387,7 @@ GemmKernel gemm_kernel_amx(const Storage& w, LinearActivations mode, DType x, in
     k.prepare = avx512_int8_prepare(w.format.bits, x);
     k.run = w.format.bits == 4 ? &run_tiles<Int8Tiles<4>> : &run_tiles<Int8Tiles<8>>;
   } else if (x == DType::bf16) {
-    if (m < kAmxBf16MinRows[w.format.bits / 8] || !tiles_fit(w, Bf16Tiles<Int8Pairs>::kChunkK)) return k;
+    if (m < kAmxBf16MinRows || !tiles_fit(w, Bf16Tiles<Int8Pairs>::kChunkK)) return k;
     k.compute = ComputeType::bf16;
     k.unit = LinearUnit::amx_bf16;
     k.prepare = &Prepare<A, DType::bf16>::bf16;
