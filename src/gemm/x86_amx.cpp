@@ -5,15 +5,14 @@
 //     weights, exact int32 sums over 64 k, 16 times the work of a VNNI vpdpbusd. The packed
 //     int8 words already are B rows (layout.hpp: 4 k of 16 columns per 64 bytes) and are read
 //     in place; int4 words are split into their two nibble bytes in a small panel first.
-//   bf16 activations (W8A16, W4A16), from one row: tdpbf16ps, bf16 pairs with fp32 sums over
-//     32 k. The weight words become exact bf16 pairs in a panel (the Int4Pairs / Int8Pairs
-//     conversions of the vdpbf16ps kernels, whose output vectors are B rows). On this Xeon a
-//     vdpbf16ps takes about 2.2 cycles (both vector ports) for 32 products and a tdpbf16ps
-//     about 16 cycles for 8192, whatever the number of A rows, so even one row gains: the
-//     vector kernels' bf16 decode is bound by its dot products (1 thread, 1024 x 4096 int4 in
-//     L2: 16 GB/s of weights, below one core's DRAM bandwidth).
-// Everything else (fp32 / fp16 activations, fewer rows for int8, other shapes) falls back to
-// avx512_bf16.
+//   bf16 activations (W8A16, W4A16), from 2 rows (kAmxBf16MinRows): tdpbf16ps, bf16 pairs with
+//     fp32 sums over 32 k. The weight words become exact bf16 pairs in a panel (the Int4Pairs /
+//     Int8Pairs conversions of the vdpbf16ps kernels, whose output vectors are B rows). On the
+//     Xeon measured, a vdpbf16ps took about 2.2 cycles (it occupies both vector ports) for 32
+//     products, and a tdpbf16ps about 16 cycles for 8192, whatever the number of A rows.
+// Units of up to 16 rows (run_tiles_few_rows) convert their weights step by step; more rows
+// share each converted chunk (run_tiles). Everything else (fp32 / fp16 activations, fewer rows,
+// other shapes) falls back to avx512_bf16.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -43,7 +42,6 @@ constexpr int64_t kAmxMinRows = 9;
 // W4A16 M = 2 1.12 / 1.44, M = 8 1.17 / 4.56, M = 32 2.43 / 20.0; W8A16 M = 2 1.48 / 1.96,
 // M = 8 1.72 / 5.21.
 constexpr int64_t kAmxBf16MinRows = 2;
- // int4, int8
 
 // Splits the int4 words [0, words) of one tile into B rows, two per word: its low and its high
 // nibbles, the bytes (0, 4, 1, 5) and (2, 6, 3, 7) of its 8 k (layout.hpp), the order the
