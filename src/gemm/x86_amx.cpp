@@ -297,8 +297,10 @@ inline void group_steps(BRing<Tiles>& ring, const char* a, int64_t a_stride, int
 // The run kernel for units of at most 16 rows (decode and small batches): tile pairs one group
 // at a time (per channel: one group over all k), with no chunks (no B row is used twice). The
 // groups alternate between two pairs of sum tiles, and a group's sums are flushed after the
-// next group's steps were issued: the tile unit then never drains at a group's end (with one
-// pair, int4 g128 at one row took 1.6x the time of the conversions alone).
+// next group's steps were issued, so that the tile unit need not wait for one group's stores
+// and flush before it starts the next: W4A16 g128 M = 2, 14336 x 4096 in L3, 2 threads,
+// 0.95-1.03 ms against 1.03-1.10 with one pair (alternating runs; per channel, one group, the
+// same).
 template <class Tiles>
 void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m0, int64_t rows) {
   const Storage& w = *j.w;
