@@ -227,10 +227,12 @@ void chunk_rows(const GemmJob& j, int64_t t, int64_t m, int64_t rows, int64_t k0
 }
 
 // The B rows of a tile pair, step by step, in a ring of slots: converted kAhead steps before
-// their tile loads. A tile load waits for the stores it reads to reach L1; the conversion of
-// the steps in between, and the tile dot products before, go on meanwhile (each B row is used
-// once here, by at most 16 rows). Every word is read once per call, from DRAM in decode, so
-// the words kStreamAhead bytes further on are prefetched as a step is converted.
+// their tile loads, so that the conversion of later steps overlaps the tile dot products of
+// earlier ones (each B row is used once here, by at most 16 rows). In a microbenchmark of this
+// loop (int4, one row) the two overlapped to 10.7 cycles a word against 9.4 for the
+// conversions and 4.4 for the tiles alone, alike for 1, 2, 4 or 8 steps ahead. Every word is
+// read once per call, from DRAM in decode, so the words kStreamAhead bytes further on are
+// prefetched as a step is converted.
 template <class Tiles>
 struct BRing {
   static constexpr int64_t kSlots = 4, kAhead = 2, kSlotBytes = 2048;
