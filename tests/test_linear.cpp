@@ -336,6 +336,14 @@ TEST(Linear, UnitFollowsTheIsaLevel) {
       }
     }
   }
+  // int4 weights take the AMX int8 tiles from 5 rows.
+  const QuantizedWeight w4 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
+  p.activations = LinearActivations::int8_per_token;
+  for (int64_t m : {4, 5}) {
+    p.m = m;
+    if (detected_isa() >= Isa::amx)
+      EXPECT_EQ(linear_unit(w4, p), m >= 5 ? LinearUnit::amx_int8 : LinearUnit::int8_dot) << "m " << m;
+  }
   EXPECT_STREQ(linear_unit_name(LinearUnit::amx_bf16), "amx_bf16");
   EXPECT_STREQ(linear_unit_name(LinearUnit::int32_vector), "int32_vector");
 }

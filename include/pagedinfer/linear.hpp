@@ -11,7 +11,7 @@
 //   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
 //       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
 //       max|x| / 127; the group sums of q * a are exact int32
-//       (VNNI, or AMX int8 tiles from 9 rows, where present); groups are combined in fp32 as above and the row scale applied last.
+//       (VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where present); groups are combined in fp32 as above and the row scale applied last.
 //
 // Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,
 // SiLU(gate) * up (n_out = n / 2); + residual (after the activation; it may be y itself, as in

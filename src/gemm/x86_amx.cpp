@@ -1,7 +1,7 @@
 // Quantized GEMM with AMX tiles (Sapphire Rapids and later). One tile dot product multiplies
 // 16 rows x 64 bytes of activations ("A", row-major, ActLayout rows = 1) by 64 bytes x 16
 // columns of weights ("B": 16 rows of 64 bytes, each row 16 columns x 4 bytes):
-//   int8 activations (W8A8, W4A8), from 9 rows (kAmxMinRows): tdpbsud, s8 activations x u8
+//   int8 activations (W8A8, W4A8), from 9 or 5 rows (kAmxMinRows): tdpbsud, s8 activations x u8
 //     weights, exact int32 sums over 64 k, 16 times the work of a VNNI vpdpbusd. The packed
 //     int8 words already are B rows (layout.hpp: 4 k of 16 columns per 64 bytes) and are read
 //     in place; int4 words are split into their two nibble bytes in a small panel first.
@@ -30,11 +30,14 @@ using Storage = QuantizedWeight::Storage;
 using A = Avx512Arch;
 
 constexpr int64_t kSuperRows = 128;  // rows that share one chunk of weights
-// From 9 rows for int8 activations, where the VNNI kernels leave their one-pass 8 x 2 blocks:
-// measured on 14336 x 4096, 2 threads, against PAGEDINFER_MAX_ISA=avx512_bf16 (ms, AMX /
-// VNNI): W8A8 M = 8 1.17 / 1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73;
-// W4A8 M = 8 1.21 / 0.91, M = 9 1.22 / 1.21, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29.
-constexpr int64_t kAmxMinRows = 9;
+// int8 activations: from 9 rows for int8 weights, where the VNNI kernels leave their one-pass
+// 8 x 2 blocks, and from 5 for int4. Measured on 14336 x 4096 in L3, 2 threads, against
+// PAGEDINFER_MAX_ISA=avx512_bf16 (ms, AMX / VNNI): W8A8 M = 2 1.05 / 1.03, M = 8 1.10-1.12 /
+// 1.05-1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73; W4A8 M = 4 0.68 /
+// 0.63-0.65, M = 5 0.72-0.73 / 0.79-0.80, M = 6 0.70-0.74 / 0.78-0.80, M = 8 0.74-0.81 /
+// 0.90-0.99, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29. From DRAM, W4A8 M = 8 read alike (1.47 /
+// 1.45 ms, bench_gemm).
+constexpr int64_t kAmxMinRows[2] = {5, 9};  // int4, int8 weights
 // bf16 activations: from two rows. One row (decode) reads its weights from DRAM as fast or
 // faster on the vdpbf16ps kernels: bench_gemm *_vs_stream, 14336 x 4096, fraction of the
 // alternated read, AMX / avx512_bf16: W4A16 0.74 / 0.79 (1 thread), 0.64 / 0.69 (2); W8A16
@@ -383,7 +386,7 @@ bool tiles_fit(const Storage& w, int64_t chunk_k) {
 GemmKernel gemm_kernel_amx(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k;
   if (mode == LinearActivations::int8_per_token) {
-    if (m < kAmxMinRows || !tiles_fit(w, Int8Tiles<8>::kChunkK)) return k;
+    if (m < kAmxMinRows[w.format.bits / 8] || !tiles_fit(w, Int8Tiles<8>::kChunkK)) return k;
     k.compute = ComputeType::i8;
     k.unit = LinearUnit::amx_int8;
     k.prepare = avx512_int8_prepare(w.format.bits, x);
