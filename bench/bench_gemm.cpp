@@ -1,13 +1,14 @@
 // Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
 // bf16 activations and output, int4 / int8 g128 weights with zero points:
-//   w4a16 / w8a16   float activations (bf16 dot products or AMX bf16 tiles)
-//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX tiles from M = 9 where the
-//                   CPU has them), quantization included in the time
+//   w4a16 / w8a16   float activations (bf16 dot products; AMX bf16 tiles where the CPU has them)
+//   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX int8 tiles where the CPU has
+//                   them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
-// bandwidth) and peak_fraction (2 M N K against the same-run peak of the unit the call runs on,
-// linear_unit(): AMX int8 / bf16 tiles, VNNI, bf16 dot or fp32 FMA). M = 1 and 8 are memory-bound: the weights rotate over copies
-// larger than 8x the L3 ("cold"). M >= 32 is compute-bound; its weights stay in cache as they
-// would across the row blocks of one call ("hot").
+// bandwidth) and peak_fraction (2 M N K against the same-run peak of the unit the call runs
+// on, as linear_unit() reports it: AMX int8 / bf16 tiles, VNNI, bf16 dot or fp32 FMA). M = 1
+// and 8 are memory-bound: the weights rotate over copies larger than 8x the L3 ("cold"). M >= 32
+// is compute-bound; its weights stay in cache as they would across the row blocks of one call
+// ("hot").
 // The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
 // whose ratio (bw_fraction_alternated) is the one to compare with the bandwidth target.
 // Same-run baselines: Eigen's fp32 GEMM (eigen_f32_*) and, when built with oneDNN, its u8 x s8
@@ -174,22 +175,18 @@ struct OnednnMatmul {
   }
 };
 
-// oneDNN's u8s8 matmul runs on AMX tiles where the CPU has them (as ours from 9 rows), on
-// VNNI otherwise.
-double onednn_peak(int64_t m, int64_t n, int64_t k, int threads) {
-  LinearParams p;
-  p.m = m;
-  p.k = k;
-  p.activations = LinearActivations::int8_per_token;
-  const LinearUnit unit = linear_unit(weight(8, n, k), p);
-  return unit_peak(unit == LinearUnit::amx_int8 ? unit : LinearUnit::int8_dot, threads);
+// oneDNN's u8s8 matmul (run here at M = 512) uses AMX tiles where the CPU has them, VNNI
+// otherwise.
+double onednn_peak(int threads) {
+  const auto& ceil = bench::ceilings(threads);
+  return ceil.amx_int8_gops > 0 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
 }
 
 void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
   omp_set_num_threads(threads);
   OnednnMatmul mm(m, n, k);
   for (auto _ : s) mm();
-  bench::report_flops(s, 2.0 * double(m * n * k), onednn_peak(m, n, k, threads));
+  bench::report_flops(s, 2.0 * double(m * n * k), onednn_peak(threads));
 }
 
 // W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
