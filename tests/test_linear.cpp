@@ -1,6 +1,8 @@
 // linear(): every ISA level this CPU runs against reference::linear, over bit widths, zero
 // forms, group sizes, activation dtypes and modes, m from 1 to 130, odd n and k, strides,
 // epilogues, imported checkpoints and threads; plus exactness of the int8 path and errors.
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "test_util.hpp"
@@ -312,6 +314,11 @@ TEST(Linear, UnitFollowsTheIsaLevel) {
   const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{8, 128, QuantZero::symmetric});
   LinearParams p;
   p.k = k;
+  // One row of bf16 x on int8 weights: fp32 FMAs on Intel cores, bf16 dot products on AMD
+  // (x86_avx512_bf16.cpp). ctest also runs this with PAGEDINFER_CPU_VENDOR set to each.
+  const char* vendor = std::getenv("PAGEDINFER_CPU_VENDOR");
+  const bool amd = vendor ? std::string(vendor) == "amd" : testutil::cpu_is_amd();
+  const LinearUnit one_row_int8_bf16 = amd ? LinearUnit::bf16_dot : LinearUnit::fp32_fma;
   for (Isa isa : testutil::runnable_isas()) {
     testutil::IsaCap cap(isa);
     for (int64_t m : {1, 8, 9, 32}) {
@@ -328,16 +335,20 @@ TEST(Linear, UnitFollowsTheIsaLevel) {
         EXPECT_EQ(bf16, LinearUnit::fp32_fma);
         EXPECT_EQ(int8, LinearUnit::int32_vector);
       } else if (isa == Isa::avx512_bf16) {
-        EXPECT_EQ(bf16, LinearUnit::bf16_dot);
+        EXPECT_EQ(bf16, m == 1 ? one_row_int8_bf16 : LinearUnit::bf16_dot);
         EXPECT_EQ(int8, LinearUnit::int8_dot);
       } else {
-        EXPECT_EQ(bf16, m >= 2 ? LinearUnit::amx_bf16 : LinearUnit::bf16_dot);
+        EXPECT_EQ(bf16, m >= 2 ? LinearUnit::amx_bf16 : one_row_int8_bf16);
         EXPECT_EQ(int8, m >= 9 ? LinearUnit::amx_int8 : LinearUnit::int8_dot);
       }
     }
   }
-  // int4 weights take the AMX int8 tiles from 5 rows.
   const QuantizedWeight w4 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
+  // One row of bf16 x on int4 weights stays on bf16 dot products on every vendor.
+  p.m = 1;
+  p.activations = LinearActivations::float_;
+  if (detected_isa() >= Isa::avx512_bf16) EXPECT_EQ(linear_unit(w4, p), LinearUnit::bf16_dot);
+  // int4 weights take the AMX int8 tiles from 5 rows.
   p.activations = LinearActivations::int8_per_token;
   for (int64_t m : {4, 5}) {
     p.m = m;
@@ -379,12 +390,14 @@ TEST(Linear, EpiloguesBiasResidualAndSiluMul) {
           quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 64, QuantZero::symmetric}, true);
       for (bool silu : {false, true})
         for (bool residual : {false, true})
-          for (DType y : {DType::f32, DType::bf16}) {
-            SCOPED_TRACE(testing::Message() << "bits " << bits << " silu " << silu << " residual " << residual);
-            Call call(w, 9, DType::bf16, y, mode, rng, /*bias=*/true, residual, silu);
-            call.check_every_isa(2);
-            if (HasFatalFailure()) return;
-          }
+          for (DType y : {DType::f32, DType::bf16})
+            for (int64_t m : {1, 9}) {  // one row has kernels of its own
+              SCOPED_TRACE(testing::Message() << "bits " << bits << " silu " << silu << " residual " << residual
+                                              << " m " << m);
+              Call call(w, m, DType::bf16, y, mode, rng, /*bias=*/true, residual, silu);
+              call.check_every_isa(2);
+              if (HasFatalFailure()) return;
+            }
     }
 }
 
@@ -412,10 +425,11 @@ TEST(Linear, ImportedCheckpointsIncludingActOrder) {
     for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i % 4);  // act-order style interleave
     const QuantizedWeight w = import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, bits, 64);
     ASSERT_TRUE(w.act_order());
-    for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
-      Call call(w, 4, DType::bf16, DType::f32, mode, rng);
-      call.check_every_isa();
-    }
+    for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token})
+      for (int64_t m : {1, 4}) {
+        Call call(w, m, DType::bf16, DType::f32, mode, rng);
+        call.check_every_isa();
+      }
   }
   // Q4_0 with random blocks.
   std::vector<uint8_t> blocks(size_t(n * k / 32 * 18));

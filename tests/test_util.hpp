@@ -26,6 +26,16 @@ inline std::vector<pagedinfer::Isa> runnable_isas() {
   return out;
 }
 
+// An AMD x86 CPU (a few kernel choices are tuned by vendor; PAGEDINFER_CPU_VENDOR overrides).
+inline bool cpu_is_amd() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
+#else
+  return false;
+#endif
+}
+
 // Restores the ISA cap when it leaves scope.
 struct IsaCap {
   explicit IsaCap(pagedinfer::Isa isa) { pagedinfer::set_max_isa(isa); }

@@ -64,6 +64,13 @@ namespace detail {
 CpuVendor cpu_vendor() {
 #if defined(__x86_64__) || defined(_M_X64)
   static const CpuVendor vendor = [] {
+    // PAGEDINFER_CPU_VENDOR=intel|amd takes the other vendor's tuning choices, so that tests
+    // run every kernel those choices pick on any x86 host.
+    if (const char* s = std::getenv("PAGEDINFER_CPU_VENDOR"); s && *s) {
+      if (std::strcmp(s, "intel") == 0) return CpuVendor::intel;
+      if (std::strcmp(s, "amd") == 0) return CpuVendor::amd;
+      detail::fail("PAGEDINFER_CPU_VENDOR", "unknown vendor '", s, "' (expected intel or amd)");
+    }
     const cpu_features::X86Info info = cpu_features::GetX86Info();
     if (std::strcmp(info.vendor, "GenuineIntel") == 0) return CpuVendor::intel;
     if (std::strcmp(info.vendor, "AuthenticAMD") == 0) return CpuVendor::amd;
