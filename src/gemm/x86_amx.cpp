@@ -99,10 +99,10 @@ struct Bf16Tiles {
   __attribute__((always_inline)) const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc,
                                                        uint8_t* panel) const {
     const uint32_t* words = tile + k0 / Pairs::kKPerWord * kTile;
-    // The int4 table in a register: read through `this`, GCC 12 made it a memory operand of
-    // every vpermw (W4A16 M = 8, 1024 x 2048 in L2, 1 thread: 0.064 -> 0.060 ms).
+    // The int4 table in a register (in_register; W4A16 M = 8, 1024 x 2048 in L2, 1 thread:
+    // 0.064 -> 0.060 ms).
     Pairs pairs = this->pairs;
-    if constexpr (std::is_same_v<Pairs, Int4Pairs>) asm("" : "+v"(pairs.table));
+    if constexpr (std::is_same_v<Pairs, Int4Pairs>) pairs.table = in_register(pairs.table);
 #pragma GCC unroll 8
     for (int64_t jw = 0; jw < kc / Pairs::kKPerWord; ++jw) {
       const __m512i word = _mm512_loadu_si512(words + jw * kTile);

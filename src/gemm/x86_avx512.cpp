@@ -37,7 +37,7 @@ struct FmaRowBlock {
     return compute_block<FmaRowBlock, R, NT, S, false>(j, t0, m0, c);
   }
 
-  // Element e of every lane of `word` as floats (table: int4_table()).
+  // Element e of every lane of `word` as floats (table: the floats 0..15).
   static __m512 element(__m512i word, int e, __m512 table) {
     if constexpr (BITS == 4) {
       const int shift = QuantizedWeight::Storage::shift_of(4, e);
@@ -50,18 +50,11 @@ struct FmaRowBlock {
     }
   }
 
-  // The floats 0..15. Opaque to the compiler: as a constant, GCC 12 made it a memory operand
-  // of every vpermps, a load beside each FMA's broadcast.
-  static __m512 int4_table() {
-    __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    asm("" : "+v"(table));
-    return table;
-  }
-
   template <int R, int NT, int S, bool kStream>
   static void compute(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     const Storage& w = *j.w;
-    const __m512 table = int4_table();
+    // In a register (in_register): as a memory operand, a load beside each FMA's broadcast.
+    const __m512 table = in_register(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     const float* x = reinterpret_cast<const float*>(j.act.unit(m0, 0));  // fp32, packed k order
     const uint32_t* tile[NT];
     for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);

@@ -12,6 +12,14 @@ namespace {
 // (measured at prefetch_stream, below).
 constexpr int64_t kStreamAhead = 8192;
 
+// v, opaque to the compiler so that it stays in a register: GCC 12 makes a constant or member
+// vector (a conversion table) a memory operand of every instruction that reads it.
+template <class V>
+inline V in_register(V v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
 // Accumulator sets per (row, tile): a single row walks one tile at a time, so that each thread
 // reads one sequential stream that the hardware prefetcher follows across tiles; up to four
 // sets (by pair, half or word of the weight) keep its dot products independent.
