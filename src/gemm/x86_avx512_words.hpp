@@ -46,7 +46,8 @@ inline void zero_accumulators(V (&acc)[R][NT][Sets]) {
 // never reads (a prefetch cannot fault).
 template <int NT>
 inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
-  for (int i = 0; i < NT; ++i) prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
+  for (int i = 0; i < NT; ++i)
+    prefetch_bytes(reinterpret_cast<const char*>(tile[i] + jw * kTile) + kStreamAhead, 64);
 }
 
 // Runs Block::compute<R, NT, S, kStream>: a block streams its tiles (prefetch_stream) when every
@@ -113,23 +114,30 @@ struct Int4Pairs {
   }
 };
 
-// int8, 4 k per lane: bytes 2h and 2h + 1 become floats (cvtdq2ps), whose upper halves are their
-// bf16 and lower halves zero; one merge takes the first's upper half down beside the second's.
+// Byte b of every 32-bit lane of `word`, zero-extended (vpshufb works per 16-byte lane: dword
+// d takes byte 4 d + b, and 0x80 zeroes the bytes above it).
+inline __m512i lane_byte(__m512i word, int b) {
+  const auto pick = [b](int d) { return int32_t(0x80808000u | unsigned(4 * d + b)); };
+  return _mm512_shuffle_epi8(word, _mm512_set4_epi32(pick(3), pick(2), pick(1), pick(0)));
+}
+
+// int8, 4 k per lane: bytes 2h and 2h + 1 become floats (lane_byte, cvtdq2ps), whose upper
+// halves are their bf16 and lower halves zero (q < 256 has at most 8 significant bits); the
+// first's upper half shifted down beside the second's makes the pair.
 // Twice as many instructions per pair as Int4Pairs, yet measured against splitting int8 into
 // nibbles for the int4 table (twice the dot products), alternated in one process, 2 threads,
 // 14336 x 4096 from DRAM: M = 1 1.05-1.15x, M = 3-4 1.23-1.26x, M = 8 1.56-1.62x; and against
 // unpacking a chunk of k once into an L1 panel that many row blocks share (4096 x 4096):
-// M = 32 1.21x, M = 512 1.02x.
+// M = 32 1.21x, M = 512 1.02x. The bytes had been taken by shifts and masks, one instruction
+// more per pair; on an Intel Xeon (Sapphire Rapids class), 14336 x 4096 from DRAM, 2 threads,
+// alternated runs, the shuffles were 1.07-1.09x faster at one row (vdpbf16ps), 1.03-1.07x at
+// M = 4 (in L3), and 1.00-1.06x on the AMX tiles (M = 2, 8).
 struct Int8Pairs {
   static constexpr int kKPerWord = 4, kPairs = 2;
   __m512i operator()(__m512i word, int h) const {
-    const __m512i byte = _mm512_set1_epi32(0xff), high_half = _mm512_set1_epi32(int32_t(0xffff0000u));
     const auto as_float_bits = [](__m512i v) { return _mm512_castps_si512(_mm512_cvtepi32_ps(v)); };
-    const __m512i first = as_float_bits(_mm512_and_si512(h == 0 ? word : _mm512_srli_epi32(word, 16), byte));
-    const __m512i second = as_float_bits(h == 0 ? _mm512_and_si512(_mm512_srli_epi32(word, 8), byte)
-                                                : _mm512_srli_epi32(word, 24));
-    // (first >> 16) | (second & high_half)
-    return _mm512_ternarylogic_epi32(_mm512_srli_epi32(first, 16), second, high_half, 0xf8);
+    const __m512i first = as_float_bits(lane_byte(word, 2 * h)), second = as_float_bits(lane_byte(word, 2 * h + 1));
+    return _mm512_or_si512(_mm512_srli_epi32(first, 16), second);
   }
 };
 
