@@ -7,11 +7,13 @@
 //   float (W8A16, W4A16)  products of x and q are exact in fp32; each group's sum is accumulated
 //       in fp32 and scaled once: y = sum_g s[g] * sum_{k in g} q * x + offset[g] * sum_{k in g} x,
 //       offset = -s * z (or m). bf16 x runs on bf16 dot products (AVX512-BF16) or AMX bf16
-//       tiles (from 2 rows) where present, fp32 and fp16 x on fp32 FMA.
+//       tiles (from 2 rows) where present, fp32 and fp16 x on fp32 FMA, and so does one row of
+//       bf16 x on int8 weights on Intel cores (whose bf16 dot products are slower).
 //   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
 //       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
 //       max|x| / 127; the group sums of q * a are exact int32
-//       (VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where present); groups are combined in fp32 as above and the row scale applied last.
+//       (VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where present); groups are
+//       combined in fp32 as above and the row scale applied last.
 //
 // Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,
 // SiLU(gate) * up (n_out = n / 2); + residual (after the activation; it may be y itself, as in

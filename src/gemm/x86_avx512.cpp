@@ -1,6 +1,5 @@
 // Quantized GEMM for AVX-512 (F/BW/VL/DQ): the generic kernels, and one row of float
 // activations on fp32 FMAs (FmaRowBlock).
-#include "common/cpu_vendor.hpp"
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/generic.hpp"
 #include "gemm/x86_avx512_words.hpp"
@@ -31,9 +30,7 @@ struct FmaRowBlock {
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
     static_assert(R == 1 && S == 1, "one row, row-major activations");
-    static const bool stream = cpu_vendor() != CpuVendor::amd;  // as VnniBlock's one row
-    if (stream) return compute_block<FmaRowBlock, R, NT, S, true>(j, t0, m0, c);
-    return compute_block<FmaRowBlock, R, NT, S, false>(j, t0, m0, c);
+    compute_one_row<FmaRowBlock, R, NT>(j, t0, m0, c);
   }
 
   // Element e of every lane of `word` as floats (table: the floats 0..15).

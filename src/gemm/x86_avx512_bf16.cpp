@@ -126,11 +126,7 @@ struct VnniBlock {
   static constexpr bool kSetsC = true;
   template <int R, int NT, int S>
   static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    if constexpr (S == 1) {  // one row: by vendor (compute_block)
-      static const bool stream = cpu_vendor() != CpuVendor::amd;
-      if (stream) return compute_block<VnniBlock, R, NT, S, true>(j, t0, m0, c);
-      return compute_block<VnniBlock, R, NT, S, false>(j, t0, m0, c);
-    }
+    if constexpr (S == 1) return compute_one_row<VnniBlock, R, NT>(j, t0, m0, c);
     constexpr bool kMayStream = BITS == 4 || S != 4;  // not int8 on 4 x 4
     compute_block<VnniBlock, R, NT, S, kMayStream>(j, t0, m0, c);
   }

@@ -2,6 +2,7 @@
 // group's scales and offsets as vectors, and weight words as exact bf16 pairs. Included only by
 // the AVX-512 translation units of src/gemm/ (x86_avx512*.cpp, x86_amx.cpp).
 #pragma once
+#include "common/cpu_vendor.hpp"
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/blocks.hpp"
 
@@ -56,8 +57,8 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
 // blocks find the words in L2. kStream is a template argument, so the word loop carries no
 // test. Measured on 14336 x 4096, alternated in one process, 2 threads, M = 2 / 4 / 8: W8A16
 // 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8 1.14 / 1.06 / 1.12x, W8A8
-// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI blocks stream
-// one row (M = 1) on Intel cores only: on AMD Zen 5 the hardware prefetchers alone were faster
+// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI and FMA blocks
+// stream one row (M = 1, compute_one_row) on Intel cores only: on AMD Zen 5 the hardware prefetchers alone were faster
 // (14336 x 4096 from DRAM, 2 threads, W4A8 1.02-1.06x, W8A8 1.09-1.12x with its sets in
 // registers, below; one thread 1.04-1.24x / 1.06-1.34x), on an Intel Xeon (Sapphire Rapids
 // class) streaming took W4A8 from 0.69 to 0.90 of the alternated read and W8A8 from 0.91 to
@@ -66,6 +67,14 @@ template <class Block, int R, int NT, int S, bool kMayStream = true>
 inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
   if (kMayStream && j.m <= S) Block::template compute<R, NT, S, kMayStream>(j, t0, m0, c);
   else Block::template compute<R, NT, S, false>(j, t0, m0, c);
+}
+
+// compute_block for one row (S = 1): streams on all but AMD cores (measured above).
+template <class Block, int R, int NT>
+inline void compute_one_row(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+  static const bool stream = cpu_vendor() != CpuVendor::amd;
+  if (stream) compute_block<Block, R, NT, 1, true>(j, t0, m0, c);
+  else compute_block<Block, R, NT, 1, false>(j, t0, m0, c);
 }
 
 // The group params of blocks.hpp for one tile, vectorized.
