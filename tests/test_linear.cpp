@@ -101,15 +101,25 @@ struct Call {
   }
 
   // Bound of |kernel - exact| before the final rounding, from linear.hpp's formula: group sums of
-  // length L in fp32 and G group terms, over the magnitude sum_k (|s q| + |offset|) |x|.
+  // length L in fp32 and G group terms, over the magnitude sum_k (|s q| + |offset|) |x|; plus, for
+  // one row of float x on fixed point (linear.hpp), x's rounding to a step of 2^(e - 30) with
+  // max|x| < 2^e, over sum_k (|s q| + |offset|) (elsewhere far below the first term).
   std::vector<double> pre_activation_bounds(const std::vector<double>& xv) const {
     const double L = double(w.group_size()), G = double((w.k() + w.group_size() - 1) / w.group_size());
+    double amax = 0;
+    for (double v : xv) amax = std::max(amax, std::fabs(v));
+    int e = 0;
+    std::frexp(amax, &e);
+    const double fixed_step = p.activations == LinearActivations::float_ ? std::ldexp(1.0, std::max(e, -96) - 31) : 0;
     std::vector<double> out(size_t(w.n()));
     for (int64_t r = 0; r < w.n(); ++r) {
-      double mag = 0;
-      for (int64_t i = 0; i < w.k(); ++i)
-        mag += (std::fabs(w.scale(r, i) * w.q(r, i)) + std::fabs(w.offset(r, i))) * std::fabs(xv[size_t(i)]);
-      out[size_t(r)] = (L + G + 4) * kEps32 * mag;
+      double mag = 0, weights = 0;
+      for (int64_t i = 0; i < w.k(); ++i) {
+        const double wi = std::fabs(w.scale(r, i) * w.q(r, i)) + std::fabs(w.offset(r, i));
+        mag += wi * std::fabs(xv[size_t(i)]);
+        weights += wi;
+      }
+      out[size_t(r)] = (L + G + 4) * kEps32 * mag + fixed_step * weights;
     }
     return out;
   }
@@ -314,40 +324,41 @@ TEST(Linear, UnitFollowsTheIsaLevel) {
   const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{8, 128, QuantZero::symmetric});
   LinearParams p;
   p.k = k;
-  // One row of bf16 x on int8 weights: fp32 FMAs on Intel cores, bf16 dot products on AMD
-  // (x86_avx512_bf16.cpp). ctest also runs this with PAGEDINFER_CPU_VENDOR set to each.
+  // One row of float x from the avx512_bf16 level on: fixed point on VNNI on Intel cores; on
+  // AMD bf16 dot products for bf16 x, fp32 FMAs for fp32 x (x86_avx512_bf16.cpp). ctest also
+  // runs this with PAGEDINFER_CPU_VENDOR set to each.
   const char* vendor = std::getenv("PAGEDINFER_CPU_VENDOR");
   const bool amd = vendor ? std::string(vendor) == "amd" : testutil::cpu_is_amd();
-  const LinearUnit one_row_int8_bf16 = amd ? LinearUnit::bf16_dot : LinearUnit::fp32_fma;
-  for (Isa isa : testutil::runnable_isas()) {
-    testutil::IsaCap cap(isa);
-    for (int64_t m : {1, 8, 9, 32}) {
-      SCOPED_TRACE(testing::Message() << isa_name(isa) << " m " << m);
-      p.m = m;
-      p.x_dtype = DType::f32;
-      p.activations = LinearActivations::float_;
-      EXPECT_EQ(linear_unit(w, p), LinearUnit::fp32_fma);
-      p.x_dtype = DType::bf16;
-      const LinearUnit bf16 = linear_unit(w, p);
-      p.activations = LinearActivations::int8_per_token;
-      const LinearUnit int8 = linear_unit(w, p);
-      if (isa < Isa::avx512_bf16) {
-        EXPECT_EQ(bf16, LinearUnit::fp32_fma);
-        EXPECT_EQ(int8, LinearUnit::int32_vector);
-      } else if (isa == Isa::avx512_bf16) {
-        EXPECT_EQ(bf16, m == 1 ? one_row_int8_bf16 : LinearUnit::bf16_dot);
-        EXPECT_EQ(int8, LinearUnit::int8_dot);
-      } else {
-        EXPECT_EQ(bf16, m >= 2 ? LinearUnit::amx_bf16 : one_row_int8_bf16);
-        EXPECT_EQ(int8, m >= 9 ? LinearUnit::amx_int8 : LinearUnit::int8_dot);
+  const QuantizedWeight w4 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
+  for (const QuantizedWeight* weight : {&w, &w4})
+    for (Isa isa : testutil::runnable_isas()) {
+      testutil::IsaCap cap(isa);
+      for (int64_t m : {1, 8, 9, 32}) {
+        SCOPED_TRACE(testing::Message() << isa_name(isa) << " m " << m << " bits " << weight->format().bits);
+        p.m = m;
+        p.x_dtype = DType::f32;
+        p.activations = LinearActivations::float_;
+        const LinearUnit f32 = linear_unit(*weight, p);
+        p.x_dtype = DType::bf16;
+        const LinearUnit bf16 = linear_unit(*weight, p);
+        p.activations = LinearActivations::int8_per_token;
+        const LinearUnit int8 = linear_unit(*weight, p);
+        const bool fixed_row = isa >= Isa::avx512_bf16 && m == 1 && !amd;
+        EXPECT_EQ(f32, fixed_row ? LinearUnit::int8_dot : LinearUnit::fp32_fma);
+        if (isa < Isa::avx512_bf16) {
+          EXPECT_EQ(bf16, LinearUnit::fp32_fma);
+          EXPECT_EQ(int8, LinearUnit::int32_vector);
+        } else if (fixed_row) {
+          EXPECT_EQ(bf16, LinearUnit::int8_dot);
+        } else if (isa == Isa::avx512_bf16 || m == 1) {
+          EXPECT_EQ(bf16, LinearUnit::bf16_dot);
+        } else {
+          EXPECT_EQ(bf16, LinearUnit::amx_bf16);
+        }
+        if (isa == Isa::avx512_bf16 || (isa == Isa::amx && weight == &w))
+          EXPECT_EQ(int8, isa == Isa::amx && m >= 9 ? LinearUnit::amx_int8 : LinearUnit::int8_dot);
       }
     }
-  }
-  const QuantizedWeight w4 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
-  // One row of bf16 x on int4 weights stays on bf16 dot products on every vendor.
-  p.m = 1;
-  p.activations = LinearActivations::float_;
-  if (detected_isa() >= Isa::avx512_bf16) EXPECT_EQ(linear_unit(w4, p), LinearUnit::bf16_dot);
   // int4 weights take the AMX int8 tiles from 5 rows.
   p.activations = LinearActivations::int8_per_token;
   for (int64_t m : {4, 5}) {
@@ -463,6 +474,91 @@ TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {
     on_every_isa(w, int8_params(m, k, n, x, y), [&](Isa isa) {
       for (size_t i = 0; i < y.n; ++i) ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " m " << m << " " << i;
     });
+  }
+}
+
+// One row of float x on fixed point (linear.hpp) is exact where its arithmetic is: the row's
+// maximum, 1.0, lies in a group whose weights are all 0 (q = z), so every other x = j 2^(8 p -
+// 29) becomes j 2^(8 p) in fixed point, digit p alone or with a carry into the next (|j| up to
+// 255); with power-of-two scales and small sums every step is exact on every path.
+TEST(Linear, OneRowFixedPointIsExactWhenTheArithmeticIs) {
+  std::mt19937 rng(29);
+  const int64_t n = 40, k = 64;
+  for (int bits : {4, 8}) {  // llama.cpp blocks: scale d, then 16 bytes of nibbles or 32 int8
+    const size_t block_bytes = bits == 4 ? 18 : 34;
+    std::vector<uint8_t> blocks(size_t(n * k / 32) * block_bytes);
+    for (size_t b = 0; b < blocks.size() / block_bytes; ++b) {
+      const uint16_t d = float_to_f16(1.f / 64);
+      std::memcpy(&blocks[b * block_bytes], &d, 2);
+      const bool zero_group = b % 2 == 0;
+      for (size_t j = 2; j < block_bytes; ++j) blocks[b * block_bytes + j] = zero_group ? (bits == 4 ? 0x88 : 0) : uint8_t(rng());
+    }
+    const QuantizedWeight w = bits == 4 ? import_q4_0(blocks.data(), n, k) : import_q8_0(blocks.data(), n, k);
+    for (DType xt : {DType::f32, DType::bf16})
+      for (int digit = 0; digit < 4; ++digit) {
+        const int jmax = digit < 3 ? 255 : 31;  // |x| < 1
+        Buffer x(xt, size_t(k)), y(DType::f32, size_t(n)), ref(DType::f32, size_t(n));
+        for (int64_t i = 0; i < k; ++i)
+          x.set(size_t(i), i < 32 ? 0.f : std::ldexp(float(int(rng() % (2 * jmax + 1)) - jmax), 8 * digit - 29));
+        x.set(3, 1.f);
+        LinearParams p = int8_params(1, k, n, x, y);
+        p.activations = LinearActivations::float_;
+        p.x_dtype = xt;
+        LinearParams q = p;
+        q.y = ref.data();
+        reference::linear(w, q);
+        on_every_isa(w, p, [&](Isa isa) {
+          for (size_t i = 0; i < y.n; ++i)
+            ASSERT_EQ(y.get(i), ref.get(i)) << isa_name(isa) << " bits " << bits << " " << dtype_name(xt) << " digit "
+                                            << digit << " col " << i;
+        });
+      }
+  }
+}
+
+// One row whose |x| spans 2^-40..2^10 (2^-14.. for fp16): the fixed-point path rounds what lies
+// below its step (the tolerance's fixed-point term, linear.hpp), which dominates the bound where
+// the row's maximum lies in a group of zero weights and every other x 2^19 and more below it. Per-channel
+// k = 100 packs to 104, a multiple of 8 but not of 16. A row of zeros gives zeros; a non-finite
+// x, a row of NaN on fixed point (linear.hpp) and non-finite values on the other paths.
+TEST(Linear, OneRowOfWideRangeActivations) {
+  std::mt19937 rng(30);
+  const int64_t n = 37;
+  const std::pair<QuantFormat, int64_t> formats[] = {{QuantFormat{4, 0, QuantZero::zero_point}, 100},
+                                                     {QuantFormat{8, 32, QuantZero::symmetric}, 96},
+                                                     {QuantFormat{4, 128, QuantZero::float_offset}, 256}};
+  for (const auto& [format, k] : formats) {
+    std::vector<float> wf = random_weights(n, k, rng);
+    for (int64_t r = 0; r < n; ++r)  // grouped: the first group's weights are 0 (scale 0)
+      for (int64_t i = 0; i < format.group_size; ++i) wf[size_t(r * k + i)] = 0.f;
+    const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, format);
+    for (DType xt : {DType::f32, DType::bf16, DType::f16}) {
+      SCOPED_TRACE(testing::Message() << "bits " << format.bits << " k " << k << " " << dtype_name(xt));
+      Call call(w, 1, xt, DType::f32, LinearActivations::float_, rng);
+      // |x| = (1 + j / 256) 2^e for e in [lowest, highest], random signs; x[0] = max if set.
+      const auto fill = [&](int lowest, int highest, float max) {
+        for (int64_t i = 0; i < k; ++i) {
+          const int e = lowest + int(rng() % uint32_t(highest - lowest + 1));
+          const float v = std::ldexp(1.f + float(rng() % 256) / 256.f, e);
+          call.x.set(size_t(i), rng() % 2 ? v : -v);
+        }
+        if (max > 0) call.x.set(0, max);
+        call.compute_expected();
+        call.check_every_isa();
+      };
+      fill(xt == DType::f16 ? -14 : -40, 10, 0.f);
+      if (xt != DType::f16 && format.group_size) fill(-10, 10, 0x1p30f);
+      if (HasFatalFailure()) return;
+      for (int64_t i = 0; i < k; ++i) call.x.set(size_t(i), 0.f);
+      call.compute_expected();
+      call.check_every_isa();
+      call.x.set(size_t(k / 2), INFINITY);
+      LinearParams p = call.p;
+      p.y = call.y.data();
+      on_every_isa(w, p, [&](Isa isa) {
+        for (int64_t c = 0; c < call.n_out; ++c) ASSERT_FALSE(std::isfinite(call.y.get(size_t(c)))) << isa_name(isa) << " col " << c;
+      });
+    }
   }
 }
 

@@ -7,8 +7,14 @@
 //   float (W8A16, W4A16)  products of x and q are exact in fp32; each group's sum is accumulated
 //       in fp32 and scaled once: y = sum_g s[g] * sum_{k in g} q * x + offset[g] * sum_{k in g} x,
 //       offset = -s * z (or m). bf16 x runs on bf16 dot products (AVX512-BF16) or AMX bf16
-//       tiles (from 2 rows) where present, fp32 and fp16 x on fp32 FMA, and so does one row of
-//       bf16 x on int8 weights on Intel cores (whose bf16 dot products are slower).
+//       tiles (from 2 rows) where present, fp32 and fp16 x on fp32 FMA.
+//       One row (m = 1) on Intel cores with AVX512-VNNI and BF16 (whose bf16 dot products are
+//       slow) runs on VNNI in fixed point instead: x becomes X = round(x * 2^(30 - e)) (ties to
+//       even), max|x| < 2^e (e >= -96), in four int8 limbs; each group's sum of q * X is exact
+//       int32 per limb, joined in fp32, then scaled as above and by 2^(e - 30) last. So x is
+//       exact where its lowest bit is at least 2^(e - 30) (bf16 x within 22 binades of the row's
+//       maximum, fp16 within 19, fp32 within 6), and otherwise off by at most 2^(e - 31): the
+//       bound above gains 2^(e - 31) * sum_k (|s q| + |offset|). A non-finite x makes the row NaN.
 //   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
 //       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
 //       max|x| / 127; the group sums of q * a are exact int32
@@ -65,7 +71,7 @@ enum class LinearUnit : int32_t {
   fp32_fma = 0,  // fp32 FMA (fp32 / fp16 x, or CPUs without bf16 dot products)
   int32_vector,  // int8 activations on widened int32 vector products (no VNNI)
   bf16_dot,      // vdpbf16ps (AVX512-BF16)
-  int8_dot,      // vpdpbusd (AVX512-VNNI)
+  int8_dot,      // vpdpbusd (AVX512-VNNI), also one row of fixed-point float x
   amx_bf16,      // AMX tdpbf16ps
   amx_int8,      // AMX tdpbsud
 };

@@ -14,13 +14,23 @@
 
 namespace pagedinfer::detail {
 
-enum class ComputeType { f32, bf16, i8 };
+// i8_limbs: float x as fixed point in four int8 limbs per k (kFixedLimbs below).
+enum class ComputeType { f32, bf16, i8, i8_limbs };
 
 // The int8 activation rule of linear.hpp keeps v = x * (127 / max|x|) where |v| < this and
 // zeroes it otherwise. Both roundings of fp32 can put the row's maximum itself an ulp above 127
 // (about one random row in eight), which must still become 127, while nothing finite reaches
 // 127.5: only a non-finite product (x or max|x| not finite) is zeroed.
 constexpr float kInt8Limit = 127.5f;
+
+// Fixed-point activations (ComputeType::i8_limbs, one row of float x on VNNI, linear.hpp): each
+// x[k] of a row becomes the integer X = round(x * 2^(kFixedBits - e)), max|x| < 2^e, held as
+// kFixedLimbs signed base-256 digits, most significant first, each in [-128, 127] (the s8
+// operand of vpdpbusd). The row scale is 2^(e - kFixedBits); e is at least kFixedMinExponent,
+// which keeps that scale a normal float.
+constexpr int kFixedLimbs = 4;
+constexpr int kFixedBits = 30;
+constexpr int kFixedMinExponent = -96;
 
 // Every kernel's rows per block (1, 2, 4, 6 or 8) divides this; the workspace pads m to a
 // multiple of it with zero rows, so every layout block a kernel reads exists. The AMX kernel
@@ -50,7 +60,7 @@ struct GemmJob {
   int64_t m = 0;
   ActLayout act;                     // k_packed of the compute type per row
   const float* act_sums = nullptr;   // [m padded][groups]
-  const float* row_scale = nullptr;  // [m padded], int8 activations only
+  const float* row_scale = nullptr;  // [m padded], int8 and fixed-point activations only
   const float* bias = nullptr;       // [n_packed] fp32 by packed column, or null
   void* y = nullptr;
   DType y_dtype = DType::f32;

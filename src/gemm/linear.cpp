@@ -45,7 +45,15 @@ struct Workspace {
 };
 
 // Bytes of one prepared activation.
-int64_t element_bytes(ComputeType c) { return c == ComputeType::f32 ? 4 : c == ComputeType::bf16 ? 2 : 1; }
+int64_t element_bytes(ComputeType c) {
+  switch (c) {
+    case ComputeType::f32: return 4;
+    case ComputeType::bf16: return 2;
+    case ComputeType::i8: return 1;
+    case ComputeType::i8_limbs: return detail::kFixedLimbs;
+  }
+  return 4;
+}
 
 // The rows of one work unit of the run kernels. Units are (row block, column block), row block
 // major: the threads walk the column blocks of one row block, each keeping a column block's
@@ -182,7 +190,8 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.m = p.m;
   job.act = prep.act;
   job.act_sums = prep.act_sums;
-  job.row_scale = kernel.compute == ComputeType::i8 ? prep.row_scale : nullptr;
+  job.row_scale =
+      kernel.compute == ComputeType::i8 || kernel.compute == ComputeType::i8_limbs ? prep.row_scale : nullptr;
   job.bias = bias;
   job.y = p.y;
   job.y_dtype = p.y_dtype;

@@ -98,11 +98,9 @@ struct Prepare {
     return std::fabs(v) < kInt8Limit ? int8_t(std::nearbyint(v)) : int8_t(0);
   }
 
-  // Sets row m's scale, max|x| / 127, and returns the factor 127 / max|x| (0 for a zero or
-  // non-finite maximum). The maximum is taken over the bits of |x| as integers, which order NaN
-  // above inf above every finite value: a NaN anywhere in the row makes the scale NaN, where a
-  // float max would drop it.
-  static float row_scale(const PrepareJob& j, int64_t m) {
+  // max|x| of row m, taken over the bits of |x| as integers, which order NaN above inf above
+  // every finite value: a NaN anywhere in the row makes it NaN, where a float max would drop it.
+  static float max_abs(const PrepareJob& j, int64_t m) {
     using I = xsimd::batch<int32_t, A>;
     const char* x = x_row(j, m);
     const I magnitude(0x7fffffff);
@@ -119,7 +117,13 @@ struct Prepare {
     vmax.store_aligned(lanes);
     int32_t largest = *std::max_element(lanes, lanes + W);
     for (; i < j.w->k; ++i) largest = std::max(largest, int32_t(bits_of(scalar_as<X>(x, i)) & 0x7fffffffu));
-    const float amax = float_of(uint32_t(largest));
+    return float_of(uint32_t(largest));
+  }
+
+  // Sets row m's scale, max|x| / 127, and returns the factor 127 / max|x| (0 for a zero or
+  // non-finite maximum, max_abs: a NaN anywhere in the row makes the scale NaN).
+  static float row_scale(const PrepareJob& j, int64_t m) {
+    const float amax = max_abs(j, m);
     j.row_scale[m] = amax / 127.f;
     return amax > 0.f && std::isfinite(amax) ? 127.f / amax : 0.f;
   }

@@ -4,6 +4,7 @@
 //     per instruction.
 //   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
 //     exact int32 group sums.
+//   One row of float x on Intel cores: x as fixed point in four int8 limbs on VNNI (LimbBlock).
 // Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
 #include <algorithm>
 #include <cstring>
@@ -194,6 +195,77 @@ struct VnniBlock {
   }
 };
 
+// One row of float x as fixed point (kernel.hpp's kFixedLimbs, linear.hpp) on VNNI: each weight
+// word meets the four limbs of its activations in four dot products (int4: per half word), four
+// exact int32 group sums, which the group's flush joins in fp32 (S = ((A0 * 256 + A1) * 256 +
+// A2) * 256 + A3: three roundings, each relative to the partial sum) before the scale; the row
+// scale comes last (epilogue). For cores where vdpbf16ps is slow (one_row_fixed_point below).
+// Per 64-byte word, int4 takes 8 dot products and 3 shifts or masks, where vdpbf16ps takes 4
+// dot products that hold both vector ports for 2.2 cycles each and fp32 FMAs 8 FMAs, 7 shifts
+// and 8 table lookups. 8 accumulators were as fast as 16 (a vpdpbusd waits ~6 cycles on its
+// accumulator) and as two tiles per block sharing the broadcasts, from DRAM.
+template <int BITS>
+struct LimbBlock {
+  static constexpr bool kSetsC = true;
+  static constexpr int KPW = 32 / BITS, kHalves = BITS == 4 ? 2 : 1;
+
+  template <int R, int NT, int S>
+  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+    static_assert(R == 1 && S == 1, "one row, row-major activations");
+    compute_one_row<LimbBlock, R, NT>(j, t0, m0, c);
+  }
+
+  template <int R, int NT, int S, bool kStream>
+  static void compute(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
+    const Storage& w = *j.w;
+    constexpr int L = kFixedLimbs;
+    const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
+    const char* act = j.act.unit(m0, 0);  // unit u of limb l at (u * L + l) * 4
+    const uint32_t* tile[NT];
+    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
+    const int64_t words_per_group = w.group / KPW;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      // A set per (limb, half word), and for int8 per (limb, word parity): each dot product
+      // waits on one of the previous word's.
+      __m512i acc[L][NT][2];
+#pragma GCC unroll 4
+      for (int l = 0; l < L; ++l)
+#pragma GCC unroll 2
+        for (int i = 0; i < NT; ++i) acc[l][i][0] = acc[l][i][1] = _mm512_setzero_si512();
+      for_each_word<2 / kHalves>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
+        if constexpr (kStream) prefetch_stream(tile, jw);
+#pragma GCC unroll 2
+        for (int half = 0; half < kHalves; ++half) {
+          __m512i q[NT];
+#pragma GCC unroll 2
+          for (int i = 0; i < NT; ++i)
+            q[i] = BITS == 4 ? int4_nibbles(tile[i] + jw * kTile, half, low_nibbles)
+                             : _mm512_loadu_si512(tile[i] + jw * kTile);
+          const char* unit = act + (jw * kHalves + half) * L * 4;
+#pragma GCC unroll 4
+          for (int l = 0; l < L; ++l) {
+            const __m512i x = broadcast_unit(unit + l * 4);
+#pragma GCC unroll 2
+            for (int i = 0; i < NT; ++i) {
+              __m512i& a = acc[l][i][BITS == 4 ? half : int(word_set)];
+              a = VnniDot::dot(a, q[i], x);
+            }
+          }
+        }
+      });
+#pragma GCC unroll 2
+      for (int i = 0; i < NT; ++i) {
+        const __m512 radix = _mm512_set1_ps(256.f);
+        const auto limb_sum = [&](int l) { return _mm512_cvtepi32_ps(_mm512_add_epi32(acc[l][i][0], acc[l][i][1])); };
+        __m512 sum = limb_sum(0);
+#pragma GCC unroll 4
+        for (int l = 1; l < L; ++l) sum = _mm512_fmadd_ps(sum, radix, limb_sum(l));
+        GroupParams(w, g, t0 + i).flush(c + i * kTile, sum, j.act_sums[m0 * w.groups + g], g > 0);
+      }
+    }
+  }
+};
+
 using A = Avx512Arch;
 
 // One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
@@ -222,25 +294,39 @@ void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
   }
 }
 
-// One row of bf16 x on vdpbf16ps, or else on the AVX-512 level's fp32 FMAs (FmaRowBlock in
-// x86_avx512.cpp): int8 weights on Intel cores, where a vdpbf16ps takes two vector ports for
-// 2.2 cycles. Measured on an Intel Xeon (Sapphire Rapids class), 14336 x 4096 from DRAM, 2
-// threads, alternated: W8A16 1.97 ms on FMAs against 2.24-2.28 here; W4A16 1.47-1.48 against
-// 1.41-1.46 (int4 needs a shift and a vpermps per 16 q before its FMA). AMD Zen 5 ran both at
-// 0.85-0.95 of the DRAM read here.
-bool bf16_dot_one_row(const Storage& w) { return w.format.bits == 4 || cpu_vendor() == CpuVendor::amd; }
+// One row of float x: fixed point on VNNI (LimbBlock) on Intel cores, where a vdpbf16ps takes
+// two vector ports for 2.2 cycles; on AMD, bf16 x on vdpbf16ps and fp32 / fp16 x on the AVX-512
+// level's FMAs (Zen 5 read 0.85-0.95 of the DRAM bandwidth there). Measured on an Intel Xeon
+// (Sapphire Rapids class), 14336 x 4096 from DRAM, bf16 x: W4A16 1.25-1.29 ms against
+// 1.40-1.42 on vdpbf16ps (2 threads), 1.77 against 2.3-2.8 (1 thread); W8A16 1.82-1.84 against
+// 1.90-1.95 on fp32 FMAs (2 threads). 1 MiB of weights in L2, one thread: int4 0.036 against
+// 0.062 ms, int8 0.017 against 0.034.
+bool one_row_fixed_point(LinearActivations mode, int64_t m) {
+  return mode == LinearActivations::float_ && m == 1 && cpu_vendor() != CpuVendor::amd;
+}
+
+template <int BITS>
+RunKernel limb_run(const Storage& w) {
+  // SiLU(gate) * up needs the gate and up tiles in one block.
+  return w.gate_up ? &run_blocks<A, LimbBlock<BITS>, 1, 2> : &run_blocks<A, LimbBlock<BITS>, 1, 1>;
+}
 
 }  // namespace
 
 GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k;
-  if (mode == LinearActivations::int8_per_token) {
+  if (one_row_fixed_point(mode, m)) {
+    k.compute = ComputeType::i8_limbs;
+    k.unit = LinearUnit::int8_dot;
+    k.prepare = avx512_fixed_prepare(w.format.bits, x);
+    k.run = w.format.bits == 4 ? limb_run<4>(w) : limb_run<8>(w);
+  } else if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
     k.unit = LinearUnit::int8_dot;
     k.prepare = avx512_int8_prepare(w.format.bits, x);
     if (w.format.bits == 4) choose_blocking<VnniBlock<4>, 6, 4>(k, w, m);
     else choose_blocking<VnniBlock<8>, 6, 4>(k, w, m);
-  } else if (x == DType::bf16 && (m > 1 || bf16_dot_one_row(w))) {
+  } else if (x == DType::bf16) {
     k.compute = ComputeType::bf16;
     k.unit = LinearUnit::bf16_dot;
     k.prepare = &Prepare<A, DType::bf16>::bf16;

@@ -1,6 +1,7 @@
 // int8 activation preparation with AVX-512, for the VNNI and AMX kernels: the rule of linear.hpp
-// 16 values at a time, written straight into the interleaved ActLayout. Included only by
-// x86_avx512_bf16.cpp and x86_amx.cpp. Act-order weights take the generic path (a gather per element anyway).
+// 16 values at a time, written straight into the interleaved ActLayout (and the fixed-point
+// limbs of one row of float x, Avx512PrepareFixed below). Included only by x86_avx512_bf16.cpp
+// and x86_amx.cpp. Act-order weights take the generic path (a gather per element anyway).
 //
 // Rows of one layout block are quantized in lockstep, 16 k of every row at a time, and their
 // 4-byte units interleaved in registers: the block's 4 x rows units of those k are contiguous,
@@ -148,18 +149,85 @@ struct Avx512PrepareI8 {
   }
 };
 
-// The preparation for int8 activations of x, in the word order of `bits`-bit weights.
-template <DType X>
-PrepareKernel avx512_int8_prepare(int bits) {
-  return bits == 4 ? &Avx512PrepareI8<X, WordOrder::vnni_int4>::run : &Avx512PrepareI8<X, WordOrder::natural>::run;
+// Fixed-point activations (kernel.hpp's kFixedLimbs), one row at a time in a row-major layout:
+// 16 packed k at a time are scaled by 2^(kFixedBits - e) (exact), rounded to int32 (to nearest
+// even) and cut into four signed digits, whose saturating packs (which saturate nothing: every
+// digit is in [-128, 127]) leave unit u of limb l in dword 4 u + l, the layout the kernel reads.
+// The group sums are sum X, exact in double. A non-finite max|x| makes every digit 0 and the
+// row scale that max (inf or NaN), so the row of y is NaN.
+template <DType X, WordOrder O>
+struct Avx512PrepareFixed {
+  using P = Prepare<Avx512Arch, X>;
+
+  static void run(const PrepareJob& j, int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) row(j, m);
+  }
+
+  static void row(const PrepareJob& j, int64_t m) {
+    const auto& w = *j.w;
+    const char* x = P::x_row(j, m);
+    const float amax = P::max_abs(j, m);
+    int e = 0;
+    std::frexp(amax, &e);  // amax < 2^e
+    e = std::max(e, kFixedMinExponent);
+    const bool finite = std::isfinite(amax);
+    j.row_scale[m] = finite ? std::ldexp(1.f, e - kFixedBits) : amax;
+    const __m512 factor = _mm512_set1_ps(finite ? std::ldexp(1.f, kFixedBits - e) : 0.f);
+    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    // The 16 packed k from i as floats: a load, or gathered (act-order, the tail, the padding).
+    const auto load16 = [&](int64_t i) -> __m512 {
+      if (w.k_order.empty() && i + 16 <= w.k) return load_as<Avx512Arch, X>(x, i);
+      alignas(64) float v[16];
+      for (int l = 0; l < 16; ++l) {
+        const int64_t src = i + l >= w.k_packed ? -1 : w.k_order.empty() ? (i + l < w.k ? i + l : -1) : w.k_order[i + l];
+        v[l] = src < 0 ? 0.f : scalar_as<X>(x, src);
+      }
+      return _mm512_load_ps(v);
+    };
+    // The low byte of v as a signed digit, and v without it, shifted down a digit.
+    const auto digit = [](__m512i v) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 24); };
+    const auto next = [](__m512i v, __m512i d) { return _mm512_srai_epi32(_mm512_sub_epi32(v, d), 8); };
+    float* sums = j.act_sums + m * w.groups;
+    char* dst = j.act.unit(m, 0);
+    __m512d sum = _mm512_setzero_pd();
+    for (int64_t i = 0; i < w.k_packed; i += 16) {
+      __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(load16(i), factor));  // |v| <= 2^kFixedBits
+      if constexpr (O == WordOrder::vnni_int4) v = _mm512_permutexvar_epi32(order, v);
+      sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)),
+                                             _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1))));
+      const __m512i d3 = digit(v), v1 = next(v, d3), d2 = digit(v1), v2 = next(v1, d2), d1 = digit(v2);
+      const __m512i d0 = next(v2, d1);  // the most significant digit, |d0| <= 64
+      const __m512i out = _mm512_packs_epi16(_mm512_packs_epi32(d0, d1), _mm512_packs_epi32(d2, d3));
+      // k_packed is a multiple of 8: a last half chunk stores its two units of each limb.
+      const int64_t bytes = std::min<int64_t>(16, w.k_packed - i) * kFixedLimbs;
+      _mm512_mask_storeu_epi8(dst + i * kFixedLimbs, bytes == 64 ? ~__mmask64(0) : (__mmask64(1) << bytes) - 1, out);
+      if ((i + 16) % w.group == 0 || i + 16 >= w.k_packed) {
+        sums[i / w.group] = float(_mm512_reduce_add_pd(sum));
+        sum = _mm512_setzero_pd();
+      }
+    }
+  }
+};
+
+// Prepare<X, O>::run for x's dtype, in the word order of `bits`-bit weights.
+template <template <DType, WordOrder> class Prepare, DType X>
+PrepareKernel avx512_prepare_for(int bits) {
+  return bits == 4 ? &Prepare<X, WordOrder::vnni_int4>::run : &Prepare<X, WordOrder::natural>::run;
 }
-inline PrepareKernel avx512_int8_prepare(int bits, DType x) {
+template <template <DType, WordOrder> class Prepare>
+PrepareKernel avx512_prepare_for(int bits, DType x) {
   switch (x) {
-    case DType::f32: return avx512_int8_prepare<DType::f32>(bits);
-    case DType::bf16: return avx512_int8_prepare<DType::bf16>(bits);
-    case DType::f16: return avx512_int8_prepare<DType::f16>(bits);
+    case DType::f32: return avx512_prepare_for<Prepare, DType::f32>(bits);
+    case DType::bf16: return avx512_prepare_for<Prepare, DType::bf16>(bits);
+    case DType::f16: return avx512_prepare_for<Prepare, DType::f16>(bits);
   }
   return nullptr;
+}
+
+// The preparation for int8 activations, and for fixed-point ones (one row of float x).
+inline PrepareKernel avx512_int8_prepare(int bits, DType x) { return avx512_prepare_for<Avx512PrepareI8>(bits, x); }
+inline PrepareKernel avx512_fixed_prepare(int bits, DType x) {
+  return avx512_prepare_for<Avx512PrepareFixed>(bits, x);
 }
 
 }  // namespace
