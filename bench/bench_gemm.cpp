@@ -1,6 +1,7 @@
 // Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
 // bf16 activations and output, int4 / int8 g128 weights with zero points:
-//   w4a16 / w8a16   float activations (bf16 dot products; AMX bf16 tiles where the CPU has them)
+//   w4a16 / w8a16   float activations (bf16 dot products; AMX bf16 tiles where the CPU has them;
+//                   one row on Intel cores: fixed point on VNNI, linear.hpp)
 //   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX int8 tiles where the CPU has
 //                   them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
