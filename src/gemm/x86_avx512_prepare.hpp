@@ -18,6 +18,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/prepare.hpp"
@@ -153,8 +154,8 @@ struct Avx512PrepareI8 {
 // 16 packed k at a time are scaled by 2^(kFixedBits - e) (exact), rounded to int32 (to nearest
 // even) and cut into four signed digits, whose saturating packs (which saturate nothing: every
 // digit is in [-128, 127]) leave unit u of limb l in dword 4 u + l, the layout the kernel reads.
-// The group sums are sum X, exact in double. A non-finite max|x| makes every digit 0 and the
-// row scale that max (inf or NaN), so the row of y is NaN.
+// The group sums are sum X, exact in double. A non-finite max|x| makes the row scale NaN, so
+// the row of y is NaN whatever its digits (then meaningless) sum to.
 template <DType X, WordOrder O>
 struct Avx512PrepareFixed {
   using P = Prepare<Avx512Arch, X>;
@@ -171,7 +172,7 @@ struct Avx512PrepareFixed {
     std::frexp(amax, &e);  // amax < 2^e
     e = std::max(e, kFixedMinExponent);
     const bool finite = std::isfinite(amax);
-    j.row_scale[m] = finite ? std::ldexp(1.f, e - kFixedBits) : amax;
+    j.row_scale[m] = finite ? std::ldexp(1.f, e - kFixedBits) : std::numeric_limits<float>::quiet_NaN();
     const __m512 factor = _mm512_set1_ps(finite ? std::ldexp(1.f, kFixedBits - e) : 0.f);
     const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
     // The 16 packed k from i as floats: a load, or gathered (act-order, the tail, the padding).
