@@ -205,6 +205,19 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   const int64_t row_blocks = (p.m + row_block - 1) / row_block;
   const int64_t col_block = detail::kUnitTiles;
   const int64_t col_blocks = w.tiles() / col_block;
+  // One row block (decode and small batches, where each weight is read once, from DRAM): each
+  // thread takes one contiguous range of column blocks, so it reads one forward stream whose
+  // prefetches (software and hardware) run on into its own next tiles. Handed out one at a time,
+  // the blocks of the two threads interleave and every block starts cold. Measured on the Intel
+  // host, 14336 x 4096 from DRAM, 2 threads, alternating runs (ms, dynamic / ranges): W4A16 M = 1
+  // 1.27-1.29 / 0.90-0.92, W4A8 1.09-1.12 / 0.97-1.00, W8A16 1.83-1.85 / 1.62-1.69, W8A8 1.85-1.90
+  // / 1.76-1.81; W4A16 M = 8 1.60-1.70 / 1.43-1.55, M = 32 3.44-3.48 / 2.75-2.81.
+  if (row_blocks == 1) {
+    detail::parallel_ranges(col_blocks, p.num_threads, 1, [&](int64_t b0, int64_t b1) {
+      kernel.run(job, b0 * col_block, b1 * col_block, 0, p.m);
+    });
+    return;
+  }
   detail::parallel_for(row_blocks * col_blocks, p.num_threads, 1, [&](int64_t u) {
     const int64_t rb = u / col_blocks, cb = u % col_blocks;
     kernel.run(job, cb * col_block, (cb + 1) * col_block, rb * row_block, std::min(p.m, (rb + 1) * row_block));

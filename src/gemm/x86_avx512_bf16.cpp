@@ -298,9 +298,10 @@ void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
 // two vector ports for 2.2 cycles; on AMD, bf16 x on vdpbf16ps and fp32 / fp16 x on the AVX-512
 // level's FMAs (Zen 5 read 0.85-0.95 of the DRAM bandwidth there). Measured on an Intel Xeon
 // (Sapphire Rapids class), 14336 x 4096 from DRAM, bf16 x: W4A16 1.25-1.29 ms against
-// 1.40-1.42 on vdpbf16ps (2 threads), 1.77 against 2.3-2.8 (1 thread); W8A16 1.82-1.84 against
-// 1.90-1.95 on fp32 FMAs (2 threads). 1 MiB of weights in L2, one thread: int4 0.036 against
-// 0.062 ms, int8 0.017 against 0.034.
+// 1.40-1.42 on vdpbf16ps (2 threads, blocks handed out one at a time), 0.91-0.94 against
+// 1.20-1.21 (contiguous ranges per thread, linear.cpp), 1.77 against 2.3-2.8 (1 thread); W8A16
+// 1.82-1.84 against 1.90-1.95 on fp32 FMAs (2 threads). 1 MiB of weights in L2, one thread:
+// int4 0.036 against 0.062 ms, int8 0.017 against 0.034.
 bool one_row_fixed_point(LinearActivations mode, int64_t m) {
   return mode == LinearActivations::float_ && m == 1 && cpu_vendor() != CpuVendor::amd;
 }
