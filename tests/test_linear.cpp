@@ -491,7 +491,8 @@ TEST(Linear, OneRowFixedPointIsExactWhenTheArithmeticIs) {
       const uint16_t d = float_to_f16(1.f / 64);
       std::memcpy(&blocks[b * block_bytes], &d, 2);
       const bool zero_group = b % 2 == 0;
-      for (size_t j = 2; j < block_bytes; ++j) blocks[b * block_bytes + j] = zero_group ? (bits == 4 ? 0x88 : 0) : uint8_t(rng());
+      const uint8_t zero_q = bits == 4 ? 0x88 : 0;  // q = z: nibbles 8 (Q4_0) or int8 0 (Q8_0)
+      for (size_t j = 2; j < block_bytes; ++j) blocks[b * block_bytes + j] = zero_group ? zero_q : uint8_t(rng());
     }
     const QuantizedWeight w = bits == 4 ? import_q4_0(blocks.data(), n, k) : import_q8_0(blocks.data(), n, k);
     for (DType xt : {DType::f32, DType::bf16})

@@ -180,7 +180,8 @@ struct Avx512PrepareFixed {
       if (w.k_order.empty() && i + 16 <= w.k) return load_as<Avx512Arch, X>(x, i);
       alignas(64) float v[16];
       for (int l = 0; l < 16; ++l) {
-        const int64_t src = i + l >= w.k_packed ? -1 : w.k_order.empty() ? (i + l < w.k ? i + l : -1) : w.k_order[i + l];
+        const int64_t p = i + l;
+        const int64_t src = p >= w.k_packed ? -1 : !w.k_order.empty() ? w.k_order[p] : p < w.k ? p : -1;
         v[l] = src < 0 ? 0.f : scalar_as<X>(x, src);
       }
       return _mm512_load_ps(v);
