@@ -78,18 +78,12 @@ struct FmaRowBlock {
   }
 };
 
-template <int BITS>
-RunKernel one_row_run(const Storage& w) {
-  // SiLU(gate) * up needs the gate and up tiles in one block.
-  return w.gate_up ? &run_blocks<A, FmaRowBlock<BITS>, 1, 2> : &run_blocks<A, FmaRowBlock<BITS>, 1, 1>;
-}
-
 }  // namespace
 
 GemmKernel gemm_kernel_avx512(const Storage& w, LinearActivations mode, DType x, int64_t m) {
   GemmKernel k = generic_gemm_kernel<A>(w, mode, x);  // fp32 x prepared, row-major
   if (m == 1 && mode == LinearActivations::float_) {
-    k.run = w.format.bits == 4 ? one_row_run<4>(w) : one_row_run<8>(w);
+    k.run = one_row_run<FmaRowBlock>(w);
   }
   return k;
 }

@@ -306,12 +306,6 @@ bool one_row_fixed_point(LinearActivations mode, int64_t m) {
   return mode == LinearActivations::float_ && m == 1 && cpu_vendor() != CpuVendor::amd;
 }
 
-template <int BITS>
-RunKernel limb_run(const Storage& w) {
-  // SiLU(gate) * up needs the gate and up tiles in one block.
-  return w.gate_up ? &run_blocks<A, LimbBlock<BITS>, 1, 2> : &run_blocks<A, LimbBlock<BITS>, 1, 1>;
-}
-
 }  // namespace
 
 GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
@@ -320,7 +314,7 @@ GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DTy
     k.compute = ComputeType::i8_limbs;
     k.unit = LinearUnit::int8_dot;
     k.prepare = avx512_fixed_prepare(w.format.bits, x);
-    k.run = w.format.bits == 4 ? limb_run<4>(w) : limb_run<8>(w);
+    k.run = one_row_run<LimbBlock>(w);
   } else if (mode == LinearActivations::int8_per_token) {
     k.compute = ComputeType::i8;
     k.unit = LinearUnit::int8_dot;

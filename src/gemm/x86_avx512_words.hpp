@@ -77,6 +77,18 @@ inline void compute_one_row(const GemmJob& j, int64_t t0, int64_t m0, float* c) 
   else compute_block<Block, R, NT, 1, false>(j, t0, m0, c);
 }
 
+// The run kernel of a one-row Block<BITS> (FmaRowBlock, LimbBlock): a tile per block, or for
+// gate_up weights the gate and up tiles together, which SiLU(gate) * up needs.
+template <template <int> class Block>
+RunKernel one_row_run(const QuantizedWeight::Storage& w) {
+  using A = Avx512Arch;
+  const auto pick = [&w](auto bits) -> RunKernel {
+    using B = Block<decltype(bits)::value>;
+    return w.gate_up ? &run_blocks<A, B, 1, 2> : &run_blocks<A, B, 1, 1>;
+  };
+  return w.format.bits == 4 ? pick(std::integral_constant<int, 4>()) : pick(std::integral_constant<int, 8>());
+}
+
 // The group params of blocks.hpp for one tile, vectorized.
 struct GroupParams {
   __m512 scale, offset;
