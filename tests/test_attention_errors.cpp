@@ -200,14 +200,5 @@ TEST(AttentionErrors, NumThreadsAndKvChunk) {
   expect_error([&] { v.run(); }, {"kv_chunk = -5"});
 }
 
-TEST(IsaControl, CapAndNames) {
-  for (Isa i : runnable_isas()) {
-    IsaCap cap(i);
-    EXPECT_EQ(active_isa(), i);
-    EXPECT_EQ(parse_isa(isa_name(i)), i);
-  }
-  expect_error([] { parse_isa("avx1024"); }, {"unknown ISA 'avx1024'"});
-  expect_error([] { set_max_isa(static_cast<Isa>(17)); }, {"set_max_isa"});
-}
 
 }  // namespace

@@ -110,8 +110,7 @@ void check_rms_norm(const NormCase& c) {
   Rows ref = as_f32(c, x);
   RmsNormParams pr = params_of(c, w);
   reference::rms_norm(ref.view(), ref.out(), pr);
-  for (Isa isa : runnable_isas()) {
-    IsaCap cap(isa);
+  testutil::for_each_kernel("norm", [&] { return rms_norm_kernel_name(c.x, c.w); }, [&](const std::string& kernel) {
     Rows y(c, c.x, rng);
     if (c.in_place) {
       y = x;
@@ -119,8 +118,8 @@ void check_rms_norm(const NormCase& c) {
     } else {
       rms_norm(x.view(), y.out(), pr);
     }
-    expect_rows_near(c, y, ref, std::string("rms_norm isa ") + isa_name(isa));
-  }
+    expect_rows_near(c, y, ref, std::string("rms_norm kernel ") + kernel);
+  });
 }
 
 void check_fused(const NormCase& c) {
@@ -133,19 +132,18 @@ void check_fused(const NormCase& c) {
   reference::fused_add_rms_norm(ref_x.out(), ref_res.out(), pr);
   Rows ref_y = as_f32(c, ref_res);
   reference::rms_norm(ref_y.view(), ref_y.out(), pr);
-  for (Isa isa : runnable_isas()) {
-    IsaCap cap(isa);
+  testutil::for_each_kernel("norm", [&] { return rms_norm_kernel_name(c.x, c.w); }, [&](const std::string& kernel) {
     Rows fx = x, fres = residual;
     fused_add_rms_norm(fx.out(), fres.out(), pr);
     EXPECT_EQ(0, std::memcmp(fres.buf.data(), ref_res.buf.data(), fres.buf.bytes()))
-        << "residual must be round(x + residual) exactly; " << describe(c) << " isa " << isa_name(isa);
-    expect_rows_near(c, fx, ref_y, std::string("fused_add_rms_norm isa ") + isa_name(isa));
+        << "residual must be round(x + residual) exactly; " << describe(c) << " kernel " << kernel;
+    expect_rows_near(c, fx, ref_y, std::string("fused_add_rms_norm kernel ") + kernel);
     // Bitwise equal to the unfused pair on the same ISA.
     Rows y2 = x;
     rms_norm(ref_res.view(), y2.out(), pr);
     EXPECT_EQ(0, std::memcmp(y2.buf.data(), fx.buf.data(), fx.buf.bytes()))
-        << "fused must equal add + rms_norm bitwise; " << describe(c) << " isa " << isa_name(isa);
-  }
+        << "fused must equal add + rms_norm bitwise; " << describe(c) << " kernel " << kernel;
+  });
 }
 
 std::vector<NormCase> cases() {

@@ -127,13 +127,12 @@ void check_apply(const RopeCase& c) {
   Qkv ref = x.as(DType::f32);
   RopeParams pr = in.params(c, ref);
   reference::apply_rope(pr);
-  for (Isa isa : runnable_isas()) {
-    IsaCap cap(isa);
+  testutil::for_each_kernel("rope", [&] { return rope_kernel_name(c.x, c.x); }, [&](const std::string& kernel) {
     Qkv y = x.as(c.x);
     RopeParams p = in.params(c, y);
     apply_rope(p);
-    expect_buffers_near(y.buf, ref.buf, c.name + " isa " + isa_name(isa));
-  }
+    expect_buffers_near(y.buf, ref.buf, c.name + " kernel " + kernel);
+  });
 }
 
 std::vector<RopeCase> cases() {
@@ -209,15 +208,14 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
       const int64_t pages = 6;
       std::vector<int64_t> slots;
       for (int64_t t = 0; t < c.tokens; ++t) slots.push_back(t == 4 ? -1 : (t * 7) % (pages * page));
-      for (Isa isa : runnable_isas()) {
-        IsaCap cap(isa);
+      testutil::for_each_kernel("rope", [&] { return rope_kernel_name(c.x, cache_t); }, [&](const std::string& kernel) {
         Pool pool(Layout::hnd, cache_t, pages, page, c.k_heads, c.head_dim, c.head_dim);
         pool.k.fill(std::numeric_limits<float>::quiet_NaN());
         pool.v.fill(std::numeric_limits<float>::quiet_NaN());
         Qkv y = x.as(c.x);
         RopeParams p = in.params(c, y);
         apply_rope_and_append_kv(p, pool.view, y.v(), slots.data());
-        const std::string what = std::string("fused ") + dtype_name(cache_t) + " isa " + isa_name(isa);
+        const std::string what = std::string("fused ") + dtype_name(cache_t) + " kernel " + kernel;
         for (int64_t t = 0; t < c.tokens; ++t)
           for (int32_t h = 0; h < c.k_heads; ++h)
             for (int32_t d = 0; d < c.head_dim; ++d) {
@@ -238,7 +236,7 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
             const std::size_t e = std::size_t(t * y.stride_token + i);
             EXPECT_LE(std::abs(y.buf.get(e) - ref.buf.get(e)), rope_tolerance(c.x, ref.buf.get(e))) << what << " q";
           }
-      }
+      });
     }
 }
 

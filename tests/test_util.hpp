@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -41,6 +42,52 @@ struct IsaCap {
   explicit IsaCap(pagedinfer::Isa isa) { pagedinfer::set_max_isa(isa); }
   ~IsaCap() { pagedinfer::set_max_isa(pagedinfer::kTopIsa); }
 };
+
+// Emulates a CPU class on this one: a cap and features disabled, both restored on leaving scope.
+struct CpuClass {
+  CpuClass(pagedinfer::Isa cap, pagedinfer::FeatureSet disabled) {
+    pagedinfer::set_max_isa(cap);
+    pagedinfer::set_disabled_features(disabled);
+  }
+  ~CpuClass() {
+    pagedinfer::set_max_isa(pagedinfer::kTopIsa);
+    pagedinfer::set_disabled_features(0);
+  }
+};
+
+// Forces a kernel of an op while in scope (kernels.hpp).
+struct ForcedKernel {
+  std::string op;
+  ForcedKernel(std::string o, const std::string& name) : op(std::move(o)) { pagedinfer::force_kernel(op, name); }
+  ~ForcedKernel() { pagedinfer::force_kernel(op, ""); }
+};
+
+// The names of an op's registered kernels.
+inline std::vector<std::string> kernel_names(const std::string& op) {
+  std::vector<std::string> out;
+  for (const pagedinfer::KernelInfo& k : pagedinfer::registered_kernels(op)) out.push_back(k.name);
+  return out;
+}
+
+// Runs body(name) with each registered kernel of `op` forced in turn that this CPU runs and
+// that can compute the call: selected() returns the name of the kernel the call would run (the
+// op's *_kernel_name()), which is the forced one exactly when it can. Kernels this CPU cannot
+// run are reported by test_kernels (skipped by name). Returns the kernels run.
+template <class Selected, class Body>
+std::vector<std::string> for_each_kernel(const std::string& op, Selected&& selected, Body&& body) {
+  std::vector<std::string> ran;
+  for (const pagedinfer::KernelInfo& k : pagedinfer::registered_kernels(op)) {
+    if (!pagedinfer::kernel_runs_here(k)) continue;
+    const ForcedKernel forced(op, k.name);
+    if (std::string(selected()) != k.name) continue;
+    SCOPED_TRACE(std::string("kernel ") + k.name);
+    body(std::string(k.name));
+    ran.push_back(k.name);
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  EXPECT_FALSE(ran.empty()) << "no " << op << " kernel computed the call";
+  return ran;
+}
 
 // A typed buffer: elements stored in `dtype`, 64-byte aligned.
 struct Buffer {

@@ -113,6 +113,9 @@ PAGEDINFER_API void merge_states(const void* out_a, const float* lse_a, const vo
                                  void* out, float* lse_out, DType dtype, int64_t num_tokens, int32_t num_heads,
                                  int32_t head_dim, int num_threads = 1);
 
+// The registered kernel (kernels.hpp) that paged_attention runs for these dtypes, now.
+PAGEDINFER_API const char* attention_kernel_name(DType q_dtype, DType kv_dtype);
+
 namespace reference {
 // The oracle: gathers each request's pages into dense tensors and evaluates the contract in
 // double precision, one row at a time. Validates like paged_attention. Slow by design.

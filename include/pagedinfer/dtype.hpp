@@ -7,11 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(_WIN32) || defined(__CYGWIN__)
-#define PAGEDINFER_API
-#else
-#define PAGEDINFER_API __attribute__((visibility("default")))
-#endif
+#include "pagedinfer/export.hpp"
 
 namespace pagedinfer {
 

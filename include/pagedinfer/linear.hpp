@@ -77,6 +77,8 @@ enum class LinearUnit : int32_t {
 };
 PAGEDINFER_API LinearUnit linear_unit(const QuantizedWeight& w, const LinearParams& p);
 PAGEDINFER_API const char* linear_unit_name(LinearUnit u);
+// The registered kernel (kernels.hpp) that linear() runs these parameters on, now.
+PAGEDINFER_API const char* linear_kernel_name(const QuantizedWeight& w, const LinearParams& p);
 
 namespace reference {
 // The oracle: dequantize() in double, double sums, the same activation quantization rule and

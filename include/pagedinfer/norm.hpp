@@ -47,6 +47,9 @@ PAGEDINFER_API void rms_norm(const TokensView& input, const OutTokensView& outpu
 PAGEDINFER_API void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual,
                                        const RmsNormParams& p);
 
+// The registered kernel (kernels.hpp) that rms_norm runs for these dtypes, now.
+PAGEDINFER_API const char* rms_norm_kernel_name(DType dtype, DType weight_dtype);
+
 namespace reference {
 // The oracle: double arithmetic, one rounding to the output dtype; same conventions and checks.
 PAGEDINFER_API void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p);

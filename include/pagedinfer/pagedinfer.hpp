@@ -4,6 +4,8 @@
 #include "pagedinfer/cpu.hpp"
 #include "pagedinfer/dtype.hpp"
 #include "pagedinfer/error.hpp"
+#include "pagedinfer/export.hpp"
+#include "pagedinfer/kernels.hpp"
 #include "pagedinfer/kv_cache.hpp"
 #include "pagedinfer/linear.hpp"
 #include "pagedinfer/memory.hpp"

@@ -102,6 +102,10 @@ PAGEDINFER_API void apply_rope(const RopeParams& p);
 PAGEDINFER_API void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, const TokensView& value,
                                              const int64_t* slot_mapping);
 
+// The registered kernel (kernels.hpp) that apply_rope runs for q / k of `dtype` whose rotated
+// K is written as k_out_dtype (the same in place; the cache's dtype when fused), now.
+PAGEDINFER_API const char* rope_kernel_name(DType dtype, DType k_out_dtype);
+
 namespace reference {
 // The oracle: double arithmetic, one rounding to the tensor's dtype; same checks.
 PAGEDINFER_API void apply_rope(const RopeParams& p);

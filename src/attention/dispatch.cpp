@@ -1,17 +1,52 @@
+// The attention kernel table: which kernel runs a call (common/registry.hpp, kernels.hpp).
 #include "attention/kernel.hpp"
-#include "common/dispatch.hpp"
+#include "common/registry.hpp"
 
 namespace pagedinfer::detail {
 
-AttentionItemKernel attention_kernel(DType q, DType kv) {
-#if defined(__x86_64__) || defined(_M_X64)
-  // bf16 dot products need q and K in bf16 as given: rounding an fp32 or fp16 q would lose
-  // what the fp32 kernel keeps.
-  if (active_isa() >= Isa::avx512_bf16 && q == DType::bf16 && kv == DType::bf16) return attention_kernel_avx512_bf16();
-#endif
-  (void)q;
-  return best_kernel([=] { return attention_kernel_baseline(kv); }, [=] { return attention_kernel_avx2(kv); },
-                     [=] { return attention_kernel_avx512(kv); });
+namespace {
+
+struct AttentionCase {
+  DType q, kv;
+};
+using Entry = KernelEntry<AttentionCase, AttentionItemKernel>;
+
+// bf16 dot products need q and K in bf16 as given: rounding an fp32 or fp16 q would lose what
+// the fp32 kernels keep.
+bool bf16_q_and_kv(const AttentionCase& c) { return c.q == DType::bf16 && c.kv == DType::bf16; }
+
+template <AttentionItemKernel (*Make)(DType)>
+AttentionItemKernel by_kv_dtype(const AttentionCase& c) {
+  return Make(c.kv);
 }
 
+const Entry kTable[] = {
+#if defined(__x86_64__) || defined(_M_X64)
+    {{"attention", "avx512_bf16_dot", needs::kAvx512Bf16,
+      "bf16 q and KV: QK and PV on vdpbf16ps, P rounded to bf16 (attention.hpp)"},
+     &bf16_q_and_kv, nullptr, [](const AttentionCase&) { return attention_kernel_avx512_bf16(); }},
+    {{"attention", "avx512_fp32", needs::kAvx512, "every dtype: fp32 FMA on exactly widened q, K, V"},
+     &any_case<AttentionCase>, nullptr, &by_kv_dtype<attention_kernel_avx512>},
+    {{"attention", "avx2_fp32", needs::kAvx2, "every dtype: fp32 FMA, 256-bit"},
+     &any_case<AttentionCase>, nullptr, &by_kv_dtype<attention_kernel_avx2>},
+    {{"attention", "sse2_fp32", needs::kSse2, "every dtype: fp32, 128-bit (x86-64 baseline)"},
+     &any_case<AttentionCase>, nullptr, &by_kv_dtype<attention_kernel_baseline>},
+#else
+    {{"attention", "neon_fp32", needs::kNeon, "every dtype: fp32 FMA, 128-bit (aarch64 baseline)"},
+     &any_case<AttentionCase>, nullptr, &by_kv_dtype<attention_kernel_baseline>},
+#endif
+};
+
+const Entry& select_entry(DType q, DType kv) { return select(kTable, attention_registry(), AttentionCase{q, kv}); }
+
+}  // namespace
+
+OpRegistry& attention_registry() { return registry_of<kTable>("attention"); }
+
+AttentionItemKernel attention_kernel(DType q, DType kv) { return select_entry(q, kv).make({q, kv}); }
+
 }  // namespace pagedinfer::detail
+
+namespace pagedinfer {
+const char* attention_kernel_name(DType q_dtype, DType kv_dtype) { return detail::select_entry(q_dtype, kv_dtype).info.name; }
+}  // namespace pagedinfer

@@ -68,10 +68,10 @@ float apply_attention_sink(const AttentionParams& p, int32_t head, float& lse);
 // requested. o: the normalized output in fp32 [head_dim_v].
 void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, const float* o, float lse);
 
-// dispatch.cpp: the best for active_isa(); the bf16 dot-product kernel needs bf16 q and KV.
+// dispatch.cpp: the kernel the table (or a forced kernel) picks for these dtypes.
 AttentionItemKernel attention_kernel(DType q_dtype, DType kv_dtype);
 
-// One per ISA translation unit; only the baseline exists on aarch64 (see common/dispatch.hpp).
+// One per ISA translation unit, registered in dispatch.cpp; on aarch64 only the baseline (NEON).
 AttentionItemKernel attention_kernel_baseline(DType kv_dtype);
 AttentionItemKernel attention_kernel_avx2(DType kv_dtype);
 AttentionItemKernel attention_kernel_avx512(DType kv_dtype);

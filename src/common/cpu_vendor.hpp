@@ -6,5 +6,6 @@ namespace pagedinfer::detail {
 
 enum class CpuVendor { intel, amd, other };
 CpuVendor cpu_vendor();  // `other` on non-x86 CPUs
+const char* cpu_vendor_name(CpuVendor v);
 
 }  // namespace pagedinfer::detail

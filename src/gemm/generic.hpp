@@ -84,7 +84,10 @@ PrepareKernel generic_prepare(LinearActivations mode) {
 }
 
 template <class A>
-GemmKernel generic_gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x) {
+GemmKernel generic_gemm_kernel(const GemmCase& c) {
+  const QuantizedWeight::Storage& w = *c.w;
+  const LinearActivations mode = c.mode;
+  const DType x = c.x;
   constexpr int MR = generic_rows<A>();
   GemmKernel k;
   const bool int8 = mode == LinearActivations::int8_per_token;

@@ -69,6 +69,7 @@ struct GemmJob {
   int64_t residual_stride = 0;
   bool silu_mul = false;
   int64_t n_out = 0;  // columns of y
+  bool stream_one_row = false;  // one-row blocks prefetch their weight stream (dispatch.cpp)
 };
 
 struct PrepareJob {
@@ -99,20 +100,40 @@ struct GemmKernel {
   int pad_rows = 1;
   // The driver's row units (linear.cpp) are multiples of this: whole row blocks of the kernel.
   int64_t row_quantum = kMaxBlockRows;
+  bool stream_one_row = false;  // set by the selection table (dispatch.cpp), copied to GemmJob
+  const char* name = "";        // the registered kernel's name (dispatch.cpp)
 };
 
-// The best kernel for this weight, activation mode and m on the active ISA (dispatch.cpp).
-GemmKernel gemm_kernel(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+// What a kernel choice depends on (dispatch.cpp's table).
+struct GemmCase {
+  const QuantizedWeight::Storage* w = nullptr;
+  LinearActivations mode = LinearActivations::float_;
+  DType x = DType::bf16;
+  int64_t m = 0;
+};
 
-// Per ISA translation unit. The generic kernels (fp32 FMA, exact int32) exist on every level;
-// the avx512_bf16 level adds bf16 dot products and VNNI and the amx level tile dot products;
-// those two return an empty kernel (run == nullptr) where they have nothing better than the
-// level below.
-GemmKernel gemm_kernel_baseline(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
-GemmKernel gemm_kernel_avx2(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
-GemmKernel gemm_kernel_avx512(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
-GemmKernel gemm_kernel_avx512_bf16(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype,
-                                   int64_t m);
-GemmKernel gemm_kernel_amx(const QuantizedWeight::Storage& w, LinearActivations mode, DType x_dtype, int64_t m);
+// The AMX kernels' k per weight chunk (x86_amx.cpp); a weight runs on tiles when whole steps of
+// 32 k and whole groups (or one group per row) fit a chunk.
+constexpr int64_t kAmxInt8ChunkK = 512, kAmxBf16ChunkK = 256;
+inline bool amx_tiles_fit(const QuantizedWeight::Storage& w, int64_t chunk_k) {
+  return w.group % 32 == 0 && (chunk_k % w.group == 0 || w.group == w.k_packed);
+}
+
+// The kernel the table picks for this case (dispatch.cpp), with its name.
+GemmKernel gemm_kernel(const GemmCase& c);
+
+// The kernels, one factory each, defined in the ISA translation units; the register blocking
+// inside a kernel follows c.m. The generic kernels (fp32 FMA for float x, exact int32 for int8
+// x) exist on every level.
+GemmKernel gemm_baseline_generic(const GemmCase& c);  // SSE2 on x86-64, NEON on aarch64
+GemmKernel gemm_avx2_generic(const GemmCase& c);
+GemmKernel gemm_avx2_vnni(const GemmCase& c);         // int8 x: AVX-VNNI, 256-bit
+GemmKernel gemm_avx512_generic(const GemmCase& c);
+GemmKernel gemm_avx512_fma_row(const GemmCase& c);    // float x: one row at a time on fp32 FMAs
+GemmKernel gemm_avx512_vnni(const GemmCase& c);       // int8 x: vpdpbusd
+GemmKernel gemm_avx512_fixed_point(const GemmCase& c);  // float x: one row at a time, int8 limbs
+GemmKernel gemm_avx512_bf16_dot(const GemmCase& c);   // bf16 x: vdpbf16ps
+GemmKernel gemm_amx_int8(const GemmCase& c);          // int8 x: tdpbsud
+GemmKernel gemm_amx_bf16(const GemmCase& c);          // bf16 x: tdpbf16ps
 
 }  // namespace pagedinfer::detail

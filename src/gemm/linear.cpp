@@ -125,7 +125,12 @@ size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p) {
 
 LinearUnit linear_unit(const QuantizedWeight& w, const LinearParams& p) {
   PAGEDINFER_CHECK(p.m >= 0, "linear_unit", "params.m = ", p.m, " must be >= 0");
-  return detail::gemm_kernel(w.storage(), p.activations, p.x_dtype, p.m).unit;
+  return detail::gemm_kernel({&w.storage(), p.activations, p.x_dtype, p.m}).unit;
+}
+
+const char* linear_kernel_name(const QuantizedWeight& w, const LinearParams& p) {
+  PAGEDINFER_CHECK(p.m >= 0, "linear_kernel_name", "params.m = ", p.m, " must be >= 0");
+  return detail::gemm_kernel({&w.storage(), p.activations, p.x_dtype, p.m}).name;
 }
 
 const char* linear_unit_name(LinearUnit u) {
@@ -146,7 +151,7 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   validate(w, p, n_out);
   if (p.m == 0) return;
 
-  const detail::GemmKernel kernel = detail::gemm_kernel(w, p.activations, p.x_dtype, p.m);
+  const detail::GemmKernel kernel = detail::gemm_kernel({&w, p.activations, p.x_dtype, p.m});
   const Workspace ws(w, p.m);
   char* base = static_cast<char*>(p.workspace);
 
@@ -200,6 +205,7 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.residual_stride = p.residual_stride;
   job.silu_mul = p.silu_mul;
   job.n_out = n_out;
+  job.stream_one_row = kernel.stream_one_row;
 
   const int64_t row_block = unit_rows(w, kernel, p.m, p.num_threads);
   const int64_t row_blocks = (p.m + row_block - 1) / row_block;

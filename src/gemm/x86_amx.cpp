@@ -1,18 +1,18 @@
 // Quantized GEMM with AMX tiles (Sapphire Rapids and later). One tile dot product multiplies
 // 16 rows x 64 bytes of activations ("A", row-major, ActLayout rows = 1) by 64 bytes x 16
 // columns of weights ("B": 16 rows of 64 bytes, each row 16 columns x 4 bytes):
-//   int8 activations (W8A8, W4A8), from 9 or 5 rows (kAmxMinRows): tdpbsud, s8 activations x u8
+//   int8 activations (W8A8, W4A8), from 9 or 5 rows (dispatch.cpp): tdpbsud, s8 activations x u8
 //     weights, exact int32 sums over 64 k, 16 times the work of a VNNI vpdpbusd. The packed
 //     int8 words already are B rows (layout.hpp: 4 k of 16 columns per 64 bytes) and are read
 //     in place; int4 words are split into their two nibble bytes in a small panel first.
-//   bf16 activations (W8A16, W4A16), from 2 rows (kAmxBf16MinRows): tdpbf16ps, bf16 pairs with
+//   bf16 activations (W8A16, W4A16), from 2 rows (dispatch.cpp): tdpbf16ps, bf16 pairs with
 //     fp32 sums over 32 k. The weight words become exact bf16 pairs in a panel (the Int4Pairs /
 //     Int8Pairs conversions of the vdpbf16ps kernels, whose output vectors are B rows). On the
 //     Xeon measured, a vdpbf16ps took about 2.2 cycles (it occupies both vector ports) for 32
 //     products, and a tdpbf16ps about 16 cycles for 8192, whatever the number of A rows.
 // Units of up to 16 rows (run_tiles_few_rows) convert their weights step by step; more rows
-// share each converted chunk (run_tiles). Everything else (fp32 / fp16 activations, fewer rows,
-// other shapes) falls back to avx512_bf16.
+// share each converted chunk (run_tiles). fp32 / fp16 activations need exact fp32 products and
+// run on the vector kernels.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,21 +31,6 @@ using Storage = QuantizedWeight::Storage;
 using A = Avx512Arch;
 
 constexpr int64_t kSuperRows = 128;  // rows that share one chunk of weights
-// int8 activations: from 9 rows for int8 weights, where the VNNI kernels leave their one-pass
-// 8 x 2 blocks, and from 5 for int4. Measured on 14336 x 4096 in L3, 2 threads, against
-// PAGEDINFER_MAX_ISA=avx512_bf16 (ms, AMX / VNNI): W8A8 M = 2 1.05 / 1.03, M = 8 1.10-1.12 /
-// 1.05-1.06, M = 9 1.11 / 1.44, M = 16 1.15 / 1.96, M = 64 2.08 / 5.73; W4A8 M = 4 0.68 /
-// 0.63-0.65, M = 5 0.72-0.73 / 0.79-0.80, M = 6 0.70-0.74 / 0.78-0.80, M = 8 0.74-0.81 /
-// 0.90-0.99, M = 16 1.21 / 1.82, M = 64 3.18 / 7.29. From DRAM, W4A8 M = 8 read alike (1.47 /
-// 1.45 ms, bench_gemm).
-constexpr int64_t kAmxMinRows[2] = {5, 9};  // int4, int8 weights
-// bf16 activations: from two rows. One row (decode) reads its weights from DRAM as fast or
-// faster on the vdpbf16ps kernels: bench_gemm *_vs_stream, 14336 x 4096, fraction of the
-// alternated read, AMX / avx512_bf16: W4A16 0.74 / 0.79 (1 thread), 0.64 / 0.69 (2); W8A16
-// 0.81 / 0.92, 0.81 / 0.81. From two rows the tiles win clearly (weights in L3, 2 threads, ms):
-// W4A16 M = 2 1.12 / 1.44, M = 8 1.17 / 4.56, M = 32 2.43 / 20.0; W8A16 M = 2 1.48 / 1.96,
-// M = 8 1.72 / 5.21.
-constexpr int64_t kAmxBf16MinRows = 2;
 
 // Splits the int4 words [0, words) of one tile into B rows, two per word: its low and its high
 // nibbles, the bytes (0, 4, 1, 5) and (2, 6, 3, 7) of its 8 k (layout.hpp), the order the
@@ -74,7 +59,7 @@ inline void unpack_int4(const uint32_t* tile_words, int64_t words, uint8_t* pane
 // int8 activations, int8 / int4 weights: exact int32 sums.
 template <int BITS>
 struct Int8Tiles {
-  static constexpr int64_t kActBytes = 1, kChunkK = 512, kPanelBytes = BITS == 4 ? kChunkK * 16 : 0;
+  static constexpr int64_t kActBytes = 1, kChunkK = kAmxInt8ChunkK, kPanelBytes = BITS == 4 ? kChunkK * 16 : 0;
   static constexpr int64_t kKPerWord = 32 / BITS, kStepK = 0;  // step_bytes decides
   // 64 k, or 32 for groups of 32 (llama.cpp's Q4_0 / Q8_0) and per-channel k that 64 does not divide.
   static int64_t step_bytes(const Storage& w) { return w.group % 64 == 0 ? 64 : 32; }
@@ -91,7 +76,7 @@ struct Int8Tiles {
 // fp32 sums of exact products, as the vdpbf16ps kernels compute them.
 template <class Pairs>
 struct Bf16Tiles {
-  static constexpr int64_t kActBytes = 2, kChunkK = 256, kPanelBytes = kChunkK * 32;
+  static constexpr int64_t kActBytes = 2, kChunkK = kAmxBf16ChunkK, kPanelBytes = kChunkK * 32;
   static constexpr int64_t kKPerWord = Pairs::kKPerWord, kStepK = 32;
   static int64_t step_bytes(const Storage&) { return 64; }
   // Pair h of word jw meets activation pair jw * kPairs + h: B row (jw * kPairs + h) of the chunk.
@@ -381,35 +366,33 @@ void run_tiles(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m_begin
   _tile_release();
 }
 
-// Whole steps of 32 k, and groups that a chunk holds whole, or one group (per channel).
-bool tiles_fit(const Storage& w, int64_t chunk_k) {
-  return w.group % 32 == 0 && (chunk_k % w.group == 0 || w.group == w.k_packed);
+// Units of up to 16 rows configure their tiles to those rows (run_tiles_few_rows); more rows
+// are read 16 or 32 at a time.
+GemmKernel amx_kernel(int64_t m) {
+  GemmKernel k;
+  k.act_rows = 1;
+  k.pad_rows = m <= kAmxRows ? 1 : int(kAmxRows);
+  k.row_quantum = 32;  // run_tiles' blocks of 2 x 16 rows
+  return k;
 }
 
 }  // namespace
 
-GemmKernel gemm_kernel_amx(const Storage& w, LinearActivations mode, DType x, int64_t m) {
-  GemmKernel k;
-  if (mode == LinearActivations::int8_per_token) {
-    if (m < kAmxMinRows[w.format.bits / 8] || !tiles_fit(w, Int8Tiles<8>::kChunkK)) return k;
-    k.compute = ComputeType::i8;
-    k.unit = LinearUnit::amx_int8;
-    k.prepare = avx512_int8_prepare(w.format.bits, x);
-    k.run = w.format.bits == 4 ? &run_tiles<Int8Tiles<4>> : &run_tiles<Int8Tiles<8>>;
-  } else if (x == DType::bf16) {
-    if (m < kAmxBf16MinRows || !tiles_fit(w, Bf16Tiles<Int8Pairs>::kChunkK)) return k;
-    k.compute = ComputeType::bf16;
-    k.unit = LinearUnit::amx_bf16;
-    k.prepare = &Prepare<A, DType::bf16>::bf16;
-    k.run = w.format.bits == 4 ? &run_tiles<Bf16Tiles<Int4Pairs>> : &run_tiles<Bf16Tiles<Int8Pairs>>;
-  } else {
-    return k;  // fp32 / fp16 x: exact products need fp32 (the vector kernels)
-  }
-  k.act_rows = 1;
-  // Units of up to 16 rows configure their tiles to those rows (run_tiles_few_rows); more rows
-  // are read 16 or 32 at a time.
-  k.pad_rows = m <= kAmxRows ? 1 : int(kAmxRows);
-  k.row_quantum = 32;  // run_tiles' blocks of 2 x 16 rows
+GemmKernel gemm_amx_int8(const GemmCase& c) {
+  GemmKernel k = amx_kernel(c.m);
+  k.compute = ComputeType::i8;
+  k.unit = LinearUnit::amx_int8;
+  k.prepare = avx512_int8_prepare(c.w->format.bits, c.x);
+  k.run = c.w->format.bits == 4 ? &run_tiles<Int8Tiles<4>> : &run_tiles<Int8Tiles<8>>;
+  return k;
+}
+
+GemmKernel gemm_amx_bf16(const GemmCase& c) {
+  GemmKernel k = amx_kernel(c.m);
+  k.compute = ComputeType::bf16;
+  k.unit = LinearUnit::amx_bf16;
+  k.prepare = &Prepare<A, DType::bf16>::bf16;
+  k.run = c.w->format.bits == 4 ? &run_tiles<Bf16Tiles<Int4Pairs>> : &run_tiles<Bf16Tiles<Int8Pairs>>;
   return k;
 }
 

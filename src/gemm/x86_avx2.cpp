@@ -4,8 +4,6 @@
 
 namespace pagedinfer::detail {
 
-GemmKernel gemm_kernel_avx2(const QuantizedWeight::Storage& w, LinearActivations mode, DType x, int64_t) {
-  return generic_gemm_kernel<Avx2Arch>(w, mode, x);
-}
+GemmKernel gemm_avx2_generic(const GemmCase& c) { return generic_gemm_kernel<Avx2Arch>(c); }
 
 }  // namespace pagedinfer::detail

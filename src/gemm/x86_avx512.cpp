@@ -80,11 +80,11 @@ struct FmaRowBlock {
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx512(const Storage& w, LinearActivations mode, DType x, int64_t m) {
-  GemmKernel k = generic_gemm_kernel<A>(w, mode, x);  // fp32 x prepared, row-major
-  if (m == 1 && mode == LinearActivations::float_) {
-    k.run = one_row_run<FmaRowBlock>(w);
-  }
+GemmKernel gemm_avx512_generic(const GemmCase& c) { return generic_gemm_kernel<A>(c); }
+
+GemmKernel gemm_avx512_fma_row(const GemmCase& c) {
+  GemmKernel k = generic_gemm_kernel<A>(c);  // fp32 x prepared, row-major
+  k.run = one_row_run<FmaRowBlock>(*c.w);
   return k;
 }
 

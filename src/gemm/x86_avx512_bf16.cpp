@@ -1,45 +1,24 @@
-// Quantized GEMM for AVX-512 with VNNI and BF16 (Zen 4+, Cooper Lake, Sapphire Rapids):
-//   W4A16 / W8A16 with bf16 x: q become exact bf16 (int4: through a 32-entry table, vpermw;
-//     int8: through fp32 conversions) and meet x in bf16 dot products (vdpbf16ps), 32 products
-//     per instruction.
-//   W8A8 / W4A8: u8 q times s8 activations in VNNI dot products (vpdpbusd), 64 per instruction,
-//     exact int32 group sums.
-//   One row of float x on Intel cores: x as fixed point in four int8 limbs on VNNI (LimbBlock).
-// Everything else falls back to the AVX-512 generic kernels (an empty GemmKernel here).
+// Quantized GEMM on AVX512-BF16 dot products (Zen 4+, Cooper Lake, Sapphire Rapids): W4A16 /
+// W8A16 with bf16 x. q become exact bf16 (int4: through a 32-entry table, vpermw; int8: through
+// fp32 conversions) and meet x in bf16 dot products (vdpbf16ps), 32 products per instruction.
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
-#include <utility>
 
-#include "common/cpu_vendor.hpp"
 #include "common/simd/x86_avx512.hpp"
 #include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/generic.hpp"
-#include "gemm/x86_avx512_prepare.hpp"
 #include "gemm/x86_avx512_words.hpp"
 
 namespace pagedinfer::detail {
 namespace {
 
 using Storage = QuantizedWeight::Storage;
+using A = Avx512Arch;
 
 inline int32_t load32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return v;
-}
-
-// Calls step(jw, set) for the words [begin, end), with set cycling through [0, Sets) as a
-// compile-time constant (see zero_accumulators): the loop is unrolled by Sets, a tail on set 0.
-template <int Sets, class Step, int... S>
-inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_sequence<int, S...> = {}) {
-  if constexpr (sizeof...(S) == 0) {
-    for_each_word<Sets>(begin, end, step, std::make_integer_sequence<int, Sets>());
-  } else {
-    int64_t jw = begin;
-    for (; jw + Sets <= end; jw += Sets) (step(jw + S, std::integral_constant<int, S>()), ...);
-    for (; jw < end; ++jw) step(jw, std::integral_constant<int, 0>());
-  }
 }
 
 // W4A16 / W8A16: q made exact bf16 pairs in registers (Pairs: Int4Pairs or Int8Pairs) meet x in
@@ -103,231 +82,15 @@ struct Bf16Block {
   }
 };
 
-// The nibbles of one int4 word of a tile as u8 (half 0: low nibbles, half 1: high), read from
-// memory each time, and a broadcast unit of activations. Volatile asm pins them in the order
-// written: with plain intrinsics GCC 12 keeps the words and both halves' nibbles live at once
-// and CSEs the broadcasts, more vectors than registers beside 24 accumulators, and spilled
-// accumulators in the innermost loop (measured: 6 x 4 W4A8 at M = 512 went from 0.63 to 0.72
-// of the VNNI peak on two threads once it stopped).
-inline __m512i int4_nibbles(const uint32_t* word, int half, __m512i low) {
-  __m512i q;
-  const __m512i& m = *reinterpret_cast<const __m512i*>(word);
-  if (half == 0) asm volatile("vpandd %[m], %[low], %[q]" : [q] "=v"(q) : [m] "m"(m), [low] "v"(low));
-  else asm volatile("vpsrld $4, %[m], %[q]\n\tvpandd %[q], %[low], %[q]" : [q] "=&v"(q) : [m] "m"(m), [low] "v"(low));
-  return q;
-}
-inline __m512i broadcast_unit(const char* unit) {
-  __m512i x;
-  asm volatile("vpbroadcastd %[m], %[x]" : [x] "=v"(x) : [m] "m"(*reinterpret_cast<const int32_t*>(unit)));
-  return x;
-}
-
-template <int BITS>
-struct VnniBlock {
-  static constexpr bool kSetsC = true;
-  template <int R, int NT, int S>
-  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    if constexpr (S == 1) return compute_one_row<VnniBlock, R, NT>(j, t0, m0, c);
-    constexpr bool kMayStream = BITS == 4 || S != 4;  // not int8 on 4 x 4
-    compute_block<VnniBlock, R, NT, S, kMayStream>(j, t0, m0, c);
-  }
-
-  template <int R, int NT, int S, bool kStream>
-  static void compute(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    const Storage& w = *j.w;
-    constexpr int KPW = 32 / BITS;
-    const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
-    const char* act = j.act.unit(m0, 0);  // S rows interleaved: unit u of row r at (u * S + r) * 4
-    const uint32_t* tile[NT];
-    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
-    const int64_t words_per_group = w.group / KPW;
-    for (int64_t g = 0; g < w.groups; ++g) {
-      // Every loop over acc is unrolled so that its indices are constants (zero_accumulators).
-      __m512i acc[R][NT][kSets<R>];
-      zero_accumulators(acc);
-      // int4: a set per half of a word, the words on alternate pairs of sets. int8: a set per
-      // word. (With streaming, int8 at one row had read DRAM faster with its sets in memory.)
-      constexpr int kWordSets = BITS == 8 ? kSets<R> : (kSets<R> + 1) / 2;
-      for_each_word<kWordSets>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
-        if constexpr (kStream) prefetch_stream(tile, jw);
-        if constexpr (BITS == 8) {
-          __m512i word[NT];
-          for (int i = 0; i < NT; ++i) word[i] = _mm512_loadu_si512(tile[i] + jw * kTile);
-          for (int r = 0; r < R; ++r) {
-            const __m512i x = _mm512_set1_epi32(load32(act + (jw * S + r) * 4));
-            for (int i = 0; i < NT; ++i) {
-              __m512i& a = acc[r][i][word_set];
-              a = VnniDot::dot(a, word[i], x);
-            }
-          }
-        } else {
-          // Bytes (0, 4, 1, 5) and (2, 6, 3, 7) of the word's 8 k; prepare.hpp stored the
-          // activations in this order.
-#pragma GCC unroll 2
-          for (int half = 0; half < 2; ++half) {
-            __m512i q[NT];
-#pragma GCC unroll 4
-            for (int i = 0; i < NT; ++i) q[i] = int4_nibbles(tile[i] + jw * kTile, half, low_nibbles);
-#pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) {
-              const __m512i x = broadcast_unit(act + ((jw * 2 + half) * S + r) * 4);
-#pragma GCC unroll 4
-              for (int i = 0; i < NT; ++i) {
-                __m512i& a = acc[r][i][(2 * word_set + half) % kSets<R>];
-                a = VnniDot::dot(a, q[i], x);
-              }
-            }
-          }
-        }
-      });
-#pragma GCC unroll 4
-      for (int i = 0; i < NT; ++i) {
-        const GroupParams gp(w, g, t0 + i);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          __m512i sum = acc[r][i][0];
-#pragma GCC unroll 4
-          for (int set = 1; set < kSets<R>; ++set) sum = _mm512_add_epi32(sum, acc[r][i][set]);
-          gp.flush(c + (r * NT + i) * kTile, _mm512_cvtepi32_ps(sum), j.act_sums[(m0 + r) * w.groups + g], g > 0);
-        }
-      }
-    }
-  }
-};
-
-// One row of float x as fixed point (kernel.hpp's kFixedLimbs, linear.hpp) on VNNI: each weight
-// word meets the four limbs of its activations in four dot products (int4: per half word), four
-// exact int32 group sums, which the group's flush joins in fp32 (S = ((A0 * 256 + A1) * 256 +
-// A2) * 256 + A3: three roundings, each relative to the partial sum) before the scale; the row
-// scale comes last (epilogue). For cores where vdpbf16ps is slow (one_row_fixed_point below).
-// Per 64-byte word, int4 takes 8 dot products and 3 shifts or masks, where vdpbf16ps takes 4
-// dot products that hold both vector ports for 2.2 cycles each and fp32 FMAs 8 FMAs, 7 shifts
-// and 8 table lookups. 8 accumulators were as fast as 16 (a vpdpbusd waits ~6 cycles on its
-// accumulator) and as two tiles per block sharing the broadcasts, from DRAM.
-template <int BITS>
-struct LimbBlock {
-  static constexpr bool kSetsC = true;
-  static constexpr int KPW = 32 / BITS, kHalves = BITS == 4 ? 2 : 1;
-
-  template <int R, int NT, int S>
-  static void run(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    static_assert(R == 1 && S == 1, "one row, row-major activations");
-    compute_one_row<LimbBlock, R, NT>(j, t0, m0, c);
-  }
-
-  template <int R, int NT, int S, bool kStream>
-  static void compute(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    const Storage& w = *j.w;
-    constexpr int L = kFixedLimbs;
-    const __m512i low_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
-    const char* act = j.act.unit(m0, 0);  // unit u of limb l at (u * L + l) * 4
-    const uint32_t* tile[NT];
-    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
-    const int64_t words_per_group = w.group / KPW;
-    for (int64_t g = 0; g < w.groups; ++g) {
-      // A set per (limb, half word), and for int8 per (limb, word parity): each dot product
-      // waits on one of the previous word's.
-      __m512i acc[L][NT][2];
-#pragma GCC unroll 4
-      for (int l = 0; l < L; ++l)
-#pragma GCC unroll 2
-        for (int i = 0; i < NT; ++i) acc[l][i][0] = acc[l][i][1] = _mm512_setzero_si512();
-      for_each_word<2 / kHalves>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
-        if constexpr (kStream) prefetch_stream(tile, jw);
-#pragma GCC unroll 2
-        for (int half = 0; half < kHalves; ++half) {
-          __m512i q[NT];
-#pragma GCC unroll 2
-          for (int i = 0; i < NT; ++i)
-            q[i] = BITS == 4 ? int4_nibbles(tile[i] + jw * kTile, half, low_nibbles)
-                             : _mm512_loadu_si512(tile[i] + jw * kTile);
-          const char* unit = act + (jw * kHalves + half) * L * 4;
-#pragma GCC unroll 4
-          for (int l = 0; l < L; ++l) {
-            const __m512i x = broadcast_unit(unit + l * 4);
-#pragma GCC unroll 2
-            for (int i = 0; i < NT; ++i) {
-              __m512i& a = acc[l][i][BITS == 4 ? half : int(word_set)];
-              a = VnniDot::dot(a, q[i], x);
-            }
-          }
-        }
-      });
-#pragma GCC unroll 2
-      for (int i = 0; i < NT; ++i) {
-        const __m512 radix = _mm512_set1_ps(256.f);
-        const auto limb_sum = [&](int l) { return _mm512_cvtepi32_ps(_mm512_add_epi32(acc[l][i][0], acc[l][i][1])); };
-        __m512 sum = limb_sum(0);
-#pragma GCC unroll 4
-        for (int l = 1; l < L; ++l) sum = _mm512_fmadd_ps(sum, radix, limb_sum(l));
-        GroupParams(w, g, t0 + i).flush(c + i * kTile, sum, j.act_sums[m0 * w.groups + g], g > 0);
-      }
-    }
-  }
-};
-
-using A = Avx512Arch;
-
-// One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
-// block computes the even rows that cover m, blocks.hpp); 5 to 8 rows: 8 x 2, one pass over the
-// weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits on DRAM while
-// the second, from L2, waits on the dot products). Many: MR x NT accumulators reuse each weight
-// load MR times and each activation broadcast NT times; VNNI measured best at 6 x 4 (24
-// accumulators), bf16 at 8 x 2.
-template <class Block, int MR, int NT>
-void choose_blocking(GemmKernel& k, const Storage& w, int64_t m) {
-  if (m == 1 && w.gate_up) {  // SiLU(gate) * up needs the gate and up tiles in one block
-    k.run = &run_blocks<A, Block, 1, 2>;
-    k.act_rows = 1;
-  } else if (m == 1) {
-    k.run = &run_blocks<A, Block, 1, 1>;
-    k.act_rows = 1;
-  } else if (m <= 4) {
-    k.run = &run_blocks<A, Block, 4, 4>;
-    k.act_rows = 4;
-  } else if (m <= 8) {
-    k.run = &run_blocks<A, Block, 8, 2>;
-    k.act_rows = 8;
-  } else {
-    k.run = &run_blocks<A, Block, MR, NT>;
-    k.act_rows = MR;
-  }
-}
-
-// One row of float x: fixed point on VNNI (LimbBlock) on Intel cores, where a vdpbf16ps takes
-// two vector ports for 2.2 cycles; on AMD, bf16 x on vdpbf16ps and fp32 / fp16 x on the AVX-512
-// level's FMAs (Zen 5 read 0.85-0.95 of the DRAM bandwidth there). Measured on an Intel Xeon
-// (Sapphire Rapids class), 14336 x 4096 from DRAM, bf16 x: W4A16 1.25-1.29 ms against
-// 1.40-1.42 on vdpbf16ps (2 threads, blocks handed out one at a time), 0.91-0.94 against
-// 1.20-1.21 (contiguous ranges per thread, linear.cpp), 1.77 against 2.3-2.8 (1 thread); W8A16
-// 1.82-1.84 against 1.90-1.95 on fp32 FMAs (2 threads). 1 MiB of weights in L2, one thread:
-// int4 0.036 against 0.062 ms, int8 0.017 against 0.034.
-bool one_row_fixed_point(LinearActivations mode, int64_t m) {
-  return mode == LinearActivations::float_ && m == 1 && cpu_vendor() != CpuVendor::amd;
-}
-
 }  // namespace
 
-GemmKernel gemm_kernel_avx512_bf16(const Storage& w, LinearActivations mode, DType x, int64_t m) {
+GemmKernel gemm_avx512_bf16_dot(const GemmCase& c) {
   GemmKernel k;
-  if (one_row_fixed_point(mode, m)) {
-    k.compute = ComputeType::i8_limbs;
-    k.unit = LinearUnit::int8_dot;
-    k.prepare = avx512_fixed_prepare(w.format.bits, x);
-    k.run = one_row_run<LimbBlock>(w);
-  } else if (mode == LinearActivations::int8_per_token) {
-    k.compute = ComputeType::i8;
-    k.unit = LinearUnit::int8_dot;
-    k.prepare = avx512_int8_prepare(w.format.bits, x);
-    if (w.format.bits == 4) choose_blocking<VnniBlock<4>, 6, 4>(k, w, m);
-    else choose_blocking<VnniBlock<8>, 6, 4>(k, w, m);
-  } else if (x == DType::bf16) {
-    k.compute = ComputeType::bf16;
-    k.unit = LinearUnit::bf16_dot;
-    k.prepare = &Prepare<A, DType::bf16>::bf16;
-    if (w.format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, w, m);
-    else choose_blocking<Bf16Block<Int8Pairs>, 8, 2>(k, w, m);
-  }
+  k.compute = ComputeType::bf16;
+  k.unit = LinearUnit::bf16_dot;
+  k.prepare = &Prepare<A, DType::bf16>::bf16;
+  if (c.w->format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, *c.w, c.m);
+  else choose_blocking<Bf16Block<Int8Pairs>, 8, 2>(k, *c.w, c.m);
   return k;
 }
 

@@ -2,7 +2,6 @@
 // group's scales and offsets as vectors, and weight words as exact bf16 pairs. Included only by
 // the AVX-512 translation units of src/gemm/ (x86_avx512*.cpp, x86_amx.cpp).
 #pragma once
-#include "common/cpu_vendor.hpp"
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/blocks.hpp"
 
@@ -69,11 +68,11 @@ inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
   else Block::template compute<R, NT, S, false>(j, t0, m0, c);
 }
 
-// compute_block for one row (S = 1): streams on all but AMD cores (measured above).
+// compute_block for one row (S = 1): streams where the selection table says so
+// (GemmJob::stream_one_row, dispatch.cpp).
 template <class Block, int R, int NT>
 inline void compute_one_row(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-  static const bool stream = cpu_vendor() != CpuVendor::amd;
-  if (stream) compute_block<Block, R, NT, 1, true>(j, t0, m0, c);
+  if (j.stream_one_row) compute_block<Block, R, NT, 1, true>(j, t0, m0, c);
   else compute_block<Block, R, NT, 1, false>(j, t0, m0, c);
 }
 
@@ -87,6 +86,33 @@ RunKernel one_row_run(const QuantizedWeight::Storage& w) {
     return w.gate_up ? &run_blocks<A, B, 1, 2> : &run_blocks<A, B, 1, 1>;
   };
   return w.format.bits == 4 ? pick(std::integral_constant<int, 4>()) : pick(std::integral_constant<int, 8>());
+}
+
+// One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
+// block computes the even rows that cover m, blocks.hpp); 5 to 8 rows: 8 x 2, one pass over the
+// weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits on DRAM while
+// the second, from L2, waits on the dot products). Many: MR x NT accumulators reuse each weight
+// load MR times and each activation broadcast NT times; VNNI measured best at 6 x 4 (24
+// accumulators), bf16 at 8 x 2.
+template <class Block, int MR, int NT>
+void choose_blocking(GemmKernel& k, const QuantizedWeight::Storage& w, int64_t m) {
+  using A = Avx512Arch;
+  if (m == 1 && w.gate_up) {  // SiLU(gate) * up needs the gate and up tiles in one block
+    k.run = &run_blocks<A, Block, 1, 2>;
+    k.act_rows = 1;
+  } else if (m == 1) {
+    k.run = &run_blocks<A, Block, 1, 1>;
+    k.act_rows = 1;
+  } else if (m <= 4) {
+    k.run = &run_blocks<A, Block, 4, 4>;
+    k.act_rows = 4;
+  } else if (m <= 8) {
+    k.run = &run_blocks<A, Block, 8, 2>;
+    k.act_rows = 8;
+  } else {
+    k.run = &run_blocks<A, Block, MR, NT>;
+    k.act_rows = MR;
+  }
 }
 
 // The group params of blocks.hpp for one tile, vectorized.

@@ -4,8 +4,6 @@
 
 namespace pagedinfer::detail {
 
-GemmKernel gemm_kernel_baseline(const QuantizedWeight::Storage& w, LinearActivations mode, DType x, int64_t) {
-  return generic_gemm_kernel<xsimd::sse2>(w, mode, x);
-}
+GemmKernel gemm_baseline_generic(const GemmCase& c) { return generic_gemm_kernel<xsimd::sse2>(c); }
 
 }  // namespace pagedinfer::detail

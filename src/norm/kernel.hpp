@@ -31,9 +31,9 @@ struct NormRows {
 // Normalizes rows [row_begin, row_end). Activations have the kernel's dtype, the weight its own.
 using NormKernel = void (*)(const NormRows& job, int64_t row_begin, int64_t row_end);
 
-NormKernel norm_kernel(DType x, DType weight);  // dispatch.cpp: best for active_isa()
+NormKernel norm_kernel(DType x, DType weight);  // dispatch.cpp: the table's choice
 
-// One per ISA translation unit; only the baseline exists on aarch64 (see common/dispatch.hpp).
+// One per ISA translation unit, registered in dispatch.cpp; on aarch64 only the baseline (NEON).
 NormKernel norm_kernel_baseline(DType x, DType weight);
 NormKernel norm_kernel_avx2(DType x, DType weight);
 NormKernel norm_kernel_avx512(DType x, DType weight);

@@ -39,9 +39,9 @@ void rope_token_angles(const RopeJob& job, int64_t t, float* cos, float* sin);
 // (C == X in place; the cache's dtype when fused).
 using RopeKernel = void (*)(const RopeJob& job, int64_t t0, int64_t t1);
 
-RopeKernel rope_kernel(DType x, DType k_out);  // dispatch.cpp: best for active_isa()
+RopeKernel rope_kernel(DType x, DType k_out);  // dispatch.cpp: the table's choice
 
-// One per ISA translation unit; only the baseline exists on aarch64 (see common/dispatch.hpp).
+// One per ISA translation unit, registered in dispatch.cpp; on aarch64 only the baseline (NEON).
 RopeKernel rope_kernel_baseline(DType x, DType k_out);
 RopeKernel rope_kernel_avx2(DType x, DType k_out);
 RopeKernel rope_kernel_avx512(DType x, DType k_out);
