@@ -9,4 +9,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake ninja-build pkg-config \
   libxsimd-dev libcpu-features-dev libbenchmark-dev libgtest-dev \
-  libeigen3-dev libdnnl-dev ocl-icd-opencl-dev >/dev/null
+  libeigen3-dev libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev python3-matplotlib >/dev/null
