@@ -141,8 +141,11 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   }
   state.counters["threads"] = threads;
   state.counters["copies"] = s.copies;
+  const char* kernel = attention_kernel_name(DType::bf16, DType::bf16);
   if (shape.q_len == 1) {
     bench::report_bytes(state, s.kv_bytes, threads);
+    state.counters["flops_per_byte"] = s.flops / s.kv_bytes;
+    state.SetLabel(std::string("kernel=") + kernel + " ceiling=dram");
     if (!shape.dense && shape.cold) {
       // Against what reading the cache's scattered page rows allows at all (one KV head's page:
       // page x head_dim x 2 bytes, 4 KiB here): 0.6-0.75 of dram_read on this machine.
@@ -153,7 +156,11 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
           benchmark::Counter(s.kv_bytes * double(state.iterations()) / (gbs * 1e9), benchmark::Counter::kIsRate);
     }
   } else {
-    bench::report_flops(state, s.flops, bench::ceilings(threads).bf16_dot_gflops);
+    const bool bf16_dot = std::string(kernel) == "avx512_bf16_dot";
+    const auto& ceil = bench::ceilings(threads);
+    bench::report_flops(state, s.flops, bf16_dot ? ceil.bf16_dot_gflops : ceil.fp32_fma_gflops);
+    state.counters["flops_per_byte"] = s.flops / s.kv_bytes;
+    state.SetLabel(std::string("kernel=") + kernel + " unit=" + (bf16_dot ? "bf16_dot" : "fp32_fma"));
   }
 }
 
@@ -171,6 +178,7 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
       state, [&] { run(paged, plan), ++c; }, [&] { run(dense, dense_plan); });
   state.counters["threads"] = threads;
   bench::report_bytes(state, paged.kv_bytes, threads);
+  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
 }
 
 const std::vector<Shape> kShapes = {

@@ -115,8 +115,11 @@ void run_linear(benchmark::State& s, Variant v, int64_t m, int64_t n, int64_t k,
   LinearCall call(v, m, n, k, threads, cold ? bench::cold_copies(double(base.bytes())) : 1);
   for (auto _ : s) call();
   bench::report_bytes(s, double(base.bytes()) + double(m * (k + n)) * 2, threads);
-  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(linear_unit(base, call.p), threads));
+  const LinearUnit unit = linear_unit(base, call.p);
+  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(unit, threads));
   s.counters["cold"] = cold ? 1 : 0;
+  s.counters["flops_per_byte"] = 2.0 * double(m * n * k) / (double(base.bytes()) + double(m * (k + n)) * 2);
+  s.SetLabel(std::string("kernel=") + linear_kernel_name(base, call.p) + " unit=" + linear_unit_name(unit));
 }
 
 // A memory-bound case timed alternately with the DRAM read ceiling's loop over the same bytes
@@ -130,6 +133,8 @@ void run_versus_stream(benchmark::State& s, Variant v, int64_t m, int64_t n, int
   bench::StreamRead stream(std::size_t(bytes), threads);
   s.counters["bw_fraction_alternated"] = bench::time_against(s, ours, stream) * double(stream.bytes()) / bytes;
   bench::report_bytes(s, bytes, threads);
+  s.counters["flops_per_byte"] = 2.0 * double(m * n * k) / bytes;
+  s.SetLabel(std::string("kernel=") + linear_kernel_name(base, ours.p) + " ceiling=dram_alternated");
 }
 
 void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
@@ -141,6 +146,7 @@ void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads
     benchmark::DoNotOptimize(y.data());
   }
   bench::report_flops(s, 2.0 * double(m * n * k), bench::ceilings(threads).fp32_fma_gflops);
+  s.SetLabel("kernel=eigen unit=fp32_fma");
 }
 
 #ifdef PAGEDINFER_BENCH_ONEDNN
@@ -188,6 +194,7 @@ void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int thread
   OnednnMatmul mm(m, n, k);
   for (auto _ : s) mm();
   bench::report_flops(s, 2.0 * double(m * n * k), onednn_peak(threads));
+  s.SetLabel(std::string("kernel=onednn unit=") + (bench::ceilings(threads).amx_int8_gops > 0 ? "amx_int8" : "int8_dot"));
 }
 
 // W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
@@ -198,7 +205,9 @@ void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int
   OnednnMatmul theirs(m, n, k);
   LinearCall ours(Variant{"w8a8", 8, LinearActivations::int8_per_token}, m, n, k, threads, 1);
   s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
-  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(linear_unit(weight(8, n, k), ours.p), threads));
+  const LinearUnit unit = linear_unit(weight(8, n, k), ours.p);
+  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(unit, threads));
+  s.SetLabel(std::string("kernel=") + linear_kernel_name(weight(8, n, k), ours.p) + " unit=" + linear_unit_name(unit));
 }
 #endif
 

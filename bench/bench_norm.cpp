@@ -66,6 +66,7 @@ void run(benchmark::State& s, Op op, int64_t tokens, int threads) {
   // and output (written only).
   const double moved = op == Op::fused_add ? 4.0 : 2.0;
   bench::report_bytes(s, moved * double(arena.tensor_bytes) + double(p.dim) * 2, threads);
+  s.SetLabel(std::string("kernel=") + rms_norm_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
 }
 
 void register_all() {

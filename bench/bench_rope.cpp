@@ -99,6 +99,7 @@ void run(benchmark::State& s, Op op, int64_t tokens, int threads) {
   const double row = kDim * 2.0;
   const double per_token = op == Op::append ? (2.0 * kQ + 4.0 * kKv) * row : 2.0 * (kQ + kKv) * row;
   bench::report_bytes(s, double(tokens) * (per_token + kDim * 4.0 + 8.0), threads);
+  s.SetLabel(std::string("kernel=") + rope_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
 }
 
 void register_all() {

@@ -434,11 +434,12 @@ void pin_openmp_threads() {
 }  // namespace
 
 int run_benchmarks(int argc, char** argv, void (*register_cases)()) {
+  const std::vector<char*> args(argv, argv + argc);  // Initialize removes the flags it reads
   benchmark::Initialize(&argc, argv);
   pin_openmp_threads();
   print_ceilings({1, 2});
   register_cases();
-  benchmark::RunSpecifiedBenchmarks();
+  run_with_plain_ratios(int(args.size()), const_cast<char**>(args.data()));
   benchmark::Shutdown();
   return 0;
 }

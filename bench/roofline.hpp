@@ -107,6 +107,10 @@ double time_against(benchmark::State& s, Ours&& ours, Theirs&& theirs) {
   return t_theirs[t_theirs.size() / 2] / t_ours[t_ours.size() / 2];
 }
 
+// Runs the registered benchmarks with reporters that print fraction and ratio counters as plain
+// numbers and put the ceilings into the JSON context (report.cpp). argv: as main received it.
+void run_with_plain_ratios(int argc, char** argv);
+
 // Sets the counters the project reports: bytes moved -> GB/s and bw_fraction; flops -> GFLOP/s
 // and peak_fraction (against `peak_gflops`).
 void report_bytes(benchmark::State& s, double bytes_per_iter, int threads);
