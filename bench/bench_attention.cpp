@@ -90,7 +90,7 @@ struct Setup {
     pr.num_reqs = shape.batch;
     pr.q_indptr = q_indptr.data();
     pr.kv_len = kv_len.data();
-    pr.num_qo_heads = kQoHeads;
+    pr.num_q_heads = kQoHeads;
     pr.num_kv_heads = kKvHeads;
     pr.head_dim_qk = pr.head_dim_v = kHeadDim;
     pr.num_threads = threads;
@@ -106,7 +106,7 @@ struct Setup {
     AttentionParams p;
     p.q = {q.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
     p.q_indptr = q_indptr.data();
-    p.num_qo_heads = kQoHeads;
+    p.num_q_heads = kQoHeads;
     const int64_t pages = int64_t(pages_per_copy) * copies;
     p.cache = kv_cache_hnd(k.get(), v.get(), DType::bf16, pages, page_size, kKvHeads, kHeadDim, kHeadDim);
     p.pages.num_reqs = shape.batch;

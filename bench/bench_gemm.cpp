@@ -69,19 +69,19 @@ struct LinearCall {
 
   LinearCall(Variant v, int64_t m, int64_t n, int64_t k, int threads, std::size_t copies) : weights(copies) {
     const QuantizedWeight& base = weight(v.bits, n, k);
-    const std::vector<uint8_t> packed = save(base);
-    for (auto& w : weights) w = load(packed.data(), packed.size());
+    const std::vector<uint8_t> packed = save_weight(base);
+    for (auto& w : weights) w = load_weight(packed.data(), packed.size());
     x = bench::alloc(size_t(m * k) * 2);
     y = bench::alloc(size_t(m * n) * 2);
     bench::fill_bf16(reinterpret_cast<uint16_t*>(x.get()), size_t(m * k), 5);
     p.m = m;
-    p.x = x.get();
-    p.x_dtype = DType::bf16;
+    p.x.data = x.get();
+    p.x.dtype = DType::bf16;
     p.k = k;
-    p.x_stride = k;
-    p.y = y.get();
-    p.y_dtype = DType::bf16;
-    p.y_stride = n;
+    p.x.stride_token = k;
+    p.y.data = y.get();
+    p.y.dtype = DType::bf16;
+    p.y.stride_token = n;
     p.activations = v.mode;
     p.num_threads = threads;
     const std::size_t ws_bytes = linear_workspace_size(base, p);

@@ -81,7 +81,7 @@ void run(benchmark::State& s, Op op, int64_t tokens, int threads) {
   p.table = table().table();
   p.head_dim = kDim;
   p.num_q_heads = kQ;
-  p.num_k_heads = kKv;
+  p.num_kv_heads = kKv;
   p.num_threads = threads;
   std::size_t c = 0;
   for (auto _ : s) {

@@ -59,7 +59,7 @@ int main() {
   problem.num_reqs = batch;
   problem.q_indptr = q_indptr.data();
   problem.kv_len = kv_len.data();
-  problem.num_qo_heads = qo_heads;
+  problem.num_q_heads = qo_heads;
   problem.num_kv_heads = kv_heads;
   problem.head_dim_qk = problem.head_dim_v = dim;
   problem.num_threads = 2;
@@ -72,7 +72,7 @@ int main() {
   AttentionParams params;
   params.q = {q.data(), DType::bf16, qo_heads * dim, dim};
   params.q_indptr = q_indptr.data();
-  params.num_qo_heads = qo_heads;
+  params.num_q_heads = qo_heads;
   params.cache = cache;
   params.pages = pages;
   params.out = {out.data(), DType::f32, qo_heads * dim, dim};

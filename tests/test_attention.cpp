@@ -117,7 +117,7 @@ struct Batch {
     AttentionParams p;
     p.q = {q.data(), c.q, int64_t(c.qo_heads) * q_stride_head, q_stride_head};
     p.q_indptr = q_indptr.data();
-    p.num_qo_heads = c.qo_heads;
+    p.num_q_heads = c.qo_heads;
     p.cache = pool.view;
     p.pages = pages.table(csr);
     p.out = {out.data(), c.out, int64_t(c.qo_heads) * out_stride_head, out_stride_head};

@@ -27,7 +27,7 @@ struct Valid {
     problem = attention_problem(q_indptr, kv_len, 8, 2, 64, 64);
     params.q = {q.data(), DType::bf16, 8 * 64, 64};
     params.q_indptr = q_indptr.data();
-    params.num_qo_heads = 8;
+    params.num_q_heads = 8;
     params.cache = pool.view;
     params.pages = pages.table(false);
     params.out = {out.data(), DType::bf16, 8 * 64, 64};
@@ -80,11 +80,11 @@ TEST(AttentionErrors, QueryLongerThanKvInCausalMode) {
 
 TEST(AttentionErrors, HeadsNotDivisibleForGqa) {
   Valid v;
-  v.problem.num_qo_heads = 7;
-  expect_error([&] { v.run(); }, {"plan_attention", "num_qo_heads = 7", "multiple of num_kv_heads = 2"});
+  v.problem.num_q_heads = 7;
+  expect_error([&] { v.run(); }, {"plan_attention", "num_q_heads = 7", "multiple of num_kv_heads = 2"});
   Valid w;
-  w.params.num_qo_heads = 7;
-  expect_error([&] { reference::paged_attention(w.params); }, {"num_qo_heads = 7"});
+  w.params.num_q_heads = 7;
+  expect_error([&] { reference::paged_attention(w.params); }, {"num_q_heads = 7"});
 }
 
 TEST(AttentionErrors, UnsupportedHeadDimOrDtype) {

@@ -29,17 +29,18 @@ void ref_linear(const QuantizedWeight& w, const std::vector<uint16_t>& x, int64_
   LinearParams p;
   p.m = m;
   p.k = w.k();
-  p.x = x.data();
-  p.x_stride = w.k();
+  p.x.data = x.data();
+  p.x.stride_token = w.k();
   p.activations = mode;
   p.silu_mul = silu;
   const int64_t n = silu ? w.n() / 2 : w.n();
   if (!residual) y.assign(size_t(m * n), 0);
-  p.y = y.data();
-  p.y_stride = n;
+  p.y.data = y.data();
+  p.y.stride_token = n;
   if (residual) {
-    p.residual = y.data();
-    p.residual_stride = n;
+    p.residual.data = y.data();
+    p.residual.stride_token = n;
+    p.residual.dtype = p.y.dtype;
   }
   if (bias && !bias->empty()) {
     p.bias = bias->data();
@@ -85,7 +86,7 @@ std::vector<float> dense_logits(const ModelConfig& c, const ModelWeights& w, con
     rp.head_dim = c.head_dim;
     rp.num_q_heads = c.heads;
     rp.q = {qkv.data(), DType::bf16, c.qkv_size(), c.head_dim};
-    rp.num_k_heads = c.kv_heads;
+    rp.num_kv_heads = c.kv_heads;
     rp.k = {qkv.data() + c.q_size(), DType::bf16, c.qkv_size(), c.head_dim};
     reference::apply_rope(rp);
     // Causal attention in double; GQA: query head hq reads KV head hq / (heads / kv_heads).
@@ -121,11 +122,11 @@ std::vector<float> dense_logits(const ModelConfig& c, const ModelWeights& w, con
   LinearParams p;
   p.m = L;
   p.k = c.hidden;
-  p.x = x.data();
-  p.x_stride = c.hidden;
-  p.y = logits.data();
-  p.y_dtype = DType::f32;
-  p.y_stride = c.vocab;
+  p.x.data = x.data();
+  p.x.stride_token = c.hidden;
+  p.y.data = logits.data();
+  p.y.dtype = DType::f32;
+  p.y.stride_token = c.vocab;
   p.activations = mode;
   reference::linear(w.lm_head, p);
   return logits;

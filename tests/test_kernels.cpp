@@ -46,7 +46,7 @@ bool reached(const std::string& op, const std::string& name) {
         for (DType x : dtypes)
           for (int64_t m : {1, 2, 16, 64}) {
             p.activations = mode;
-            p.x_dtype = x;
+            p.x.dtype = x;
             p.m = m;
             if (name == linear_kernel_name(w, p)) return true;
           }

@@ -31,13 +31,13 @@ struct Workspace {
 LinearParams int8_params(int64_t m, int64_t k, int64_t n, const Buffer& x, Buffer& y, int threads = 1) {
   LinearParams p;
   p.m = m;
-  p.x = x.data();
-  p.x_dtype = DType::f32;
+  p.x.data = x.data();
+  p.x.dtype = DType::f32;
   p.k = k;
-  p.x_stride = k;
-  p.y = y.data();
-  p.y_dtype = DType::f32;
-  p.y_stride = n;
+  p.x.stride_token = k;
+  p.y.data = y.data();
+  p.y.dtype = DType::f32;
+  p.y.stride_token = n;
   p.activations = LinearActivations::int8_per_token;
   p.num_threads = threads;
   return p;
@@ -77,16 +77,16 @@ struct Call {
     p.activations = mode;
     p.silu_mul = silu;
     n_out = linear_out_features(w, p);
-    p.x_dtype = xt;
+    p.x.dtype = xt;
     p.k = w.k();
-    p.x_stride = w.k() + 3;  // rows are not contiguous
-    p.y_dtype = yt;
-    p.y_stride = n_out + 5;
-    x = Buffer(xt, size_t(m * p.x_stride));
+    p.x.stride_token = w.k() + 3;  // rows are not contiguous
+    p.y.dtype = yt;
+    p.y.stride_token = n_out + 5;
+    x = Buffer(xt, size_t(m * p.x.stride_token));
     x.fill_uniform(rng, -1.f, 1.f);
-    y = Buffer(yt, size_t(m * p.y_stride));
-    expected = Buffer(yt, size_t(m * p.y_stride));
-    p.x = x.data();
+    y = Buffer(yt, size_t(m * p.y.stride_token));
+    expected = Buffer(yt, size_t(m * p.y.stride_token));
+    p.x.data = x.data();
     if (with_bias) {
       bias = Buffer(DType::bf16, size_t(w.n()));
       bias.fill_uniform(rng, -0.5f, 0.5f);
@@ -94,9 +94,10 @@ struct Call {
       p.bias_dtype = DType::bf16;
     }
     if (with_residual) {
-      residual = Buffer(yt, size_t(m * p.y_stride));
+      residual = Buffer(yt, size_t(m * p.y.stride_token));
       residual.fill_uniform(rng, -2.f, 2.f);
-      p.residual_stride = p.y_stride;
+      p.residual.stride_token = p.y.stride_token;
+      p.residual.dtype = p.y.dtype;
     }
     compute_expected();
   }
@@ -126,37 +127,37 @@ struct Call {
   }
 
   void compute_expected() {
-    p.y = expected.data();
-    if (residual.n) p.residual = residual.data();
+    p.y.data = expected.data();
+    if (residual.n) p.residual.data = residual.data();
     reference::linear(w, p);
     if (p.silu_mul) {  // the gate and up values themselves, for the bound of SiLU(gate) * up
       LinearParams q = p;
       q.silu_mul = false;
-      q.residual = nullptr;
-      q.y_dtype = DType::f32;
-      q.y_stride = w.n();
+      q.residual.data = nullptr;
+      q.y.dtype = DType::f32;
+      q.y.stride_token = w.n();
       Buffer pre(DType::f32, size_t(p.m * w.n()));
-      q.y = pre.data();
+      q.y.data = pre.data();
       reference::linear(w, q);
       gate_up.resize(pre.n);
       for (size_t i = 0; i < pre.n; ++i) gate_up[i] = pre.get(i);
     }
     // Derived tolerance of every output element.
     tol.assign(size_t(p.m * n_out), 0);
-    const double u = testutil::unit_roundoff(p.y_dtype);
+    const double u = testutil::unit_roundoff(p.y.dtype);
     for (int64_t m = 0; m < p.m; ++m) {
       std::vector<double> xv(size_t(w.k()));
-      const char* xr = static_cast<const char*>(x.data()) + m * p.x_stride * dtype_size(p.x_dtype);
+      const char* xr = static_cast<const char*>(x.data()) + m * p.x.stride_token * dtype_size(p.x.dtype);
       if (p.activations == LinearActivations::int8_per_token) {
         std::vector<int8_t> a(size_t(w.k()));
-        const double rs = reference::quantize_activation_row(xr, p.x_dtype, w.k(), a.data());
+        const double rs = reference::quantize_activation_row(xr, p.x.dtype, w.k(), a.data());
         for (int64_t i = 0; i < w.k(); ++i) xv[size_t(i)] = rs * a[size_t(i)];
       } else {
-        for (int64_t i = 0; i < w.k(); ++i) xv[size_t(i)] = x.get(size_t(m * p.x_stride + i));
+        for (int64_t i = 0; i < w.k(); ++i) xv[size_t(i)] = x.get(size_t(m * p.x.stride_token + i));
       }
       const std::vector<double> pre = pre_activation_bounds(xv);
       for (int64_t c = 0; c < n_out; ++c) {
-        const double e = expected.get(size_t(m * p.y_stride + c));
+        const double e = expected.get(size_t(m * p.y.stride_token + c));
         double t = pre[size_t(c)];
         if (p.silu_mul) {  // out = silu(g) * u, |silu'| <= 1.1
           const double g = gate_up[size_t(m * w.n() + c)], up = gate_up[size_t(m * w.n() + n_out + c)];
@@ -176,20 +177,20 @@ struct Call {
     p.workspace = ws.ptr;
     p.workspace_bytes = ws.size;
     for (size_t i = 0; i < y.n; ++i) y.set(i, NAN);
-    p.y = y.data();
+    p.y.data = y.data();
     if (residual.n) {  // in place: y holds the residual, as in hidden += o_proj(attn)
       std::memcpy(y.data(), residual.data(), residual.bytes());
-      p.residual = y.data();
+      p.residual.data = y.data();
     }
     linear(w, p);
     for (int64_t m = 0; m < p.m; ++m) {
       for (int64_t c = 0; c < n_out; ++c) {
-        const size_t i = size_t(m * p.y_stride + c);
+        const size_t i = size_t(m * p.y.stride_token + c);
         ASSERT_LE(std::fabs(double(y.get(i)) - expected.get(i)), tol[size_t(m * n_out + c)])
             << what << " m " << m << " col " << c << " got " << y.get(i) << " expected " << expected.get(i);
       }
-      for (int64_t c = n_out; c < p.y_stride && !residual.n; ++c)
-        ASSERT_TRUE(std::isnan(y.get(size_t(m * p.y_stride + c)))) << what << ": wrote the row padding";
+      for (int64_t c = n_out; c < p.y.stride_token && !residual.n; ++c)
+        ASSERT_TRUE(std::isnan(y.get(size_t(m * p.y.stride_token + c)))) << what << ": wrote the row padding";
     }
   }
 
@@ -301,7 +302,7 @@ TEST(Linear, ManyRowsOverTileShapes) {
   const std::vector<float> wf = random_weights(2 * half, k, rng);
   for (int bits : {4, 8}) {
     const QuantizedWeight w =
-        quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 128, QuantZero::symmetric}, true);
+        quantize(wf.data(), DType::f32, 2 * half, k, k, testutil::gate_up_options(QuantFormat{bits, 128, QuantZero::symmetric}));
     for (bool silu : {false, true}) {
       for (int64_t m : {3, 37}) {
         SCOPED_TRACE(testing::Message() << "epilogues bits " << bits << " silu " << silu << " m " << m);
@@ -369,9 +370,9 @@ TEST(Linear, SelectionFollowsTheTable) {
         const auto want = expected(c, m, weight->format().bits);
         p.m = m;
         p.activations = LinearActivations::float_;
-        p.x_dtype = DType::bf16;
+        p.x.dtype = DType::bf16;
         EXPECT_EQ(linear_kernel_name(*weight, p), want[0]);
-        p.x_dtype = DType::f32;
+        p.x.dtype = DType::f32;
         EXPECT_EQ(linear_kernel_name(*weight, p), want[1]);
         const LinearUnit f32 = linear_unit(*weight, p);
         EXPECT_EQ(f32, want[1] == "avx512_fixed_point" ? LinearUnit::int8_dot : LinearUnit::fp32_fma);
@@ -415,7 +416,7 @@ TEST(Linear, EpiloguesBiasResidualAndSiluMul) {
   for (int bits : {4, 8})
     for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
       const QuantizedWeight w =
-          quantize(wf.data(), DType::f32, 2 * half, k, k, QuantFormat{bits, 64, QuantZero::symmetric}, true);
+          quantize(wf.data(), DType::f32, 2 * half, k, k, testutil::gate_up_options(QuantFormat{bits, 64, QuantZero::symmetric}));
       for (bool silu : {false, true})
         for (bool residual : {false, true})
           for (DType y : {DType::f32, DType::bf16})
@@ -521,9 +522,9 @@ TEST(Linear, OneRowFixedPointIsExactWhenTheArithmeticIs) {
         x.set(3, 1.f);
         LinearParams p = int8_params(1, k, n, x, y);
         p.activations = LinearActivations::float_;
-        p.x_dtype = xt;
+        p.x.dtype = xt;
         LinearParams q = p;
-        q.y = ref.data();
+        q.y.data = ref.data();
         reference::linear(w, q);
         on_every_kernel(w, p, [&](const std::string& kernel) {
           for (size_t i = 0; i < y.n; ++i)
@@ -572,7 +573,7 @@ TEST(Linear, OneRowOfWideRangeActivations) {
       call.check_every_kernel();
       call.x.set(size_t(k / 2), INFINITY);
       LinearParams p = call.p;
-      p.y = call.y.data();
+      p.y.data = call.y.data();
       on_every_kernel(w, p, [&](const std::string& kernel) {
         const bool fixed_point = linear_unit(w, p) == LinearUnit::int8_dot;
         for (int64_t c = 0; c < call.n_out; ++c) {
@@ -685,11 +686,11 @@ TEST(Linear, Errors) {
   Workspace ws;
   LinearParams good;
   good.m = 4;
-  good.x = x.data();
+  good.x.data = x.data();
   good.k = 64;
-  good.x_stride = 64;
-  good.y = y.data();
-  good.y_stride = 32;
+  good.x.stride_token = 64;
+  good.y.data = y.data();
+  good.y.stride_token = 32;
   ws.reserve(linear_workspace_size(w, good));
   good.workspace = ws.ptr;
   good.workspace_bytes = ws.size;
@@ -701,20 +702,22 @@ TEST(Linear, Errors) {
   };
   bad([](LinearParams& p) { p.m = -1; }, {"linear", "params.m = -1"});
   bad([](LinearParams& p) { p.k = 63; }, {"params.k = 63", "weight's k = 64"});
-  bad([](LinearParams& p) { p.x_stride = 60; }, {"x_stride = 60", "k = 64"});
-  bad([](LinearParams& p) { p.x = nullptr; }, {"x"});
-  bad([](LinearParams& p) { p.y = nullptr; }, {"y"});
-  bad([](LinearParams& p) { p.y_stride = 16; }, {"y_stride"});
+  bad([](LinearParams& p) { p.x.stride_token = 60; }, {"x.stride_token = 60", "k = 64"});
+  bad([](LinearParams& p) { p.x.data = nullptr; }, {"x"});
+  bad([](LinearParams& p) { p.y.data = nullptr; }, {"y"});
+  bad([](LinearParams& p) { p.y.stride_token = 16; }, {"y.stride_token"});
   bad([](LinearParams& p) { p.num_threads = 0; }, {"num_threads = 0"});
   bad([](LinearParams& p) { p.silu_mul = true; }, {"silu_mul", "gate_up"});
   bad([](LinearParams& p) { p.workspace_bytes -= 1; }, {"workspace_bytes"});
   bad([](LinearParams& p) { p.workspace = nullptr; }, {"workspace is null"});
   bad([](LinearParams& p) { p.workspace = static_cast<char*>(p.workspace) + 4; }, {"64-byte aligned"});
-  bad([&](LinearParams& p) { p.y = x.data(); }, {"y overlaps x"});
-  bad([&](LinearParams& p) { p.residual = static_cast<uint16_t*>(y.data()) + 1; p.residual_stride = 32; },
+  bad([&](LinearParams& p) { p.y.data = x.data(); }, {"y overlaps x"});
+  bad([&](LinearParams& p) { p.residual.data = static_cast<uint16_t*>(y.data()) + 1; p.residual.stride_token = 32; },
       {"residual must be y itself"});
+  bad([&](LinearParams& p) { p.residual.data = y.data(); p.residual.stride_token = 32; p.residual.dtype = DType::f32; },
+      {"residual.dtype = f32", "y's dtype bf16"});
   bad([](LinearParams& p) { p.activations = LinearActivations(7); }, {"activations = 7"});
-  bad([](LinearParams& p) { p.x_dtype = DType(9); }, {"x"});
+  bad([](LinearParams& p) { p.x.dtype = DType(9); }, {"x"});
   expect_error([&] { linear(QuantizedWeight(), good); }, {"empty"});
 }
 

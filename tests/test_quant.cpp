@@ -69,7 +69,7 @@ TEST(Quantize, Bf16AndF16InputsAndStrideGiveTheSameWeightAsFp32) {
   const QuantFormat f{4, 32, QuantZero::zero_point};
   const QuantizedWeight a = quantize(w.data(), DType::f32, n, k, stride, f);
   const QuantizedWeight b = quantize(wb.data(), DType::bf16, n, k, stride, f);
-  EXPECT_EQ(save(a), save(b));
+  EXPECT_EQ(save_weight(a), save_weight(b));
 }
 
 TEST(Quantize, GateUpKeepsEveryRowsValues) {
@@ -78,7 +78,7 @@ TEST(Quantize, GateUpKeepsEveryRowsValues) {
   const std::vector<float> w = random_weights(n, k, rng);
   const QuantFormat f{4, 64, QuantZero::symmetric};
   const QuantizedWeight plain = quantize(w.data(), DType::f32, n, k, k, f);
-  const QuantizedWeight fused = quantize(w.data(), DType::f32, n, k, k, f, /*gate_up=*/true);
+  const QuantizedWeight fused = quantize(w.data(), DType::f32, n, k, k, testutil::gate_up_options(f));
   EXPECT_TRUE(fused.gate_up());
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < k; ++i) ASSERT_EQ(fused.dequantize(r, i), plain.dequantize(r, i));
@@ -95,7 +95,7 @@ TEST(Quantize, Errors) {
   expect_error([&] { quantize(nullptr, DType::f32, 4, 128, 128, QuantFormat{}); }, {"w is null"});
   expect_error([&] { quantize(w.data(), DType::f32, 4, 128, 100, QuantFormat{}); }, {"stride = 100"});
   expect_error([&] { quantize(w.data(), DType::f32, 0, 128, 128, QuantFormat{}); }, {"n = 0"});
-  expect_error([&] { quantize(w.data(), DType::f32, 3, 128, 128, QuantFormat{}, true); }, {"gate_up", "even n"});
+  expect_error([&] { quantize(w.data(), DType::f32, 3, 128, 128, testutil::gate_up_options(QuantFormat{})); }, {"gate_up", "even n"});
   expect_error([&] { quantize(w.data(), DType::f32, 1, 65600, 65600, QuantFormat{4, 32, QuantZero::symmetric}); },
                {"k = 65600"});
   w[7] = NAN;
@@ -305,41 +305,41 @@ TEST(SaveLoad, RoundTripIsExactForEveryKind) {
   const std::vector<float> wf = random_weights(40, 100, rng);
   const std::vector<QuantizedWeight> weights = {
       ck.import(), quantize(wf.data(), DType::f32, 40, 100, 100, QuantFormat{8, 0, QuantZero::symmetric}),
-      quantize(wf.data(), DType::f32, 40, 100, 100, QuantFormat{4, 0, QuantZero::float_offset}, true)};
+      quantize(wf.data(), DType::f32, 40, 100, 100, testutil::gate_up_options(QuantFormat{4, 0, QuantZero::float_offset}))};
   for (const QuantizedWeight& w : weights) {
-    const std::vector<uint8_t> bytes = save(w);
-    const QuantizedWeight back = load(bytes.data(), bytes.size());
-    EXPECT_EQ(save(back), bytes);
+    const std::vector<uint8_t> bytes = save_weight(w);
+    const QuantizedWeight back = load_weight(bytes.data(), bytes.size());
+    EXPECT_EQ(save_weight(back), bytes);
     EXPECT_EQ(back.gate_up(), w.gate_up());
     EXPECT_EQ(back.act_order(), w.act_order());
     for (int64_t r = 0; r < w.n(); ++r)
       for (int64_t i = 0; i < w.k(); ++i) ASSERT_EQ(back.dequantize(r, i), w.dequantize(r, i));
   }
   const std::string path = ::testing::TempDir() + "pagedinfer_weight.bin";
-  save_file(weights[0], path);
-  EXPECT_EQ(save(load_file(path)), save(weights[0]));
+  save_weight_file(weights[0], path);
+  EXPECT_EQ(save_weight(load_weight_file(path)), save_weight(weights[0]));
   std::remove(path.c_str());
 }
 
 TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   std::mt19937 rng(10);
   const std::vector<float> wf = random_weights(16, 64, rng);
-  const std::vector<uint8_t> good = save(quantize(wf.data(), DType::f32, 16, 64, 64, QuantFormat{4, 32, QuantZero::zero_point}));
+  const std::vector<uint8_t> good = save_weight(quantize(wf.data(), DType::f32, 16, 64, 64, QuantFormat{4, 32, QuantZero::zero_point}));
   for (size_t len : {size_t(0), size_t(7), size_t(20), good.size() / 2, good.size() - 1})
-    expect_error([&] { load(good.data(), len); }, {"load", "truncated"});
+    expect_error([&] { load_weight(good.data(), len); }, {"load_weight", "truncated"});
   std::vector<uint8_t> bad = good;
   bad[good.size() / 2] ^= 0x10;
-  expect_error([&] { load(bad.data(), bad.size()); }, {"checksum mismatch"});
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"checksum mismatch"});
   bad = good;
   bad[8] = 2;  // version
-  expect_error([&] { load(bad.data(), bad.size()); }, {"format version 2", "not supported"});
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"format version 2", "not supported"});
   bad = good;
   bad[0] = 'X';
-  expect_error([&] { load(bad.data(), bad.size()); }, {"bad magic"});
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"bad magic"});
   bad = good;
   bad.push_back(0);
-  expect_error([&] { load(bad.data(), bad.size()); }, {"unexpected bytes"});
-  expect_error([] { load_file("/nonexistent/dir/w.bin"); }, {"load_file", "cannot open"});
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"unexpected bytes"});
+  expect_error([] { load_weight_file("/nonexistent/dir/w.bin"); }, {"load_weight_file", "cannot open"});
 }
 
 }  // namespace

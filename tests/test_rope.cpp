@@ -92,7 +92,7 @@ struct RopeInputs {
     p.head_dim = c.head_dim;
     p.num_q_heads = c.q_heads;
     if (c.q_heads) p.q = qkv.q();
-    p.num_k_heads = c.k_heads;
+    p.num_kv_heads = c.k_heads;
     if (c.k_heads) p.k = qkv.k();
     p.num_threads = c.threads;
     return p;
@@ -357,7 +357,7 @@ TEST(RopeErrors, NameTheArgument) {
   Pool pool(Layout::nhd, DType::bf16, 4, 16, 4, 128, 128);
   std::vector<int64_t> slots = {0, 1, 2};
   expect_error([&] { apply_rope_and_append_kv(in.params(c, x), pool.view, x.v(), slots.data()); },
-               {"num_k_heads", "cache.num_kv_heads"});
+               {"num_kv_heads", "cache.num_kv_heads"});
   RopeConfig cfg;
   cfg.rotary_dim = 64;
   cfg.max_position = 16;

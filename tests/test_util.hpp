@@ -62,6 +62,13 @@ struct ForcedKernel {
   ~ForcedKernel() { pagedinfer::force_kernel(op, ""); }
 };
 
+// Quantize options for a fused gate/up weight.
+inline pagedinfer::QuantizeOptions gate_up_options(const pagedinfer::QuantFormat& f) {
+  pagedinfer::QuantizeOptions o(f);
+  o.gate_up = true;
+  return o;
+}
+
 // The names of an op's registered kernels.
 inline std::vector<std::string> kernel_names(const std::string& op) {
   std::vector<std::string> out;
@@ -236,7 +243,7 @@ inline pagedinfer::AttentionProblem attention_problem(const std::vector<int32_t>
   pr.num_reqs = int32_t(kv_len.size());
   pr.q_indptr = q_indptr.data();
   pr.kv_len = kv_len.data();
-  pr.num_qo_heads = qo_heads;
+  pr.num_q_heads = qo_heads;
   pr.num_kv_heads = kv_heads;
   pr.head_dim_qk = dq;
   pr.head_dim_v = dv;

@@ -45,7 +45,7 @@ std::vector<Selection> linear_selections() {
         p.m = s.m;
         p.k = k;
         p.activations = mode;
-        p.x_dtype = DType::bf16;
+        p.x.dtype = DType::bf16;
         const std::string name = std::string(w == &w4 ? "W4" : "W8") + (mode == LinearActivations::float_ ? "A16" : "A8");
         out.push_back({std::string(s.what) + " " + name + " bf16 x", std::string(linear_kernel_name(*w, p)) + " (" +
                                                                        linear_unit_name(linear_unit(*w, p)) + ")"});

@@ -28,15 +28,16 @@ void Engine::Forward::linear(const pagedinfer::QuantizedWeight& w, const void* x
   pagedinfer::LinearParams p;
   p.m = m;
   p.k = w.k();
-  p.x = x;
-  p.x_dtype = DType::bf16;
-  p.x_stride = w.k();
-  p.y = y;
-  p.y_dtype = y_dtype;
-  p.y_stride = silu ? w.n() / 2 : w.n();
+  p.x.data = x;
+  p.x.dtype = DType::bf16;
+  p.x.stride_token = w.k();
+  p.y.data = y;
+  p.y.dtype = y_dtype;
+  p.y.stride_token = silu ? w.n() / 2 : w.n();
   if (residual) {
-    p.residual = y;
-    p.residual_stride = p.y_stride;
+    p.residual.data = y;
+    p.residual.stride_token = p.y.stride_token;
+    p.residual.dtype = p.y.dtype;
   }
   if (bias && !bias->empty()) {
     p.bias = bias->data();
@@ -76,7 +77,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     problem.num_reqs = R;
     problem.q_indptr = b.q_indptr.data();
     problem.kv_len = b.kv_len.data();
-    problem.num_qo_heads = c.heads;
+    problem.num_q_heads = c.heads;
     problem.num_kv_heads = c.kv_heads;
     problem.head_dim_qk = problem.head_dim_v = c.head_dim;
     problem.num_threads = threads;
@@ -113,7 +114,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
       rp.head_dim = c.head_dim;
       rp.num_q_heads = c.heads;
       rp.q = {qkv_.data(), DType::bf16, c.qkv_size(), c.head_dim};
-      rp.num_k_heads = c.kv_heads;
+      rp.num_kv_heads = c.kv_heads;
       rp.k = {qkv_.data() + c.q_size(), DType::bf16, c.qkv_size(), c.head_dim};
       rp.num_threads = threads;
       const pagedinfer::TokensView v{qkv_.data() + c.q_size() + c.kv_size(), DType::bf16, c.qkv_size(), c.head_dim};
@@ -125,7 +126,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
       pagedinfer::AttentionParams ap;
       ap.q = {qkv_.data(), DType::bf16, c.qkv_size(), c.head_dim};
       ap.q_indptr = b.q_indptr.data();
-      ap.num_qo_heads = c.heads;
+      ap.num_q_heads = c.heads;
       ap.cache = caches[size_t(l)];
       ap.pages.num_reqs = R;
       ap.pages.kv_len = b.kv_len.data();

@@ -42,8 +42,10 @@ std::vector<uint16_t> bf16_vector(uint64_t stream, int64_t n, float center, floa
 pagedinfer::QuantizedWeight linear_weight(const ModelConfig& c, uint64_t stream, int64_t rows, int64_t cols,
                                           bool gate_up, int num_threads) {
   const std::vector<float> w = dense(stream, rows, cols, std::sqrt(3.0f / float(cols)), num_threads);
-  return pagedinfer::quantize(w.data(), pagedinfer::DType::f32, rows, cols, cols, weight_format(c, cols), gate_up,
-                              num_threads);
+  pagedinfer::QuantizeOptions options(weight_format(c, cols));
+  options.gate_up = gate_up;
+  options.num_threads = num_threads;
+  return pagedinfer::quantize(w.data(), pagedinfer::DType::f32, rows, cols, cols, options);
 }
 
 }  // namespace

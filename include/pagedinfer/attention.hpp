@@ -5,7 +5,7 @@
 // KV tokens (which already include the new tokens). Query token i of the request sits at
 // position pos = kv_len - q_len + i (bottom-right aligned: decode has q_len = 1 and pos =
 // kv_len - 1; prefill of a fresh prompt has q_len == kv_len; chunked prefill has q_len < kv_len).
-// Query head h reads KV head g = h / (num_qo_heads / num_kv_heads) (GQA; MQA has one KV head).
+// Query head h reads KV head g = h / (num_q_heads / num_kv_heads) (GQA; MQA has one KV head).
 //
 //   s_j   = scale * <q[i, h], k[j, g]>                          j = 0 .. kv_len-1
 //   s_j   = softcap * tanh(s_j / softcap)                       if softcap > 0
@@ -40,20 +40,20 @@
 namespace pagedinfer {
 
 struct AttentionParams {
-  TokensView q;                          // [q_indptr[num_reqs], num_qo_heads, head_dim_qk]
+  TokensView q;                          // [q_indptr[num_reqs], num_q_heads, head_dim_qk]
   const int32_t* q_indptr = nullptr;     // [num_reqs + 1]; q_indptr[0] == 0, non-decreasing
-  int32_t num_qo_heads = 0;              // multiple of cache.num_kv_heads
+  int32_t num_q_heads = 0;              // multiple of cache.num_kv_heads
   KVCacheView cache;                     // head_dim_qk = cache.k.head_dim, head_dim_v = cache.v.head_dim
   PageTable pages;                       // pages.num_reqs requests and their kv_len
-  OutTokensView out;                     // [q_indptr[num_reqs], num_qo_heads, head_dim_v]
-  float* lse = nullptr;                  // optional [q_indptr[num_reqs], num_qo_heads], natural log
+  OutTokensView out;                     // [q_indptr[num_reqs], num_q_heads, head_dim_v]
+  float* lse = nullptr;                  // optional [q_indptr[num_reqs], num_q_heads], natural log
   float scale = 1.0f;                    // usually 1 / sqrt(head_dim_qk)
   bool causal = true;
   int32_t window_left = -1;              // -1: unlimited
   int32_t window_right = -1;             // -1: unlimited; causal already limits the right side
   float softcap = 0.0f;                  // 0: off
-  const float* alibi_slopes = nullptr;   // optional [num_qo_heads]
-  const float* sinks = nullptr;          // optional [num_qo_heads] logits of the attention sink
+  const float* alibi_slopes = nullptr;   // optional [num_q_heads]
+  const float* sinks = nullptr;          // optional [num_q_heads] logits of the attention sink
 };
 
 // What a plan depends on: the batch's metadata, the same for every layer of a step.
@@ -61,7 +61,7 @@ struct AttentionProblem {
   int32_t num_reqs = 0;
   const int32_t* q_indptr = nullptr;     // [num_reqs + 1]
   const int32_t* kv_len = nullptr;       // [num_reqs]
-  int32_t num_qo_heads = 0;
+  int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
   int32_t head_dim_qk = 0;
   int32_t head_dim_v = 0;

@@ -18,12 +18,10 @@
 //   CSR      page_indptr [num_reqs + 1] + page_indices + kv_len  (FlashInfer, SGLang)
 //
 // Speed: allocate pools page-aligned (4 KiB, as mmap or a large-tensor allocator does). One
-// head's page of an HND pool (16 tokens x 128 x bf16 = 4 KiB) then spans one OS page, not two:
-// decode measured 0.49 -> 0.60-0.70 of DRAM bandwidth (bench_attention) against malloc's
-// 64-byte alignment. Better, back pools with huge pages (pagedinfer/memory.hpp's
-// HugePageAllocator, or hugetlbfs): pages read through a shuffled table cost a TLB miss each on
-// 4 KiB pages; scattered 4 KiB reads measured 19-20 GB/s on 4 KiB pages, 23-27 GB/s on huge
-// pages (2 threads, sequential reads 29-32 GB/s), and decode 2-5% faster.
+// head's page of an HND pool (16 tokens x 128 x bf16 = 4 KiB) then spans one OS page, not two.
+// Better, back pools with huge pages (pagedinfer/memory.hpp's HugePageAllocator, or
+// hugetlbfs): pages read through a shuffled table cost a TLB miss each on 4 KiB pages.
+// docs/design/attention.md has the measurements.
 #pragma once
 #include <cstdint>
 

@@ -8,8 +8,8 @@
 //       in fp32 and scaled once: y = sum_g s[g] * sum_{k in g} q * x + offset[g] * sum_{k in g} x,
 //       offset = -s * z (or m). bf16 x runs on bf16 dot products (AVX512-BF16) or AMX bf16
 //       tiles (from 2 rows) where present, fp32 and fp16 x on fp32 FMA.
-//       One row (m = 1) on Intel cores with AVX512-VNNI and BF16 (whose bf16 dot products are
-//       slow) runs on VNNI in fixed point instead: x becomes X = round(x * 2^(30 - e)) (ties to
+//       One row (m = 1) on Intel cores with AVX512-VNNI (where bf16 dot products are slow) runs
+//       on VNNI in fixed point instead (the avx512_fixed_point kernel, kernels.hpp): x becomes X = round(x * 2^(30 - e)) (ties to
 //       even), max|x| < 2^e (e >= -96), in four int8 limbs; each group's sum of q * X is exact
 //       int32 per limb, joined in fp32, then scaled as above and by 2^(e - 30) last. So x is
 //       exact where its lowest bit is at least 2^(e - 30) (bf16 x within 22 binades of the row's
@@ -18,8 +18,10 @@
 //   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
 //       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
 //       max|x| / 127; the group sums of q * a are exact int32
-//       (VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where present); groups are
-//       combined in fp32 as above and the row scale applied last.
+//       (AVX512-VNNI or AVX-VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where
+//       present; widened int32 products elsewhere); groups are combined in fp32 as above and the
+//       row scale applied last.
+// Which kernel runs a call: linear_kernel_name() below, the table in src/gemm/dispatch.cpp.
 //
 // Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,
 // SiLU(gate) * up (n_out = n / 2); + residual (after the activation; it may be y itself, as in
@@ -33,24 +35,22 @@
 #include <cstdint>
 
 #include "pagedinfer/quant.hpp"
+#include "pagedinfer/tensor.hpp"
 
 namespace pagedinfer {
 
 enum class LinearActivations : int32_t { float_ = 0, int8_per_token = 1 };
 
+// Matrices are token tensors with one head (tensor.hpp): row r at data + r * stride_token
+// elements; stride_head is not used.
 struct LinearParams {
   int64_t m = 0;              // rows of x and y
   int64_t k = 0;              // columns of x: must equal the weight's k
-  const void* x = nullptr;    // [m, k], row stride x_stride (elements)
-  DType x_dtype = DType::bf16;
-  int64_t x_stride = 0;
-  void* y = nullptr;          // [m, n_out], row stride y_stride (elements); may not overlap x
-  DType y_dtype = DType::bf16;
-  int64_t y_stride = 0;
+  TokensView x;               // [m, k]
+  OutTokensView y;            // [m, n_out]; may not overlap x
+  TokensView residual;        // optional [m, n_out] in y's dtype; may be y itself (same data and stride)
   const void* bias = nullptr;  // [n] in the weight's row order, or null; dtype bias_dtype
   DType bias_dtype = DType::f32;
-  const void* residual = nullptr;  // [m, n_out], dtype y_dtype, row stride residual_stride; may be y
-  int64_t residual_stride = 0;
   LinearActivations activations = LinearActivations::float_;
   bool silu_mul = false;       // gate_up weights only: y = SiLU(gate) * up, n_out = n / 2
   int num_threads = 1;

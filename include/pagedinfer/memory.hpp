@@ -5,8 +5,7 @@
 // for transparent huge pages (Linux madvise(MADV_HUGEPAGE); advice only, so without THP they get
 // ordinary pages), smaller ones are page-aligned (4 KiB). Why: a KV page read through a
 // shuffled block table, or a weight stream crossing a 4 KiB boundary, costs a TLB miss on 4 KiB
-// pages. Measured here (2 threads): 4 KiB chunks read in a shuffled order over 1 GiB at
-// 19-20 GB/s on 4 KiB pages and 23-27 GB/s on huge pages.
+// pages (docs/performance.md has what it costs).
 #pragma once
 #include <cstddef>
 #include <cstdlib>

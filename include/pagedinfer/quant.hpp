@@ -12,8 +12,8 @@
 //
 // QuantizedWeight is made once at load time (quantize(), an importer, or load) and is then
 // read-only: any number of threads may run linear() on it at once. Its layout is private to
-// the library (src/gemm/layout.hpp) and versioned: save() writes it with a format version and a
-// checksum, load() refuses files of another version, truncated files and corrupt ones.
+// the library (src/gemm/layout.hpp) and versioned: save_weight() writes it with a format version and a
+// checksum, load_weight() refuses files of another version, truncated files and corrupt ones.
 //
 // GPTQ act-order (g_idx) is kept exactly: the importer orders k by group and the weight
 // remembers the order; linear() reads x in that order, so no caller-side permutation exists.
@@ -49,7 +49,7 @@ class PAGEDINFER_API QuantizedWeight {
   int64_t k() const;  // input features
   QuantFormat format() const;
   int64_t group_size() const;  // effective: k for per-channel
-  // Made by quantize(..., gate_up = true): linear() can then apply SiLU(gate) * up.
+  // Made by quantize() with options.gate_up: linear() can then apply SiLU(gate) * up.
   bool gate_up() const;
   bool act_order() const;  // k is reordered (GPTQ g_idx)
   // Bytes of the packed weight, scales and zero points (what a GEMV must read).
@@ -72,11 +72,16 @@ class PAGEDINFER_API QuantizedWeight {
 // symmetric: s = max|w| / (2^(bits-1) - 1); zero_point and float_offset: s = (max - min) /
 // (2^bits - 1), z = round(-min / s) clamped, m = min. s (and m) are rounded to fp16 first and q
 // is computed with the rounded values, so dequantize() returns exactly what linear() uses.
-// gate_up: rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused
-// gate/up layer (vLLM's MergedColumnParallelLinear); n must be even. Rows are quantized on up
-// to num_threads threads.
+struct QuantizeOptions {
+  QuantFormat format;
+  // Rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused gate/up
+  // layer (vLLM's MergedColumnParallelLinear); n must be even.
+  bool gate_up = false;
+  int num_threads = 1;  // rows are quantized on up to this many threads
+  QuantizeOptions(QuantFormat f = {}) : format(f) {}  // implicit: quantize(..., QuantFormat{...})
+};
 PAGEDINFER_API QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride,
-                                        const QuantFormat& format, bool gate_up = false, int num_threads = 1);
+                                        const QuantizeOptions& options);
 
 // AutoAWQ GEMM checkpoint, int4, w = (q - z) * s:
 //   qweight [k, n/8] int32: word (i, j) holds columns 8j..8j+7 of row i, nibble p (bits 4p..4p+3)
@@ -102,9 +107,9 @@ PAGEDINFER_API QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_
 PAGEDINFER_API QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k);
 
 // The packed form as bytes: magic, format version, shape, format, arrays, 64-bit checksum.
-PAGEDINFER_API std::vector<uint8_t> save(const QuantizedWeight& w);
-PAGEDINFER_API QuantizedWeight load(const uint8_t* data, std::size_t size);
-PAGEDINFER_API void save_file(const QuantizedWeight& w, const std::string& path);
-PAGEDINFER_API QuantizedWeight load_file(const std::string& path);
+PAGEDINFER_API std::vector<uint8_t> save_weight(const QuantizedWeight& w);
+PAGEDINFER_API QuantizedWeight load_weight(const uint8_t* data, std::size_t size);
+PAGEDINFER_API void save_weight_file(const QuantizedWeight& w, const std::string& path);
+PAGEDINFER_API QuantizedWeight load_weight_file(const std::string& path);
 
 }  // namespace pagedinfer

@@ -87,8 +87,8 @@ struct RopeParams {
   int32_t head_dim = 0;                    // >= rotary_dim
   int32_t num_q_heads = 0;
   OutTokensView q;                         // [num_tokens, num_q_heads, head_dim]; null: no query
-  int32_t num_k_heads = 0;
-  OutTokensView k;                         // [num_tokens, num_k_heads, head_dim]; null: no key
+  int32_t num_kv_heads = 0;
+  OutTokensView k;                         // [num_tokens, num_kv_heads, head_dim]; null: no key
   int num_threads = 1;
 };
 
@@ -98,7 +98,7 @@ PAGEDINFER_API void apply_rope(const RopeParams& p);
 // Pre-attention in one pass: q rotated in place; k read from p.k (left unchanged), rotated and
 // written into the cache slot slot_mapping[i] of token i together with value (as append_kv:
 // negative slot = skip, conversion to the cache's dtype). K makes one trip through memory.
-// p.num_k_heads must equal cache.num_kv_heads and p.head_dim cache.k.head_dim.
+// p.num_kv_heads must equal cache.num_kv_heads and p.head_dim cache.k.head_dim.
 PAGEDINFER_API void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, const TokensView& value,
                                              const int64_t* slot_mapping);
 

@@ -252,7 +252,7 @@ struct AttentionDriver {
       for (; d + W <= x.dv; d += W) store_as<A, T>(out, d, B::load_aligned(o + d) * factor);
       for (; d < x.dv; ++d) store_scalar_as<T>(out, d, o[d] * f);
     });
-    if (p.lse) p.lse[token * p.num_qo_heads + head] = lse;
+    if (p.lse) p.lse[token * p.num_q_heads + head] = lse;
   }
 };
 

@@ -55,7 +55,7 @@ struct AttentionItemOutput {
 };
 
 // One ISA's kernel for one KV dtype: computes a work item's rows. The params have been
-// validated; group = num_qo_heads / num_kv_heads.
+// validated; group = num_q_heads / num_kv_heads.
 using AttentionItemKernel = void (*)(const AttentionParams& p, const AttentionWorkItem& item, int32_t group,
                                      AttentionItemOutput dst, float* scratch);
 

@@ -40,7 +40,7 @@ AttentionPlan plan_attention(const AttentionProblem& pr) {
   if (pr.num_reqs == 0) plan.q_indptr.assign(1, 0);
   plan.kv_len.assign(pr.kv_len, pr.kv_len + pr.num_reqs);
 
-  const int32_t group = pr.num_qo_heads / pr.num_kv_heads;
+  const int32_t group = pr.num_q_heads / pr.num_kv_heads;
   int32_t max_q = 1;
   for (int32_t r = 0; r < pr.num_reqs; ++r) max_q = std::max(max_q, pr.q_indptr[r + 1] - pr.q_indptr[r]);
   plan.q_tile = std::min(max_q, std::max(1, detail::kAttnRowsTarget / group));

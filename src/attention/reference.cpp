@@ -37,7 +37,7 @@ bool visible(const AttentionParams& p, int64_t pos, int64_t j) {
 void paged_attention(const AttentionParams& p) {
   detail::validate_attention_params(p, "reference::paged_attention");
   const KVCacheView& c = p.cache;
-  const int32_t group = p.num_qo_heads / c.num_kv_heads, dq = c.k.head_dim, dv = c.v.head_dim;
+  const int32_t group = p.num_q_heads / c.num_kv_heads, dq = c.k.head_dim, dv = c.v.head_dim;
   const std::size_t q_es = dtype_size(p.q.dtype), o_es = dtype_size(p.out.dtype);
   for (int32_t r = 0; r < p.pages.num_reqs; ++r) {
     const int32_t kv_len = p.pages.kv_len[r], q_len = p.q_indptr[r + 1] - p.q_indptr[r];
@@ -74,7 +74,7 @@ void paged_attention(const AttentionParams& p) {
           for (int32_t d = 0; d < dv; ++d)
             detail::store_from_float(out, p.out.dtype, std::size_t(d), z > 0 ? float(o[std::size_t(d)] / z) : 0.f);
           if (p.lse)
-            p.lse[token * p.num_qo_heads + h] = z > 0 ? float(m + std::log(z)) : -std::numeric_limits<float>::infinity();
+            p.lse[token * p.num_q_heads + h] = z > 0 ? float(m + std::log(z)) : -std::numeric_limits<float>::infinity();
         }
     }
   }

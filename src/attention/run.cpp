@@ -27,7 +27,7 @@ void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, 
   void* out = static_cast<char*>(p.out.data) +
               (token * p.out.stride_token + head * p.out.stride_head) * int64_t(dtype_size(p.out.dtype));
   for (int32_t d = 0; d < p.cache.v.head_dim; ++d) store_from_float(out, p.out.dtype, std::size_t(d), o[d] * factor);
-  if (p.lse) p.lse[token * p.num_qo_heads + head] = lse;
+  if (p.lse) p.lse[token * p.num_q_heads + head] = lse;
 }
 
 }  // namespace detail
@@ -68,7 +68,7 @@ void paged_attention(const AttentionPlan& plan, const AttentionParams& p, void* 
   detail::validate_attention_params(p, "paged_attention");
   detail::validate_attention_against_plan(plan, p, workspace, workspace_bytes);
   const detail::AttentionItemKernel kernel = detail::attention_kernel(p.q.dtype, p.cache.dtype);
-  const int32_t group = p.num_qo_heads / p.cache.num_kv_heads;
+  const int32_t group = p.num_q_heads / p.cache.num_kv_heads;
   const int32_t rows_max = plan.q_tile * group;
   const detail::AttentionScratchLayout lay(rows_max, p.cache.k.head_dim, p.cache.v.head_dim);
   const int threads = plan.problem.num_threads;

@@ -20,7 +20,7 @@ void check_indptr(const int32_t* q_indptr, int32_t num_reqs, const char* where, 
 
 void check_heads(int32_t qo, int32_t kv, const char* where) {
   PAGEDINFER_CHECK(kv >= 1, where, "num_kv_heads = ", kv, " must be >= 1");
-  PAGEDINFER_CHECK(qo >= 1 && qo % kv == 0, where, "num_qo_heads = ", qo,
+  PAGEDINFER_CHECK(qo >= 1 && qo % kv == 0, where, "num_q_heads = ", qo,
                    " must be a positive multiple of num_kv_heads = ", kv, " (GQA groups)");
 }
 
@@ -29,13 +29,13 @@ void check_heads(int32_t qo, int32_t kv, const char* where) {
 void validate_attention_params(const AttentionParams& p, const char* where) {
   validate_cache(p.cache, where);
   validate_page_table(p.pages, p.cache, where);
-  check_heads(p.num_qo_heads, p.cache.num_kv_heads, where);
+  check_heads(p.num_q_heads, p.cache.num_kv_heads, where);
   const int32_t n = p.pages.num_reqs;
   check_indptr(p.q_indptr, n, where, "q_indptr");
   const int64_t total_q = n ? p.q_indptr[n] : 0;
-  validate_tokens(p.q.data, p.q.dtype, p.q.stride_token, p.q.stride_head, total_q, p.num_qo_heads,
+  validate_tokens(p.q.data, p.q.dtype, p.q.stride_token, p.q.stride_head, total_q, p.num_q_heads,
                   p.cache.k.head_dim, where, "q");
-  validate_tokens(p.out.data, p.out.dtype, p.out.stride_token, p.out.stride_head, total_q, p.num_qo_heads,
+  validate_tokens(p.out.data, p.out.dtype, p.out.stride_token, p.out.stride_head, total_q, p.num_q_heads,
                   p.cache.v.head_dim, where, "out");
   PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(p.lse) % alignof(float) == 0, where, "lse must be 4-byte aligned");
   PAGEDINFER_CHECK(std::isfinite(p.scale), where, "scale = ", p.scale, " must be finite");
@@ -54,7 +54,7 @@ void validate_attention_params(const AttentionParams& p, const char* where) {
 void validate_attention_problem(const AttentionProblem& pr) {
   const char* where = "plan_attention";
   PAGEDINFER_CHECK(pr.num_reqs >= 0, where, "num_reqs = ", pr.num_reqs, " must be >= 0");
-  check_heads(pr.num_qo_heads, pr.num_kv_heads, where);
+  check_heads(pr.num_q_heads, pr.num_kv_heads, where);
   for (int32_t d : {pr.head_dim_qk, pr.head_dim_v})
     PAGEDINFER_CHECK(d >= 8 && d <= kMaxHeadDim && d % 8 == 0, where, "head dim ", d,
                      " must be a multiple of 8 in [8, ", kMaxHeadDim, "]");
@@ -74,9 +74,9 @@ void validate_attention_against_plan(const AttentionPlan& plan, const AttentionP
                    "plan was not made by plan_attention");
   PAGEDINFER_CHECK(p.pages.num_reqs == pr.num_reqs, where, "pages.num_reqs = ", p.pages.num_reqs,
                    " differs from the plan's ", pr.num_reqs, ": re-plan when the batch changes");
-  PAGEDINFER_CHECK(p.num_qo_heads == pr.num_qo_heads && p.cache.num_kv_heads == pr.num_kv_heads, where,
-                   "heads (", p.num_qo_heads, " query, ", p.cache.num_kv_heads, " KV) differ from the plan's (",
-                   pr.num_qo_heads, ", ", pr.num_kv_heads, ")");
+  PAGEDINFER_CHECK(p.num_q_heads == pr.num_q_heads && p.cache.num_kv_heads == pr.num_kv_heads, where,
+                   "heads (", p.num_q_heads, " query, ", p.cache.num_kv_heads, " KV) differ from the plan's (",
+                   pr.num_q_heads, ", ", pr.num_kv_heads, ")");
   PAGEDINFER_CHECK(p.cache.k.head_dim == pr.head_dim_qk && p.cache.v.head_dim == pr.head_dim_v, where,
                    "head dims (", p.cache.k.head_dim, ", ", p.cache.v.head_dim, ") differ from the plan's (",
                    pr.head_dim_qk, ", ", pr.head_dim_v, ")");

@@ -1,5 +1,5 @@
 // The x86 vendor, for the few tuning choices measured to differ between AMD and Intel cores
-// (each use says what was measured).
+// (src/gemm/dispatch.cpp; docs/design/gemm.md has the measurements).
 #pragma once
 
 namespace pagedinfer::detail {

@@ -122,9 +122,7 @@ EpilogueFn epilogue_for(DType y) {
 // The rows a block of up to MR rows computes when `left` rows remain: all MR, or in the last
 // block of a call (left < MR) the even count that covers them; f(std::integral_constant<int, R>)
 // runs the block with those R rows. Rows past m are the workspace's zero padding: computed,
-// never stored. Whole MR-row blocks there cost W8A8 M = 32 (6-row blocks) 36 rows of work for
-// 32; with these tails, alternated in one process with whole blocks (2 threads, same bytes):
-// W8A8 M = 32 1.11x, M = 13 1.23x, M = 512 1.008x; W4A16 M = 2 1.56x, M = 5 1.28x.
+// never stored. Whole MR-row blocks there would cost M = 32 on 6-row blocks 36 rows of work.
 template <int MR, class F>
 void with_block_rows(int64_t left, F&& f) {
   if constexpr (MR > 2)

@@ -56,7 +56,7 @@ const Entry kTable[] = {
 #endif
 };
 
-// One-row blocks prefetch their weight stream on Intel cores; on AMD Zen 5 the hardware
+// One-row blocks prefetch their weight stream on Intel cores; on AMD cores the hardware
 // prefetchers alone read DRAM faster.
 bool stream_one_row(const GemmCase& c) { return intel(c); }
 

@@ -2,7 +2,7 @@
 // src/gemm/ after its common/simd/<isa>.hpp:
 //   fp32: q converted to fp32, FMA with fp32 activations (exact products), fp32 group sums.
 //   int32: q times int8 activations in int32 lanes: every group sum exact, on any CPU (VNNI
-//          does the same faster in x86_avx512_bf16.cpp).
+//          does the same faster in x86_avx512_vnni.cpp and x86_avx2_vnni.cpp).
 #pragma once
 #include <type_traits>
 

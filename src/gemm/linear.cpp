@@ -30,8 +30,8 @@ struct Workspace {
     const auto round = [m](int64_t q) { return (m + q - 1) / q * q; };
     m_padded = std::max(round(detail::kMaxBlockRows), round(detail::kAmxRows));
     // One line more than fp32 needs: rows of a row-major layout (the AMX kernel reads 16 rows
-    // at once) then never lie a power of two apart, which on 2 MiB pages put a tile's rows,
-    // 4 k_packed apart, in the same cache sets: W8A8 M = 512, 4096 x 4096 took 2.4x as long.
+    // at once) then never lie a power of two apart, which on 2 MiB pages put a tile's rows in
+    // the same cache sets.
     row_bytes = w.k_packed * 4 + 64;
     sums = round_up(size_t(m_padded * row_bytes));
     row_scale = sums + round_up(size_t(m_padded * w.groups) * 4);
@@ -60,10 +60,8 @@ int64_t element_bytes(ComputeType c) {
 // weights (4 tiles x k) in its L2 while they meet every row of the block, and all of them read
 // the row block's prepared activations from L3. Weights are read once per row block, so blocks
 // are large: about kActBudget of activations each, in equal blocks (multiples of every
-// kernel's rows). Measured on W8A8 / W4A8, M = 512, 4096 x 4096, two threads: two 264-row
-// blocks ran 1-3% faster than one of 512 rows, and 5-9% faster than 48-row blocks (which read
-// the weights 11 times, from beyond what L3 kept). Blocks shrink while there are too few units
-// to share among the threads.
+// kernel's rows; docs/design/gemm.md has the measurements). Blocks shrink while there are too
+// few units to share among the threads.
 constexpr int64_t kActBudget = 1 << 20;
 int64_t unit_rows(const Storage& w, const detail::GemmKernel& kernel, int64_t m, int threads) {
   const int64_t quantum = kernel.row_quantum, col_blocks = w.tiles() / detail::kUnitTiles;
@@ -80,27 +78,29 @@ void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
   PAGEDINFER_CHECK(p.activations == LinearActivations::float_ || p.activations == LinearActivations::int8_per_token,
                    kWhere, "params.activations = ", int(p.activations), " is not a LinearActivations");
   PAGEDINFER_CHECK(!p.silu_mul || w.gate_up, kWhere,
-                   "params.silu_mul needs a gate_up weight (quantize(..., gate_up = true))");
+                   "params.silu_mul needs a gate_up weight (QuantizeOptions::gate_up)");
   PAGEDINFER_CHECK(p.bias == nullptr || dtype_size(p.bias_dtype) != 0, kWhere, "params.bias_dtype is not a DType");
   PAGEDINFER_CHECK(p.bias == nullptr || detail::aligned_to(p.bias, p.bias_dtype), kWhere,
                    "params.bias must be aligned to its element size");
   PAGEDINFER_CHECK(p.k == w.k, kWhere, "params.k = ", p.k, " does not match the weight's k = ", w.k);
   if (p.m == 0) return;
-  PAGEDINFER_CHECK(p.x_stride >= w.k, kWhere, "params.x_stride = ", p.x_stride, " is smaller than k = ", w.k);
-  PAGEDINFER_CHECK(p.y_stride >= n_out, kWhere, "params.y_stride = ", p.y_stride,
+  PAGEDINFER_CHECK(p.x.stride_token >= w.k, kWhere, "params.x.stride_token = ", p.x.stride_token, " is smaller than k = ", w.k);
+  PAGEDINFER_CHECK(p.y.stride_token >= n_out, kWhere, "params.y.stride_token = ", p.y.stride_token,
                    " is smaller than the output features ", n_out);
-  detail::validate_tokens(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k), kWhere, "x");
-  detail::validate_tokens(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out), kWhere, "y");
-  const auto y_extent = detail::tokens_extent(p.y, p.y_dtype, p.y_stride, 0, p.m, 1, int32_t(n_out));
+  detail::validate_tokens(p.x.data, p.x.dtype, p.x.stride_token, 0, p.m, 1, int32_t(w.k), kWhere, "x");
+  detail::validate_tokens(p.y.data, p.y.dtype, p.y.stride_token, 0, p.m, 1, int32_t(n_out), kWhere, "y");
+  const auto y_extent = detail::tokens_extent(p.y.data, p.y.dtype, p.y.stride_token, 0, p.m, 1, int32_t(n_out));
   PAGEDINFER_CHECK(!detail::extents_overlap(y_extent,
-                                            detail::tokens_extent(p.x, p.x_dtype, p.x_stride, 0, p.m, 1, int32_t(w.k))),
+                                            detail::tokens_extent(p.x.data, p.x.dtype, p.x.stride_token, 0, p.m, 1, int32_t(w.k))),
                    kWhere, "y overlaps x");
-  if (p.residual) {
-    detail::validate_tokens(p.residual, p.y_dtype, p.residual_stride, 0, p.m, 1, int32_t(n_out), kWhere,
+  if (p.residual.data) {
+    PAGEDINFER_CHECK(p.residual.dtype == p.y.dtype, kWhere, "params.residual.dtype = ", dtype_name(p.residual.dtype),
+                     " must be y's dtype ", dtype_name(p.y.dtype));
+    detail::validate_tokens(p.residual.data, p.y.dtype, p.residual.stride_token, 0, p.m, 1, int32_t(n_out), kWhere,
                             "residual");
-    const bool same = p.residual == p.y && p.residual_stride == p.y_stride;
-    PAGEDINFER_CHECK(same || !detail::extents_overlap(y_extent, detail::tokens_extent(p.residual, p.y_dtype,
-                                                                                      p.residual_stride, 0, p.m, 1,
+    const bool same = p.residual.data == p.y.data && p.residual.stride_token == p.y.stride_token;
+    PAGEDINFER_CHECK(same || !detail::extents_overlap(y_extent, detail::tokens_extent(p.residual.data, p.y.dtype,
+                                                                                      p.residual.stride_token, 0, p.m, 1,
                                                                                       int32_t(n_out))),
                      kWhere, "residual must be y itself (same pointer and stride) or not overlap it");
   }
@@ -125,12 +125,12 @@ size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p) {
 
 LinearUnit linear_unit(const QuantizedWeight& w, const LinearParams& p) {
   PAGEDINFER_CHECK(p.m >= 0, "linear_unit", "params.m = ", p.m, " must be >= 0");
-  return detail::gemm_kernel({&w.storage(), p.activations, p.x_dtype, p.m}).unit;
+  return detail::gemm_kernel({&w.storage(), p.activations, p.x.dtype, p.m}).unit;
 }
 
 const char* linear_kernel_name(const QuantizedWeight& w, const LinearParams& p) {
   PAGEDINFER_CHECK(p.m >= 0, "linear_kernel_name", "params.m = ", p.m, " must be >= 0");
-  return detail::gemm_kernel({&w.storage(), p.activations, p.x_dtype, p.m}).name;
+  return detail::gemm_kernel({&w.storage(), p.activations, p.x.dtype, p.m}).name;
 }
 
 const char* linear_unit_name(LinearUnit u) {
@@ -151,14 +151,14 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   validate(w, p, n_out);
   if (p.m == 0) return;
 
-  const detail::GemmKernel kernel = detail::gemm_kernel({&w, p.activations, p.x_dtype, p.m});
+  const detail::GemmKernel kernel = detail::gemm_kernel({&w, p.activations, p.x.dtype, p.m});
   const Workspace ws(w, p.m);
   char* base = static_cast<char*>(p.workspace);
 
   detail::PrepareJob prep;
-  prep.x = p.x;
-  prep.x_dtype = p.x_dtype;
-  prep.x_stride = p.x_stride;
+  prep.x = p.x.data;
+  prep.x_dtype = p.x.dtype;
+  prep.x_stride = p.x.stride_token;
   prep.w = &w;
   prep.act = ws.act(base, kernel.act_rows);
   prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
@@ -177,7 +177,7 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   }
   // Rows in chunks of about 64 KiB of x: enough work per chunk to amortize the hand-out, and
   // whole blocks of the layout, so that no two threads write the same lines of it.
-  const int64_t x_rows = std::max<int64_t>(1, (int64_t(1) << 16) / (w.k * int64_t(dtype_size(p.x_dtype))));
+  const int64_t x_rows = std::max<int64_t>(1, (int64_t(1) << 16) / (w.k * int64_t(dtype_size(p.x.dtype))));
   const int64_t row_grain = (x_rows + kernel.act_rows - 1) / kernel.act_rows * kernel.act_rows;
   detail::parallel_for((p.m + row_grain - 1) / row_grain, p.num_threads, 1, [&](int64_t c) {
     kernel.prepare(prep, c * row_grain, std::min(p.m, (c + 1) * row_grain));
@@ -198,11 +198,11 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.row_scale =
       kernel.compute == ComputeType::i8 || kernel.compute == ComputeType::i8_limbs ? prep.row_scale : nullptr;
   job.bias = bias;
-  job.y = p.y;
-  job.y_dtype = p.y_dtype;
-  job.y_stride = p.y_stride;
-  job.residual = p.residual;
-  job.residual_stride = p.residual_stride;
+  job.y = p.y.data;
+  job.y_dtype = p.y.dtype;
+  job.y_stride = p.y.stride_token;
+  job.residual = p.residual.data;
+  job.residual_stride = p.residual.stride_token;
   job.silu_mul = p.silu_mul;
   job.n_out = n_out;
   job.stream_one_row = kernel.stream_one_row;
@@ -214,12 +214,7 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   // One row block (decode and small batches, where each weight is read once, from DRAM): each
   // thread takes one contiguous range of column blocks, so it reads one forward stream whose
   // prefetches (software and hardware) run on into its own next tiles. Handed out one at a time,
-  // the blocks of the two threads interleave and every block starts cold. Measured on the Intel
-  // host, 14336 x 4096 from DRAM, 2 threads, alternating runs (ms, dynamic / ranges): W4A16 M = 1
-  // 1.27-1.29 / 0.90-0.92, W4A8 1.09-1.12 / 0.97-1.00, W8A16 1.83-1.85 / 1.62-1.69, W8A8 1.85-1.90
-  // / 1.76-1.81; W4A16 M = 8 1.60-1.70 / 1.43-1.55, M = 32 3.44-3.48 / 2.75-2.81. With the
-  // weights in cache (4096 x 4096): W8A8 M = 128 1.01-1.09 / 0.91-0.95, W4A16 M = 64 1.25-1.31 /
-  // 1.21-1.23.
+  // the blocks of the two threads interleave and every block starts cold.
   if (row_blocks == 1) {
     detail::parallel_ranges(col_blocks, p.num_threads, 1, [&](int64_t b0, int64_t b1) {
       kernel.run(job, b0 * col_block, b1 * col_block, 0, p.m);

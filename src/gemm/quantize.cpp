@@ -24,8 +24,11 @@ uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearb
 
 }  // namespace
 
-QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride, const QuantFormat& f,
-                         bool gate_up, int num_threads) {
+QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride,
+                         const QuantizeOptions& options) {
+  const QuantFormat& f = options.format;
+  const bool gate_up = options.gate_up;
+  const int num_threads = options.num_threads;
   auto s = detail::new_storage("quantize", n, k, f, gate_up);
   PAGEDINFER_CHECK(w != nullptr, "quantize", "w is null");
   PAGEDINFER_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "quantize", "dtype = ",

@@ -2,7 +2,7 @@
 //   "PGDIQWT\0" | u32 version | u32 reserved 0 | i64 n, k | i32 bits, group_size, zero, gate_up
 //   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
 //   | u64 FNV-1a 64 of every byte before it
-// load() re-derives every size from the header and checks it, so a file that is truncated,
+// load_weight() re-derives every size from the header and checks it, so a file that is truncated,
 // corrupt, of another version or internally inconsistent is refused with a clear message.
 #include <cstring>
 #include <fstream>
@@ -54,7 +54,7 @@ class Reader {
   template <class T, class Alloc>
   void get_array(std::vector<T, Alloc>& v, size_t expected, const char* what, bool may_be_empty = false) {
     const uint64_t count = get<uint64_t>(what);
-    PAGEDINFER_CHECK(count == expected || (may_be_empty && count == 0), "load", what, " has ", count,
+    PAGEDINFER_CHECK(count == expected || (may_be_empty && count == 0), "load_weight", what, " has ", count,
                      " elements; the header implies ", expected);
     v.resize(size_t(count));
     take(v.data(), v.size() * sizeof(T), what);
@@ -63,7 +63,7 @@ class Reader {
 
  private:
   void take(void* dst, size_t bytes, const char* what) {
-    PAGEDINFER_CHECK(bytes <= n_ - off_, "load", "the data is truncated: ", what, " needs ", bytes,
+    PAGEDINFER_CHECK(bytes <= n_ - off_, "load_weight", "the data is truncated: ", what, " needs ", bytes,
                      " bytes at offset ", off_, " of ", n_);
     if (bytes == 0) return;  // an empty array: dst may be null
     std::memcpy(dst, p_ + off_, bytes);
@@ -75,7 +75,7 @@ class Reader {
 
 }  // namespace
 
-std::vector<uint8_t> save(const QuantizedWeight& w) {
+std::vector<uint8_t> save_weight(const QuantizedWeight& w) {
   const Storage& s = w.storage();
   Writer out;
   for (char c : kMagic) out.put(c);
@@ -95,14 +95,14 @@ std::vector<uint8_t> save(const QuantizedWeight& w) {
   return std::move(out.out);
 }
 
-QuantizedWeight load(const uint8_t* data, size_t size) {
-  PAGEDINFER_CHECK(data != nullptr || size == 0, "load", "data is null");
+QuantizedWeight load_weight(const uint8_t* data, size_t size) {
+  PAGEDINFER_CHECK(data != nullptr || size == 0, "load_weight", "data is null");
   Reader in(data, size);
   char magic[8];
   for (char& c : magic) c = in.get<char>("the magic");
-  PAGEDINFER_CHECK(std::memcmp(magic, kMagic, 8) == 0, "load", "not a pagedinfer packed weight (bad magic)");
+  PAGEDINFER_CHECK(std::memcmp(magic, kMagic, 8) == 0, "load_weight", "not a pagedinfer packed weight (bad magic)");
   const auto version = in.get<uint32_t>("the version");
-  PAGEDINFER_CHECK(version == Storage::kVersion, "load", "format version ", version,
+  PAGEDINFER_CHECK(version == Storage::kVersion, "load_weight", "format version ", version,
                    " is not supported (this library reads version ", Storage::kVersion, ")");
   in.get<uint32_t>("the reserved field");
   const auto n = in.get<int64_t>("n");
@@ -112,44 +112,44 @@ QuantizedWeight load(const uint8_t* data, size_t size) {
   f.group_size = in.get<int32_t>("group_size");
   f.zero = QuantZero(in.get<int32_t>("zero"));
   const auto gate_up = in.get<int32_t>("gate_up");
-  PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load", "gate_up = ", gate_up, " is not 0 or 1");
-  auto s = detail::new_storage("load", n, k, f, gate_up == 1);
+  PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load_weight", "gate_up = ", gate_up, " is not 0 or 1");
+  auto s = detail::new_storage("load_weight", n, k, f, gate_up == 1);
   in.get_array(s->q, s->q.size(), "q");
   in.get_array(s->scales, s->scales.size(), "scales");
   in.get_array(s->zeros, s->zeros.size(), "zeros");
   in.get_array(s->k_order, size_t(s->k_packed), "k_order", /*may_be_empty=*/true);
   const size_t payload = in.offset();
   const auto checksum = in.get<uint64_t>("the checksum");
-  PAGEDINFER_CHECK(checksum == fnv1a64(data, payload), "load", "checksum mismatch: the data is corrupt");
-  PAGEDINFER_CHECK(in.offset() == size, "load", size - in.offset(), " unexpected bytes after the checksum");
+  PAGEDINFER_CHECK(checksum == fnv1a64(data, payload), "load_weight", "checksum mismatch: the data is corrupt");
+  PAGEDINFER_CHECK(in.offset() == size, "load_weight", size - in.offset(), " unexpected bytes after the checksum");
   if (!s->k_order.empty()) {  // a permutation of [0, k), padded with -1
     std::vector<uint8_t> seen(size_t(k), 0);
     for (int64_t i = 0; i < s->k_packed; ++i) {
       const int32_t src = s->k_order[i];
-      PAGEDINFER_CHECK(src >= -1 && src < k && (src < 0 || !seen[src]), "load", "k_order[", i, "] = ", src,
+      PAGEDINFER_CHECK(src >= -1 && src < k && (src < 0 || !seen[src]), "load_weight", "k_order[", i, "] = ", src,
                        " is not part of a permutation of [0, k)");
       if (src >= 0) seen[src] = 1;
     }
     for (int64_t i = 0; i < k; ++i)
-      PAGEDINFER_CHECK(seen[i], "load", "k_order does not contain source column ", i);
+      PAGEDINFER_CHECK(seen[i], "load_weight", "k_order does not contain source column ", i);
     s->index_k_order();
   }
   return QuantizedWeight(std::move(s));
 }
 
-void save_file(const QuantizedWeight& w, const std::string& path) {
-  const std::vector<uint8_t> bytes = save(w);
+void save_weight_file(const QuantizedWeight& w, const std::string& path) {
+  const std::vector<uint8_t> bytes = save_weight(w);
   std::ofstream f(path, std::ios::binary);
-  PAGEDINFER_CHECK(f.good(), "save_file", "cannot open '", path, "' for writing");
+  PAGEDINFER_CHECK(f.good(), "save_weight_file", "cannot open '", path, "' for writing");
   f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  PAGEDINFER_CHECK(f.good(), "save_file", "writing '", path, "' failed");
+  PAGEDINFER_CHECK(f.good(), "save_weight_file", "writing '", path, "' failed");
 }
 
-QuantizedWeight load_file(const std::string& path) {
+QuantizedWeight load_weight_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  PAGEDINFER_CHECK(f.good(), "load_file", "cannot open '", path, "'");
+  PAGEDINFER_CHECK(f.good(), "load_weight_file", "cannot open '", path, "'");
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return load(bytes.data(), bytes.size());
+  return load_weight(bytes.data(), bytes.size());
 }
 
 }  // namespace pagedinfer

@@ -7,9 +7,8 @@
 //     in place; int4 words are split into their two nibble bytes in a small panel first.
 //   bf16 activations (W8A16, W4A16), from 2 rows (dispatch.cpp): tdpbf16ps, bf16 pairs with
 //     fp32 sums over 32 k. The weight words become exact bf16 pairs in a panel (the Int4Pairs /
-//     Int8Pairs conversions of the vdpbf16ps kernels, whose output vectors are B rows). On the
-//     Xeon measured, a vdpbf16ps took about 2.2 cycles (it occupies both vector ports) for 32
-//     products, and a tdpbf16ps about 16 cycles for 8192, whatever the number of A rows.
+//     Int8Pairs conversions of the vdpbf16ps kernels, whose output vectors are B rows). A
+//     tdpbf16ps does 256 times a vdpbf16ps' work in about 8 times its cycles.
 // Units of up to 16 rows (run_tiles_few_rows) convert their weights step by step; more rows
 // share each converted chunk (run_tiles). fp32 / fp16 activations need exact fp32 products and
 // run on the vector kernels.
@@ -84,8 +83,7 @@ struct Bf16Tiles {
   __attribute__((always_inline)) const uint8_t* b_rows(const uint32_t* tile, int64_t k0, int64_t kc,
                                                        uint8_t* panel) const {
     const uint32_t* words = tile + k0 / Pairs::kKPerWord * kTile;
-    // The int4 table in a register (in_register; W4A16 M = 8, 1024 x 2048 in L2, 1 thread:
-    // 0.064 -> 0.060 ms).
+    // The int4 table in a register (in_register), not a memory operand of every vpermw.
     Pairs pairs = this->pairs;
     if constexpr (std::is_same_v<Pairs, Int4Pairs>) pairs.table = in_register(pairs.table);
 #pragma GCC unroll 8
@@ -293,9 +291,7 @@ inline void group_steps(BRing<Tiles>& ring, const char* a, int64_t a_stride, int
 // at a time (per channel: one group over all k), with no chunks (no B row is used twice). The
 // groups alternate between two pairs of sum tiles, and a group's sums are flushed after the
 // next group's steps were issued, so that the tile unit need not wait for one group's stores
-// and flush before it starts the next: W4A16 g128 M = 2, 14336 x 4096 in L3, 2 threads,
-// 0.95-1.03 ms against 1.03-1.10 with one pair (alternating runs; per channel, one group, the
-// same).
+// and flush before it starts the next (docs/design/gemm.md).
 template <class Tiles>
 void run_tiles_few_rows(const GemmJob& j, int64_t t_begin, int64_t t_end, int64_t m0, int64_t rows) {
   const Storage& w = *j.w;

@@ -10,18 +10,14 @@ namespace {
 using Storage = QuantizedWeight::Storage;
 using A = Avx512Arch;
 
-// One row of fp32 (or bf16 / fp16 made fp32) activations on fp32 FMAs, on AVX-512 cores without
-// VNNI and BF16, and for fp32 / fp16 x on AMD (x86_avx512_bf16.cpp takes one row elsewhere): q
-// become exact floats, element e of a word (layout.hpp's shift_of) meets x[k] in a broadcast
-// FMA, which rounds only the sum: fp32 sums of exact products, as in the vdpbf16ps kernels.
+// One row of fp32 (or bf16 / fp16 made fp32) activations on fp32 FMAs (the table picks it for
+// one row where neither fixed point nor bf16 dot products do): q become exact floats, element e
+// of a word (layout.hpp's shift_of) meets x[k] in a broadcast FMA, which rounds only the sum:
+// fp32 sums of exact products, as in the vdpbf16ps kernels.
 //   int4: a shift puts element e's nibble in the low bits of each lane, whose 4 bits index a
 //         16-float table (vpermps).
 //   int8: byte e of each lane (lane_byte: one vpshufb), then cvtdq2ps.
-// Against the generic kernels (which compute the even number of rows that covers m, so two
-// here), fp32 x, 14336 x 4096 from DRAM, 2 threads, on an Intel Xeon (Sapphire Rapids class):
-// int4 1.46 ms against 3.18-3.31, int8 1.94-2.02 against 3.72-3.80. In a microbenchmark of
-// the word loop over 1 MiB in L2 there, int8 took 7.3-7.5 cycles a word, against 12.3 for the
-// vdpbf16ps kernel's.
+// The generic kernels compute the even number of rows that covers m, so two for one.
 template <int BITS>
 struct FmaRowBlock {
   static constexpr bool kSetsC = true;

@@ -1,20 +1,15 @@
 // int8 activation preparation with AVX-512, for the VNNI and AMX kernels: the rule of linear.hpp
 // 16 values at a time, written straight into the interleaved ActLayout (and the fixed-point
-// limbs of one row of float x, Avx512PrepareFixed below). Included only by x86_avx512_bf16.cpp
-// and x86_amx.cpp. Act-order weights take the generic path (a gather per element anyway).
+// limbs of one row of float x, Avx512PrepareFixed below). Included only by x86_avx512_vnni.cpp
+// and x86_amx.cpp (it uses vpdpbusd for the group sums). Act-order weights take the generic
+// path (a gather per element anyway).
 //
 // Rows of one layout block are quantized in lockstep, 16 k of every row at a time, and their
 // 4-byte units interleaved in registers: the block's 4 x rows units of those k are contiguous,
-// so they leave in one or two vector stores. Written row by row, they were four 4-byte stores
-// per row and 16 k, which stalled on the layout's lines (not in cache after a GEMM): 70% of
-// the preparation's time, 3.6% of a W8A8 M = 512 call. A call that is mostly preparation
-// (M = 512, N = 64, K = 4096, W8A8) went from 0.60-0.63 to 0.58-0.59 ms.
-//
-// The interleave is two saturating packs per 4 rows (vpmovdb and an insert per row before),
-// the group sums come from the stored bytes (a dot product with ones per stored vector, where
-// a vector sum per row was spilled to the stack), and rows with a finite maximum skip the
-// non-finite test: 20-35% less time per element than before, the same bytes and sums
-// (alternated in one process, 504 x 4096 bf16 rows in L2/L3).
+// so they leave in one or two vector stores (row by row, four 4-byte stores per row and 16 k
+// stalled on the layout's lines). The interleave is two saturating packs per 4 rows, the group
+// sums come from the stored bytes (a dot product with ones per stored vector), and rows with a
+// finite maximum skip the non-finite test.
 #pragma once
 #include <algorithm>
 #include <cmath>

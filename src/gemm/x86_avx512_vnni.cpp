@@ -42,8 +42,7 @@ inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_
 // memory each time, and a broadcast unit of activations. Volatile asm pins them in the order
 // written: with plain intrinsics GCC 12 keeps the words and both halves' nibbles live at once
 // and CSEs the broadcasts, more vectors than registers beside 24 accumulators, and spilled
-// accumulators in the innermost loop (measured: 6 x 4 W4A8 at M = 512 went from 0.63 to 0.72
-// of the VNNI peak on two threads once it stopped).
+// accumulators in the innermost loop.
 inline __m512i int4_nibbles(const uint32_t* word, int half, __m512i low) {
   __m512i q;
   const __m512i& m = *reinterpret_cast<const __m512i*>(word);
@@ -134,11 +133,9 @@ struct VnniBlock {
 // word meets the four limbs of its activations in four dot products (int4: per half word), four
 // exact int32 group sums, which the group's flush joins in fp32 (S = ((A0 * 256 + A1) * 256 +
 // A2) * 256 + A3: three roundings, each relative to the partial sum) before the scale; the row
-// scale comes last (epilogue). For cores where vdpbf16ps is slow (one_row_fixed_point below).
-// Per 64-byte word, int4 takes 8 dot products and 3 shifts or masks, where vdpbf16ps takes 4
-// dot products that hold both vector ports for 2.2 cycles each and fp32 FMAs 8 FMAs, 7 shifts
-// and 8 table lookups. 8 accumulators were as fast as 16 (a vpdpbusd waits ~6 cycles on its
-// accumulator) and as two tiles per block sharing the broadcasts, from DRAM.
+// scale comes last (epilogue). For cores where vdpbf16ps is slow (dispatch.cpp). Per 64-byte
+// word, int4 takes 8 dot products and 3 shifts or masks, where vdpbf16ps takes 4 dot products
+// and fp32 FMAs 8 FMAs, 7 shifts and 8 table lookups.
 template <int BITS>
 struct LimbBlock {
   static constexpr bool kSetsC = true;

@@ -8,8 +8,8 @@
 namespace pagedinfer::detail {
 namespace {
 
-// How far ahead of its reads a kernel streaming a tile's words from DRAM prefetches them
-// (measured at prefetch_stream, below).
+// How far ahead of its reads a kernel streaming a tile's words from DRAM prefetches them (4 and
+// 16 KiB read less; docs/design/gemm.md).
 constexpr int64_t kStreamAhead = 8192;
 
 // v, opaque to the compiler so that it stays in a register: GCC 12 makes a constant or member
@@ -41,9 +41,7 @@ inline void zero_accumulators(V (&acc)[R][NT][Sets]) {
 
 // Reads a block's tiles as streams (tiles lie one after another), faster than the hardware
 // prefetchers alone fetch them: as word jw is used, the line kStreamAhead bytes further on is
-// requested. Measured on M = 1, 14336 x 4096, alternating in one process: +10% (W4A16), +14%
-// (W8A16) at 8 KiB; 4 KiB and 16 KiB gained less. Past the last tile it only touches lines it
-// never reads (a prefetch cannot fault).
+// requested. Past the last tile it only touches lines it never reads (a prefetch cannot fault).
 template <int NT>
 inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
   for (int i = 0; i < NT; ++i)
@@ -54,14 +52,7 @@ inline void prefetch_stream(const uint32_t* const (&tile)[NT], int64_t jw) {
 // weight word is read once per call, from DRAM: when all of the call's rows fit in one block of
 // S rows, as in decode (and where the block allows it: kMayStream). With more rows, later row
 // blocks find the words in L2. kStream is a template argument, so the word loop carries no
-// test. Measured on 14336 x 4096, alternated in one process, 2 threads, M = 2 / 4 / 8: W8A16
-// 1.15 / 1.09 / 1.08-1.12x, W4A16 1.06 / 1.22 / 1.14-1.17x, W4A8 1.14 / 1.06 / 1.12x, W8A8
-// 0.93-0.96x at M = 2 (so not on its 4 x 4 blocks) / - / 1.09-1.20x. The VNNI and FMA blocks
-// stream one row (M = 1, compute_one_row) on Intel cores only: on AMD Zen 5 the hardware prefetchers alone were faster
-// (14336 x 4096 from DRAM, 2 threads, W4A8 1.02-1.06x, W8A8 1.09-1.12x with its sets in
-// registers, below; one thread 1.04-1.24x / 1.06-1.34x), on an Intel Xeon (Sapphire Rapids
-// class) streaming took W4A8 from 0.69 to 0.90 of the alternated read and W8A8 from 0.91 to
-// 0.97 (bench_gemm *_vs_stream, 2 threads).
+// test. One row streams where the selection table says so (compute_one_row).
 template <class Block, int R, int NT, int S, bool kMayStream = true>
 inline void compute_block(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
   if (kMayStream && j.m <= S) Block::template compute<R, NT, S, kMayStream>(j, t0, m0, c);
@@ -90,10 +81,9 @@ RunKernel one_row_run(const QuantizedWeight::Storage& w) {
 
 // One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
 // block computes the even rows that cover m, blocks.hpp); 5 to 8 rows: 8 x 2, one pass over the
-// weights (two 4-row passes measured 9-16% slower at M = 8: the first pass waits on DRAM while
-// the second, from L2, waits on the dot products). Many: MR x NT accumulators reuse each weight
-// load MR times and each activation broadcast NT times; VNNI measured best at 6 x 4 (24
-// accumulators), bf16 at 8 x 2.
+// weights (in two 4-row passes the first waits on DRAM while the second, from L2, waits on the
+// dot products). Many: MR x NT accumulators reuse each weight load MR times and each activation
+// broadcast NT times; VNNI is fastest at 6 x 4 (24 accumulators), bf16 at 8 x 2.
 template <class Block, int MR, int NT>
 void choose_blocking(GemmKernel& k, const QuantizedWeight::Storage& w, int64_t m) {
   using A = Avx512Arch;
@@ -171,14 +161,9 @@ inline __m512i lane_byte(__m512i word, int b) {
 // int8, 4 k per lane: bytes 2h and 2h + 1 become floats (lane_byte, cvtdq2ps), whose upper
 // halves are their bf16 and lower halves zero (q < 256 has at most 8 significant bits); the
 // first's upper half shifted down beside the second's makes the pair.
-// Twice as many instructions per pair as Int4Pairs, yet measured against splitting int8 into
-// nibbles for the int4 table (twice the dot products), alternated in one process, 2 threads,
-// 14336 x 4096 from DRAM: M = 1 1.05-1.15x, M = 3-4 1.23-1.26x, M = 8 1.56-1.62x; and against
-// unpacking a chunk of k once into an L1 panel that many row blocks share (4096 x 4096):
-// M = 32 1.21x, M = 512 1.02x. The bytes had been taken by shifts and masks, one instruction
-// more per pair; on an Intel Xeon (Sapphire Rapids class), 14336 x 4096 from DRAM, 2 threads,
-// alternated runs, the shuffles were 1.07-1.09x faster at one row (vdpbf16ps), 1.03-1.07x at
-// M = 4 (in L3), and 1.00-1.06x on the AMX tiles (M = 2, 8).
+// Twice as many instructions per pair as Int4Pairs, yet faster than splitting int8 into
+// nibbles for the int4 table (twice the dot products) or unpacking a chunk of k once into an
+// L1 panel that many row blocks share (docs/design/gemm.md).
 struct Int8Pairs {
   static constexpr int kKPerWord = 4, kPairs = 2;
   __m512i operator()(__m512i word, int h) const {

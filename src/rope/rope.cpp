@@ -93,7 +93,7 @@ void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, con
   const char* where = "apply_rope_and_append_kv";
   detail::RopeJob j = detail::validate_rope(p, where);
   detail::validate_cache(cache, where);
-  PAGEDINFER_CHECK(p.num_k_heads == cache.num_kv_heads, where, "num_k_heads = ", p.num_k_heads,
+  PAGEDINFER_CHECK(p.num_kv_heads == cache.num_kv_heads, where, "num_kv_heads = ", p.num_kv_heads,
                    " must equal cache.num_kv_heads = ", cache.num_kv_heads);
   PAGEDINFER_CHECK(p.head_dim == cache.k.head_dim, where, "head_dim = ", p.head_dim,
                    " must equal cache.k.head_dim = ", cache.k.head_dim);

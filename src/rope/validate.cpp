@@ -67,8 +67,8 @@ RopeJob validate_rope(const RopeParams& p, const char* where) {
   j.rotary_dim = p.table.rotary_dim;
   j.head_dim = p.head_dim;
   j.q = operand(p.q, p.num_q_heads, p, where, "q");
-  j.k = operand(p.k, p.num_k_heads, p, where, "k");
-  if (p.num_q_heads && p.num_k_heads)
+  j.k = operand(p.k, p.num_kv_heads, p, where, "k");
+  if (p.num_q_heads && p.num_kv_heads)
     PAGEDINFER_CHECK(p.q.dtype == p.k.dtype, where, "k.dtype (", dtype_name(p.k.dtype), ") must equal q.dtype (",
                      dtype_name(p.q.dtype), ")");
   return j;

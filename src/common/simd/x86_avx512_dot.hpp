@@ -1,5 +1,5 @@
 // Dot-product instructions of AVX512-VNNI and AVX512-BF16 as inline asm, for the translation
-// units compiled with those flags (src/*/x86_avx512_bf16.cpp).
+// units compiled with those flags (src/*/x86_avx512_vnni.cpp, x86_avx512_bf16.cpp, x86_amx.cpp).
 //
 // Why asm: GCC 12 gives the _mm512_dpbusd_epi32 / _mm512_dpbf16_ps intrinsics' accumulators a
 // register class limited to zmm0-15 and copies them to and from the upper registers at every
