@@ -133,10 +133,14 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   Setup& s = setup_for(shape);
   const AttentionPlan plan = s.plan(threads);
   std::vector<AttentionParams> params;
-  for (int32_t c = 0; c < s.copies; ++c) params.push_back(s.params(c));
+  for (int32_t c = 0; c < s.copies; ++c) {
+    params.push_back(s.params(c));
+    params.back().workspace = s.workspace.get();
+    params.back().workspace_bytes = s.workspace_bytes;
+  }
   int32_t c = 0;
   for (auto _ : state) {
-    paged_attention(plan, params[std::size_t(c)], s.workspace.get(), s.workspace_bytes);
+    paged_attention(plan, params[std::size_t(c)]);
     c = (c + 1) % s.copies;
   }
   state.counters["threads"] = threads;
@@ -172,7 +176,10 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
   const AttentionPlan plan = paged.plan(threads), dense_plan = dense.plan(threads);
   int32_t c = 0;  // both rotate over their copies, one step per iteration
   const auto run = [&c](Setup& s, const AttentionPlan& p) {
-    paged_attention(p, s.params(c % s.copies), s.workspace.get(), s.workspace_bytes);
+    AttentionParams params = s.params(c % s.copies);
+    params.workspace = s.workspace.get();
+    params.workspace_bytes = s.workspace_bytes;
+    paged_attention(p, params);
   };
   state.counters["paged_vs_dense"] = bench::time_against(
       state, [&] { run(paged, plan), ++c; }, [&] { run(dense, dense_plan); });

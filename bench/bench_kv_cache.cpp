@@ -68,8 +68,8 @@ void append(benchmark::State& s, int64_t tokens, int threads) {
   }
   std::size_t r = 0;
   for (auto _ : s) {
-    append_kv(p.view, {k.data(), DType::bf16, kHeads * kDim, kDim}, {v.data(), DType::bf16, kHeads * kDim, kDim},
-              slots[r].data(), tokens, threads);
+    append_kv({p.view, {k.data(), DType::bf16, kHeads * kDim, kDim}, {v.data(), DType::bf16, kHeads * kDim, kDim},
+              slots[r].data(), tokens, threads});
     r = (r + 1) % sets;
   }
   bench::report_bytes(s, 2 * kTokenBytes * double(tokens), threads);
@@ -83,7 +83,7 @@ void copy(benchmark::State& s, int64_t n, int threads) {
   for (std::size_t r = 0; r < sets; ++r) pairs.push_back(random_pages(std::size_t(2 * n), uint32_t(6 + r)));
   std::size_t r = 0;
   for (auto _ : s) {
-    copy_blocks(p.view, pairs[r].data(), n, threads);
+    copy_blocks({p.view, pairs[r].data(), n, threads});
     r = (r + 1) % sets;
   }
   bench::report_bytes(s, 2 * kTokenBytes * kPage * double(n), threads);
@@ -99,8 +99,8 @@ void gather_scatter(benchmark::State& s, int64_t n, int threads, bool gather) {
   bench::fill_random(flat.data(), flat.size(), 8);
   std::size_t r = 0;
   for (auto _ : s) {
-    if (gather) gather_blocks(p.view, ids[r].data(), n, flat.data(), threads);
-    else scatter_blocks(p.view, flat.data(), ids[r].data(), n, threads);
+    if (gather) gather_blocks({p.view, ids[r].data(), n, flat.data(), threads});
+    else scatter_blocks({p.view, flat.data(), ids[r].data(), n, threads});
     r = (r + 1) % sets;
   }
   bench::report_bytes(s, 2 * kTokenBytes * kPage * double(n), threads);

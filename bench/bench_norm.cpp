@@ -53,11 +53,22 @@ void run(benchmark::State& s, Op op, int64_t tokens, int threads) {
     void* a = arena.tensor(c, 0);
     void* b = tensors > 1 ? arena.tensor(c, 1) : a;
     switch (op) {
-      case Op::out_of_place: rms_norm({a, DType::bf16, kHidden, kHidden}, {b, DType::bf16, kHidden, kHidden}, p); break;
+      case Op::out_of_place:
+        p.input = {a, DType::bf16, kHidden, kHidden};
+        p.output = {b, DType::bf16, kHidden, kHidden};
+        rms_norm(p);
+        break;
       case Op::in_place:
-      case Op::qk: rms_norm({a, DType::bf16, row, kHeadDim}, {a, DType::bf16, row, kHeadDim}, p); break;
+      case Op::qk:
+        p.input = {a, DType::bf16, row, kHeadDim};
+        p.output = {a, DType::bf16, row, kHeadDim};
+        rms_norm(p);
+        break;
       case Op::fused_add:
-        fused_add_rms_norm({a, DType::bf16, kHidden, kHidden}, {b, DType::bf16, kHidden, kHidden}, p);
+        p.input = {a, DType::bf16, kHidden, kHidden};
+        p.output = {a, DType::bf16, kHidden, kHidden};
+        p.residual = {b, DType::bf16, kHidden, kHidden};
+        fused_add_rms_norm(p);
         break;
     }
     c = (c + 1) % arena.copies;

@@ -89,8 +89,8 @@ void run(benchmark::State& s, Op op, int64_t tokens, int threads) {
     p.q = {base, DType::bf16, kTokenElems, kDim};
     p.k = {base + kQ * kDim, DType::bf16, kTokenElems, kDim};
     if (op == Op::append) {
-      apply_rope_and_append_kv(p, cache->view, {base + (kQ + kKv) * kDim, DType::bf16, kTokenElems, kDim},
-                               slots[c].data());
+      apply_rope_and_append_kv({p, cache->view, {base + (kQ + kKv) * kDim, DType::bf16, kTokenElems, kDim},
+                               slots[c].data()});
     } else {
       apply_rope(p);
     }

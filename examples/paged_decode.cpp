@@ -50,8 +50,8 @@ int main() {
   }
   const std::vector<uint16_t> new_k = random_bf16(std::size_t(batch) * kv_heads * dim);
   const std::vector<uint16_t> new_v = random_bf16(std::size_t(batch) * kv_heads * dim);
-  append_kv(cache, {new_k.data(), DType::bf16, kv_heads * dim, dim}, {new_v.data(), DType::bf16, kv_heads * dim, dim},
-            slot_mapping.data(), batch);
+  append_kv({cache, {new_k.data(), DType::bf16, kv_heads * dim, dim}, {new_v.data(), DType::bf16, kv_heads * dim, dim},
+            slot_mapping.data(), batch});
 
   // 4. Plan once for the step; run it for every layer with the same workspace.
   const std::vector<int32_t> q_indptr = {0, 1, 2};  // one query token per sequence: decode
@@ -78,7 +78,9 @@ int main() {
   params.out = {out.data(), DType::f32, qo_heads * dim, dim};
   params.lse = lse.data();
   params.scale = 1.f / std::sqrt(float(dim));
-  for (int32_t layer = 0; layer < layers; ++layer) paged_attention(plan, params, workspace, plan.workspace_bytes);
+  params.workspace = workspace;
+  params.workspace_bytes = plan.workspace_bytes;
+  for (int32_t layer = 0; layer < layers; ++layer) paged_attention(plan, params);
 
   // 5. Validate against the double-precision reference.
   std::vector<float> ref(out.size());

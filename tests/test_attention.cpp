@@ -143,7 +143,10 @@ struct Batch {
     out.fill(kSentinel);
     lse.assign(std::size_t(total_q) * c.qo_heads, -7.f);
     Buffer ws(DType::f32, plan.workspace_bytes / 4 + 1);
-    paged_attention(plan, params(csr, lse.data()), ws.data(), plan.workspace_bytes);
+    AttentionParams p = params(csr, lse.data());
+    p.workspace = ws.data();
+    p.workspace_bytes = plan.workspace_bytes;
+    paged_attention(plan, p);
     const auto* b = static_cast<const uint8_t*>(out.data());
     return std::vector<uint8_t>(b, b + out.bytes());
   }
@@ -350,7 +353,17 @@ TEST(MergeStates, MatchesTheLogSumExpFormulaInDouble) {
     la[0] = -inf;             // only b saw keys
     lb[1] = -inf;             // only a saw keys
     la[2] = lb[2] = -inf;     // neither: out 0, lse -inf
-    merge_states(a.data(), la.data(), b.data(), lb.data(), out.data(), lo.data(), t, tokens, heads, dim);
+    MergeStatesParams mp;
+    mp.num_tokens = tokens;
+    mp.num_heads = heads;
+    mp.head_dim = dim;
+    mp.a = {a.data(), t, heads * dim, dim};
+    mp.lse_a = la.data();
+    mp.b = {b.data(), t, heads * dim, dim};
+    mp.lse_b = lb.data();
+    mp.out = {out.data(), t, heads * dim, dim};
+    mp.lse_out = lo.data();
+    merge_states(mp);
     for (std::size_t row = 0; row < la.size(); ++row) {
       const double m = std::max(la[row], lb[row]);
       const double ea = std::isinf(la[row]) ? 0 : std::exp(la[row] - m), eb = std::isinf(lb[row]) ? 0 : std::exp(lb[row] - m);
@@ -363,9 +376,38 @@ TEST(MergeStates, MatchesTheLogSumExpFormulaInDouble) {
         ASSERT_NEAR(out.get(i), want, unit_roundoff(t) * std::fabs(want) + 1e-6) << dtype_name(t) << " row " << row;
       }
     }
-    // In place: out aliases a.
-    merge_states(a.data(), la.data(), b.data(), lb.data(), a.data(), la.data(), t, tokens, heads, dim);
+    // Strided: b as every other head of a wider buffer, out in fp32 with a padded token stride.
+    Buffer wide(t, tokens * heads * dim * 2), out32(DType::f32, tokens * (heads * dim + 8));
+    for (int64_t tok = 0; tok < tokens; ++tok)
+      for (int32_t h = 0; h < heads; ++h)
+        for (int32_t d = 0; d < dim; ++d) wide.set(size_t((tok * heads + h) * 2 * dim + d), b.get(size_t((tok * heads + h) * dim + d)));
+    const auto round_to = [](DType type, float x) {
+      Buffer one(type, 1);
+      one.set(0, x);
+      return one.get(0);
+    };
+    MergeStatesParams sp = mp;
+    sp.b = {wide.data(), t, heads * 2 * dim, 2 * dim};
+    sp.out = {out32.data(), DType::f32, heads * dim + 8, dim};
+    merge_states(sp);
+    for (int64_t tok = 0; tok < tokens; ++tok)
+      for (int32_t h = 0; h < heads; ++h)
+        for (int32_t d = 0; d < dim; ++d)
+          ASSERT_EQ(round_to(t, out32.get(size_t(tok * (heads * dim + 8) + h * dim + d))),
+                    out.get(size_t((tok * heads + h) * dim + d)));
+    // In place: out aliases a; a shifted alias is refused.
+    MergeStatesParams ip = mp;
+    ip.out = {a.data(), t, heads * dim, dim};
+    ip.lse_out = la.data();
+    merge_states(ip);
     for (std::size_t i = 0; i < a.n; ++i) ASSERT_EQ(a.get(i), out.get(i));
+    ip.out.data = static_cast<char*>(a.data()) + dtype_size(t) * dim;
+    ip.num_tokens = tokens - 1;
+    expect_error([&] { merge_states(ip); }, {"merge_states", "out must be a itself"});
+    ip.num_tokens = tokens;
+    ip.out.data = out.data();
+    ip.lse_a = nullptr;
+    expect_error([&] { merge_states(ip); }, {"lse_a and lse_b must not be null"});
   }
 }
 

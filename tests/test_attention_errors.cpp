@@ -10,6 +10,13 @@ using namespace testutil;
 namespace {
 
 // A small valid decode + prefill batch that each test breaks in one way.
+// paged_attention with the workspace fields set.
+void run_with(const AttentionPlan& plan, AttentionParams params, void* ws, std::size_t bytes) {
+  params.workspace = ws;
+  params.workspace_bytes = bytes;
+  paged_attention(plan, params);
+}
+
 struct Valid {
   std::mt19937 rng{3};
   std::vector<int32_t> q_indptr{0, 1, 4}, kv_len{20, 3};
@@ -38,7 +45,7 @@ struct Valid {
   void run(std::size_t ws_extra = 0) {
     const AttentionPlan plan = plan_attention(problem);
     Buffer ws(DType::f32, plan.workspace_bytes / 4 + 16);
-    paged_attention(plan, params, ws.data(), plan.workspace_bytes + ws_extra);
+    run_with(plan, params, ws.data(), plan.workspace_bytes + ws_extra);
   }
 };
 
@@ -176,19 +183,19 @@ TEST(AttentionErrors, ParamsThatDoNotMatchThePlan) {
   const AttentionPlan plan = plan_attention(v.problem);
   Buffer ws(DType::f32, plan.workspace_bytes / 4 + 16);
   v.pages.kv_len[0] = 17;  // the params' table, not the one the plan saw
-  expect_error([&] { paged_attention(plan, v.params, ws.data(), plan.workspace_bytes); },
+  expect_error([&] { run_with(plan, v.params, ws.data(), plan.workspace_bytes); },
                {"pages.kv_len[0] = 17", "plan's 20", "re-plan"});
   v.pages.kv_len[0] = 20;
-  expect_error([&] { paged_attention(plan, v.params, ws.data(), plan.workspace_bytes - 1); },
+  expect_error([&] { run_with(plan, v.params, ws.data(), plan.workspace_bytes - 1); },
                {"workspace_bytes", "smaller than plan.workspace_bytes"});
-  expect_error([&] { paged_attention(plan, v.params, static_cast<char*>(ws.data()) + 4, plan.workspace_bytes); },
+  expect_error([&] { run_with(plan, v.params, static_cast<char*>(ws.data()) + 4, plan.workspace_bytes); },
                {"workspace must be 64-byte aligned"});
   AttentionProblem mqa = v.problem;
   mqa.num_kv_heads = 1;
   const AttentionPlan other = plan_attention(mqa);
   Buffer ws2(DType::f32, other.workspace_bytes / 4 + 16);
-  expect_error([&] { paged_attention(other, v.params, ws2.data(), other.workspace_bytes); }, {"differ from the plan"});
-  expect_error([&] { paged_attention(AttentionPlan{}, Valid().params, nullptr, 0); }, {"plan was not made"});
+  expect_error([&] { run_with(other, v.params, ws2.data(), other.workspace_bytes); }, {"differ from the plan"});
+  expect_error([&] { run_with(AttentionPlan{}, Valid().params, nullptr, 0); }, {"plan was not made"});
 }
 
 TEST(AttentionErrors, NumThreadsAndKvChunk) {

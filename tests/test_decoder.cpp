@@ -57,7 +57,7 @@ std::vector<uint16_t> ref_norm(const std::vector<uint16_t>& h, int64_t tokens, i
   p.dim = dim;
   p.weight = weight.data();
   p.eps = eps;
-  reference::rms_norm({h.data(), DType::bf16, dim, dim}, {out.data(), DType::bf16, dim, dim}, p);
+  reference::rms_norm(testutil::with_io(p, {h.data(), DType::bf16, dim, dim}, {out.data(), DType::bf16, dim, dim}));
   return out;
 }
 

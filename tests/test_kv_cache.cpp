@@ -28,8 +28,8 @@ TEST(KvCache, AppendWritesEachTokenToItsSlotAndSkipsNegativeSlots) {
         value.fill_uniform(rng, -2, 2);
         std::vector<int64_t> slots = {0, 29, 7, -1, 13, 4, -5, 22, 15};
         for (int threads : {1, 2}) {
-          append_kv(pool.view, {key.data(), src_t, heads * 40, 40}, {value.data(), src_t, heads * 40, 40}, slots.data(),
-                    tokens, threads);
+          append_kv({pool.view, {key.data(), src_t, heads * 40, 40}, {value.data(), src_t, heads * 40, 40}, slots.data(),
+                    tokens, threads});
           for (int32_t i = 0; i < tokens; ++i) {
             if (slots[i] < 0) continue;
             const int64_t page = slots[i] / ps;
@@ -66,7 +66,7 @@ TEST(KvCache, CopyBlocksCopiesWholePagesOfKAndV) {
     if (pool.v.n) pool.v.fill_uniform(rng, -1, 1);
     Pool before = pool;  // deep copy of the storage (views still point at pool's)
     const std::vector<int32_t> pairs = {3, 7, 3, 8, 0, 9};  // 3 -> 7 and 8 (prefix sharing), 0 -> 9
-    copy_blocks(pool.view, pairs.data(), 3, 2);
+    copy_blocks({pool.view, pairs.data(), 3, 2});
     auto expect_page = [&](int32_t dst, int32_t src) {
       for (int32_t t = 0; t < ps; ++t)
         for (int32_t h = 0; h < heads; ++h) {
@@ -103,8 +103,8 @@ TEST(KvCache, GatherThenScatterMovesPagesBetweenLayouts) {
         const std::vector<int32_t> src = {5, 0, 2}, dst = {8, 1, 4};
         std::vector<uint8_t> flat(kv_block_bytes(a.view) * src.size());
         ASSERT_EQ(kv_block_bytes(a.view), kv_block_bytes(b.view));
-        gather_blocks(a.view, src.data(), 3, flat.data(), 2);
-        scatter_blocks(b.view, flat.data(), dst.data(), 3, 2);
+        gather_blocks({a.view, src.data(), 3, flat.data(), 2});
+        scatter_blocks({b.view, flat.data(), dst.data(), 3, 2});
         for (std::size_t i = 0; i < src.size(); ++i)
           for (int32_t tok = 0; tok < ps; ++tok)
             for (int32_t h = 0; h < heads; ++h) {
@@ -119,33 +119,33 @@ TEST(KvCacheErrors, BadArgumentsAreNamed) {
   Buffer key(DType::bf16, 2 * 2 * 16);
   const TokensView kv{key.data(), DType::bf16, 32, 16};
   std::vector<int64_t> slots = {0, 16};
-  expect_error([&] { append_kv(pool.view, kv, kv, slots.data(), 2); }, {"slot_mapping[1] = 16 is beyond"});
-  expect_error([&] { append_kv(pool.view, kv, kv, nullptr, 2); }, {"slot_mapping must not be null"});
-  expect_error([&] { append_kv(pool.view, {nullptr, DType::bf16, 32, 16}, kv, slots.data(), 1); },
+  expect_error([&] { append_kv({pool.view, kv, kv, slots.data(), 2}); }, {"slot_mapping[1] = 16 is beyond"});
+  expect_error([&] { append_kv({pool.view, kv, kv, nullptr, 2}); }, {"slot_mapping must not be null"});
+  expect_error([&] { append_kv({pool.view, {nullptr, DType::bf16, 32, 16}, kv, slots.data(), 1}); },
                {"key.data must not be null"});
-  expect_error([&] { append_kv(pool.view, kv, {key.data(), DType::bf16, 32, 8}, slots.data(), 1); }, {"value strides"});
-  expect_error([&] { append_kv(pool.view, kv, kv, slots.data(), 1, 0); }, {"num_threads = 0"});
+  expect_error([&] { append_kv({pool.view, kv, {key.data(), DType::bf16, 32, 8}, slots.data(), 1}); }, {"value strides"});
+  expect_error([&] { append_kv({pool.view, kv, kv, slots.data(), 1, 0}); }, {"num_threads = 0"});
   KVCacheView bad = pool.view;
   bad.k.head_dim = 12;
-  expect_error([&] { append_kv(bad, kv, kv, slots.data(), 1); }, {"cache.k.head_dim = 12"});
+  expect_error([&] { append_kv({bad, kv, kv, slots.data(), 1}); }, {"cache.k.head_dim = 12"});
   bad = pool.view;
   bad.num_kv_heads = 0;
   expect_error([&] { kv_block_bytes(bad); }, {"cache.num_kv_heads = 0"});
 
   std::vector<int32_t> pairs = {0, 4};
-  expect_error([&] { copy_blocks(pool.view, pairs.data(), 1); }, {"block_pairs[1] = 4 is outside the pool [0, 4)"});
+  expect_error([&] { copy_blocks({pool.view, pairs.data(), 1}); }, {"block_pairs[1] = 4 is outside the pool [0, 4)"});
   pairs = {0, 1, 2, 1};
-  expect_error([&] { copy_blocks(pool.view, pairs.data(), 2); }, {"destination 1 appears twice"});
+  expect_error([&] { copy_blocks({pool.view, pairs.data(), 2}); }, {"destination 1 appears twice"});
   pairs = {0, 1, 1, 2};
-  expect_error([&] { copy_blocks(pool.view, pairs.data(), 2); }, {"destination 1 is also a source"});
+  expect_error([&] { copy_blocks({pool.view, pairs.data(), 2}); }, {"destination 1 is also a source"});
 
   std::vector<uint8_t> flat(kv_block_bytes(pool.view) * 2);
   std::vector<int32_t> ids = {3, -1};
-  expect_error([&] { gather_blocks(pool.view, ids.data(), 2, flat.data()); }, {"block_ids[1] = -1"});
-  expect_error([&] { gather_blocks(pool.view, ids.data(), 1, nullptr); }, {"dst must not be null"});
+  expect_error([&] { gather_blocks({pool.view, ids.data(), 2, flat.data()}); }, {"block_ids[1] = -1"});
+  expect_error([&] { gather_blocks({pool.view, ids.data(), 1, nullptr}); }, {"dst must not be null"});
   ids = {2, 2};
-  expect_error([&] { scatter_blocks(pool.view, flat.data(), ids.data(), 2); }, {"block_ids[1] = 2 appears twice"});
-  expect_error([&] { gather_blocks(pool.view, ids.data(), -1, flat.data()); }, {"block count -1"});
+  expect_error([&] { scatter_blocks({pool.view, flat.data(), ids.data(), 2}); }, {"block_ids[1] = 2 appears twice"});
+  expect_error([&] { gather_blocks({pool.view, ids.data(), -1, flat.data()}); }, {"block count -1"});
 }
 
 }  // namespace

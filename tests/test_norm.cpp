@@ -109,14 +109,14 @@ void check_rms_norm(const NormCase& c) {
   // Reference in f32 storage: the kernel's single rounding is then the only storage rounding.
   Rows ref = as_f32(c, x);
   RmsNormParams pr = params_of(c, w);
-  reference::rms_norm(ref.view(), ref.out(), pr);
+  reference::rms_norm(testutil::with_io(pr, ref.view(), ref.out()));
   testutil::for_each_kernel("norm", [&] { return rms_norm_kernel_name(c.x, c.w); }, [&](const std::string& kernel) {
     Rows y(c, c.x, rng);
     if (c.in_place) {
       y = x;
-      rms_norm(y.view(), y.out(), pr);
+      rms_norm(testutil::with_io(pr, y.view(), y.out()));
     } else {
-      rms_norm(x.view(), y.out(), pr);
+      rms_norm(testutil::with_io(pr, x.view(), y.out()));
     }
     expect_rows_near(c, y, ref, std::string("rms_norm kernel ") + kernel);
   });
@@ -129,18 +129,18 @@ void check_fused(const NormCase& c) {
   RmsNormParams pr = params_of(c, w);
   // Reference: the residual in its own dtype (its rounding is the contract), the output in f32.
   Rows ref_res = residual, ref_x = x;
-  reference::fused_add_rms_norm(ref_x.out(), ref_res.out(), pr);
+  reference::fused_add_rms_norm(testutil::with_io(pr, ref_x.out(), ref_x.out(), ref_res.out()));
   Rows ref_y = as_f32(c, ref_res);
-  reference::rms_norm(ref_y.view(), ref_y.out(), pr);
+  reference::rms_norm(testutil::with_io(pr, ref_y.view(), ref_y.out()));
   testutil::for_each_kernel("norm", [&] { return rms_norm_kernel_name(c.x, c.w); }, [&](const std::string& kernel) {
     Rows fx = x, fres = residual;
-    fused_add_rms_norm(fx.out(), fres.out(), pr);
+    fused_add_rms_norm(testutil::with_io(pr, fx.out(), fx.out(), fres.out()));
     EXPECT_EQ(0, std::memcmp(fres.buf.data(), ref_res.buf.data(), fres.buf.bytes()))
         << "residual must be round(x + residual) exactly; " << describe(c) << " kernel " << kernel;
     expect_rows_near(c, fx, ref_y, std::string("fused_add_rms_norm kernel ") + kernel);
     // Bitwise equal to the unfused pair on the same ISA.
     Rows y2 = x;
-    rms_norm(ref_res.view(), y2.out(), pr);
+    rms_norm(testutil::with_io(pr, ref_res.view(), y2.out()));
     EXPECT_EQ(0, std::memcmp(y2.buf.data(), fx.buf.data(), fx.buf.bytes()))
         << "fused must equal add + rms_norm bitwise; " << describe(c) << " kernel " << kernel;
   });
@@ -226,9 +226,9 @@ TEST(RmsNorm, ThreadCountDoesNotChangeBits) {
   const Buffer w = make_weight(c, rng);
   Rows y1 = x, y2 = x;
   RmsNormParams p = params_of(c, w);
-  rms_norm(x.view(), y1.out(), p);
+  rms_norm(testutil::with_io(p, x.view(), y1.out()));
   p.num_threads = 2;
-  rms_norm(x.view(), y2.out(), p);
+  rms_norm(testutil::with_io(p, x.view(), y2.out()));
   EXPECT_EQ(0, std::memcmp(y1.buf.data(), y2.buf.data(), y1.buf.bytes()));
 }
 
@@ -245,7 +245,7 @@ TEST(RmsNorm, NamesBadArguments) {
       TokensView in = x.view();
       OutTokensView out = y.out();
       edit(p, in, out);
-      rms_norm(in, out, p);
+      rms_norm(testutil::with_io(p, in, out));
     };
   };
   expect_error(call([](RmsNormParams& p, TokensView&, OutTokensView&) { p.weight = nullptr; }), {"params.weight", "null"});
@@ -269,10 +269,10 @@ TEST(RmsNorm, NamesBadArguments) {
                {"input.data", "aligned"});
   OutTokensView res = x.out();
   RmsNormParams p = params_of(c, w);
-  expect_error([&] { fused_add_rms_norm(res, res, p); }, {"x and residual", "overlap"});
+  expect_error([&] { fused_add_rms_norm(testutil::with_io(p, res, res, res)); }, {"residual must not overlap"});
   OutTokensView res32 = y.out();
   res32.dtype = DType::f32;
-  expect_error([&] { fused_add_rms_norm(x.out(), res32, p); }, {"residual.dtype", "x.dtype"});
+  expect_error([&] { fused_add_rms_norm(testutil::with_io(p, x.out(), x.out(), res32)); }, {"residual.dtype", "input.dtype"});
 }
 
 }  // namespace

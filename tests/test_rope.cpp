@@ -214,7 +214,7 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
         pool.v.fill(std::numeric_limits<float>::quiet_NaN());
         Qkv y = x.as(c.x);
         RopeParams p = in.params(c, y);
-        apply_rope_and_append_kv(p, pool.view, y.v(), slots.data());
+        apply_rope_and_append_kv({p, pool.view, y.v(), slots.data()});
         const std::string what = std::string("fused ") + dtype_name(cache_t) + " kernel " + kernel;
         for (int64_t t = 0; t < c.tokens; ++t)
           for (int32_t h = 0; h < c.k_heads; ++h)
@@ -356,7 +356,7 @@ TEST(RopeErrors, NameTheArgument) {
   expect_error(call([](RopeParams& p) { p.num_tokens = -2; }), {"num_tokens"});
   Pool pool(Layout::nhd, DType::bf16, 4, 16, 4, 128, 128);
   std::vector<int64_t> slots = {0, 1, 2};
-  expect_error([&] { apply_rope_and_append_kv(in.params(c, x), pool.view, x.v(), slots.data()); },
+  expect_error([&] { apply_rope_and_append_kv({in.params(c, x), pool.view, x.v(), slots.data()}); },
                {"num_kv_heads", "cache.num_kv_heads"});
   RopeConfig cfg;
   cfg.rotary_dim = 64;

@@ -62,6 +62,16 @@ struct ForcedKernel {
   ~ForcedKernel() { pagedinfer::force_kernel(op, ""); }
 };
 
+// RMSNorm params with their tensors set (residual: fused_add_rms_norm only).
+inline pagedinfer::RmsNormParams with_io(pagedinfer::RmsNormParams p, const pagedinfer::TokensView& input,
+                                         const pagedinfer::OutTokensView& output,
+                                         const pagedinfer::OutTokensView& residual = {}) {
+  p.input = input;
+  p.output = output;
+  p.residual = residual;
+  return p;
+}
+
 // Quantize options for a fused gate/up weight.
 inline pagedinfer::QuantizeOptions gate_up_options(const pagedinfer::QuantFormat& f) {
   pagedinfer::QuantizeOptions o(f);

@@ -95,7 +95,7 @@ void Engine::make_writable(Sequence& s, int32_t index) {
   if (blocks_.owners(old) == 1) return;
   const int32_t fresh = blocks_.allocate();  // fork() checked that enough blocks were free
   const int32_t pair[2] = {old, fresh};
-  for (const auto& cache : caches_) pagedinfer::copy_blocks(cache, pair, 1, config_.num_threads);
+  for (const auto& cache : caches_) pagedinfer::copy_blocks({cache, pair, 1, config_.num_threads});
   blocks_.release(old);
   s.blocks[size_t(index)] = fresh;
 }

@@ -90,8 +90,8 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
   norm.dim = c.hidden;
   norm.eps = c.rms_eps;
   norm.num_threads = threads;
-  const pagedinfer::TokensView h_in{h_.data(), DType::bf16, c.hidden, c.hidden};
-  const pagedinfer::OutTokensView x_out{x_.data(), DType::bf16, c.hidden, c.hidden};
+  norm.input = {h_.data(), DType::bf16, c.hidden, c.hidden};
+  norm.output = {x_.data(), DType::bf16, c.hidden, c.hidden};
 
   for (int32_t l = 0; l < c.layers; ++l) {
     const LayerWeights& lw = w.layer(l);
@@ -99,7 +99,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     {
       ScopedTimer timer(t.norm);
       norm.weight = lw.input_norm.data();
-      pagedinfer::rms_norm(h_in, x_out, norm);
+      pagedinfer::rms_norm(norm);
     }
     {
       ScopedTimer timer(t.gemm);
@@ -118,7 +118,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
       rp.k = {qkv_.data() + c.q_size(), DType::bf16, c.qkv_size(), c.head_dim};
       rp.num_threads = threads;
       const pagedinfer::TokensView v{qkv_.data() + c.q_size() + c.kv_size(), DType::bf16, c.qkv_size(), c.head_dim};
-      pagedinfer::apply_rope_and_append_kv(rp, caches[size_t(l)], v, b.slots.data());
+      pagedinfer::apply_rope_and_append_kv({rp, caches[size_t(l)], v, b.slots.data()});
     }
     // The weightless attention operator.
     {
@@ -135,7 +135,9 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
       ap.out = {attn_.data(), DType::bf16, c.q_size(), c.head_dim};
       ap.scale = 1.0f / std::sqrt(float(c.head_dim));
       ap.causal = true;
-      pagedinfer::paged_attention(plan, ap, workspace(plan.workspace_bytes), plan.workspace_bytes);
+      ap.workspace = workspace(plan.workspace_bytes);
+      ap.workspace_bytes = plan.workspace_bytes;
+      pagedinfer::paged_attention(plan, ap);
     }
     // Post-attention.
     {
@@ -145,7 +147,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     {
       ScopedTimer timer(t.norm);
       norm.weight = lw.post_norm.data();
-      pagedinfer::rms_norm(h_in, x_out, norm);
+      pagedinfer::rms_norm(norm);
     }
     {
       ScopedTimer timer(t.gemm);
@@ -166,8 +168,9 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     ScopedTimer timer(t.norm);
     norm.num_tokens = S;
     norm.weight = w.final_norm.data();
-    pagedinfer::rms_norm({sample_h_.data(), DType::bf16, c.hidden, c.hidden},
-                         {sample_x_.data(), DType::bf16, c.hidden, c.hidden}, norm);
+    norm.input = {sample_h_.data(), DType::bf16, c.hidden, c.hidden};
+    norm.output = {sample_x_.data(), DType::bf16, c.hidden, c.hidden};
+    pagedinfer::rms_norm(norm);
   }
   {
     ScopedTimer timer(t.gemm);

@@ -63,7 +63,7 @@ std::vector<uint8_t> Engine::export_sequence(int64_t id) {
   for (const auto& cache : caches_) {
     const size_t at = w.out.size();
     w.out.resize(at + size_t(blocks) * block_bytes);
-    pagedinfer::gather_blocks(cache, s.blocks.data(), blocks, w.out.data() + at, config_.num_threads);
+    pagedinfer::gather_blocks({cache, s.blocks.data(), blocks, w.out.data() + at, config_.num_threads});
   }
   for (int32_t b : s.blocks) blocks_.release(b);
   running_.erase(it);
@@ -100,7 +100,7 @@ void Engine::import_sequence(const std::vector<uint8_t>& data) {
       for (int32_t b : s->blocks) blocks_.release(b);
       throw std::invalid_argument("import_sequence: the data is truncated");
     }
-    pagedinfer::scatter_blocks(cache, data.data() + r.off, s->blocks.data(), used, config_.num_threads);
+    pagedinfer::scatter_blocks({cache, data.data() + r.off, s->blocks.data(), used, config_.num_threads});
     r.off += size_t(used) * block_bytes;
   }
   s->arrival = Clock::now();

@@ -29,8 +29,8 @@
 // with another split of the KV (other thread count, other kv_chunk) agrees within rounding.
 //
 // Usage: plan once per batch step (the metadata is the same for every layer), then run every
-// layer with the same plan and a caller-owned workspace of plan.workspace_bytes bytes. run
-// never allocates. Any number of threads may run plans concurrently (each its own workspace).
+// layer with the same plan and a caller-owned workspace of plan.workspace_bytes bytes
+// (params.workspace). paged_attention never allocates. Any number of threads may run plans concurrently (each its own workspace).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -54,6 +54,8 @@ struct AttentionParams {
   float softcap = 0.0f;                  // 0: off
   const float* alibi_slopes = nullptr;   // optional [num_q_heads]
   const float* sinks = nullptr;          // optional [num_q_heads] logits of the attention sink
+  void* workspace = nullptr;             // >= plan.workspace_bytes, 64-byte aligned, not shared
+  std::size_t workspace_bytes = 0;       // with a concurrent call
 };
 
 // What a plan depends on: the batch's metadata, the same for every layer of a step.
@@ -98,20 +100,27 @@ struct AttentionPlan {
 // Throws pagedinfer::Error for inconsistent metadata (see the validation rules in run).
 PAGEDINFER_API AttentionPlan plan_attention(const AttentionProblem& problem);
 
-// Runs attention for one layer. Validates params against the plan and the cache before
-// reading anything: every pointer, dtype, stride, page id and length is checked, and a
-// pagedinfer::Error names the offending argument. workspace: >= plan.workspace_bytes bytes,
-// 64-byte aligned, not shared with a concurrent call.
-PAGEDINFER_API void paged_attention(const AttentionPlan& plan, const AttentionParams& params, void* workspace,
-                                    std::size_t workspace_bytes);
+// Runs attention for one layer, on plan.problem.num_threads threads. Validates params against
+// the plan and the cache before reading anything: every pointer, dtype, stride, page id and
+// length is checked, and a pagedinfer::Error names the offending argument.
+PAGEDINFER_API void paged_attention(const AttentionPlan& plan, const AttentionParams& params);
 
 // Combines two partial attention results over disjoint key sets of the same rows:
-//   lse = log(exp(lse_a) + exp(lse_b)),  out = exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b.
-// Tensors [num_tokens, num_heads, head_dim] contiguous in `dtype`; lse [num_tokens, num_heads]
-// fp32. out/lse_out may alias a or b.
-PAGEDINFER_API void merge_states(const void* out_a, const float* lse_a, const void* out_b, const float* lse_b,
-                                 void* out, float* lse_out, DType dtype, int64_t num_tokens, int32_t num_heads,
-                                 int32_t head_dim, int num_threads = 1);
+//   lse = log(exp(lse_a) + exp(lse_b)),  out = exp(lse_a - lse) * a + exp(lse_b - lse) * b
+// (out = 0 and lse = -inf where both lse are -inf). Each view has its own dtype and strides.
+struct MergeStatesParams {
+  int64_t num_tokens = 0;
+  int32_t num_heads = 0;
+  int32_t head_dim = 0;
+  TokensView a;                  // [num_tokens, num_heads, head_dim]
+  const float* lse_a = nullptr;  // [num_tokens, num_heads], contiguous, natural log
+  TokensView b;                  // [num_tokens, num_heads, head_dim]
+  const float* lse_b = nullptr;  // [num_tokens, num_heads]
+  OutTokensView out;             // [num_tokens, num_heads, head_dim]; may be a or b (same data and strides)
+  float* lse_out = nullptr;      // optional [num_tokens, num_heads] (null: not written); may be lse_a or lse_b
+  int num_threads = 1;
+};
+PAGEDINFER_API void merge_states(const MergeStatesParams& params);
 
 // The registered kernel (kernels.hpp) that paged_attention runs for these dtypes, now.
 PAGEDINFER_API const char* attention_kernel_name(DType q_dtype, DType kv_dtype);

@@ -50,9 +50,9 @@ struct KVCacheView {
 
 // Views of common layouts. K and V are separate tensors unless the name says combined.
 PAGEDINFER_API KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
-                                        int32_t num_kv_heads, int32_t head_dim_k, int32_t head_dim_v);
+                                        int32_t num_kv_heads, int32_t head_dim_qk, int32_t head_dim_v);
 PAGEDINFER_API KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
-                                        int32_t num_kv_heads, int32_t head_dim_k, int32_t head_dim_v);
+                                        int32_t num_kv_heads, int32_t head_dim_qk, int32_t head_dim_v);
 // kv: [pages, 2, page_size, heads, head_dim] (K at index 0, V at 1).
 PAGEDINFER_API KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
                                                  int32_t num_kv_heads, int32_t head_dim);
@@ -75,27 +75,53 @@ struct PageTable {
 // Writes token i's K and V (all heads) into the cache slot slot_mapping[i], i.e. page
 // slot / page_size at offset slot % page_size. A negative slot skips the token (vLLM's padding
 // convention). Source dtypes may differ from the cache's (converted, rounding to nearest even).
-// Two tokens must not name the same slot. key/value: [num_tokens, num_kv_heads, head_dim_k|v].
-PAGEDINFER_API void append_kv(const KVCacheView& cache, const TokensView& key, const TokensView& value,
-                              const int64_t* slot_mapping, int64_t num_tokens, int num_threads = 1);
+// Two tokens must not name the same slot.
+struct AppendKvParams {
+  KVCacheView cache;
+  TokensView key;                         // [num_tokens, cache.num_kv_heads, head_dim_qk]
+  TokensView value;                       // [num_tokens, cache.num_kv_heads, head_dim_v]
+  const int64_t* slot_mapping = nullptr;  // [num_tokens]
+  int64_t num_tokens = 0;
+  int num_threads = 1;
+};
+PAGEDINFER_API void append_kv(const AppendKvParams& params);
 
-// Copies whole pages (K and V, all heads): block_pairs [num_pairs, 2] = (src, dst), as used
-// for copy-on-write of a shared prefix. A page may be copied to several destinations; a
-// destination may appear once and may not also be a source.
-PAGEDINFER_API void copy_blocks(const KVCacheView& cache, const int32_t* block_pairs, int64_t num_pairs,
-                                int num_threads = 1);
+// Copies whole pages (K and V, all heads), as used for copy-on-write of a shared prefix. A
+// page may be copied to several destinations; a destination may appear once and may not also
+// be a source.
+struct CopyBlocksParams {
+  KVCacheView cache;
+  const int32_t* block_pairs = nullptr;  // [num_pairs, 2]: (src, dst) page ids
+  int64_t num_pairs = 0;
+  int num_threads = 1;
+};
+PAGEDINFER_API void copy_blocks(const CopyBlocksParams& params);
 
-// Bytes of one page in the flat transfer format: K [page_size, heads, head_dim_k] followed by
+// Bytes of one page in the flat transfer format: K [page_size, heads, head_dim_qk] followed by
 // V [page_size, heads, head_dim_v], in the cache's dtype, whatever the cache's own layout is;
 // so caches with different layouts (NHD on one machine, HND on another) exchange pages.
 PAGEDINFER_API std::size_t kv_block_bytes(const KVCacheView& cache);
 
-// Copies pages block_ids[0..n) into `dst` (n * kv_block_bytes(cache) bytes): swap-out to host
-// memory, or exporting a finished prefill's KV to a decode instance.
-PAGEDINFER_API void gather_blocks(const KVCacheView& cache, const int32_t* block_ids, int64_t n, void* dst,
-                                  int num_threads = 1);
-// The inverse: writes n flat pages from `src` into pages block_ids[0..n) (unique ids).
-PAGEDINFER_API void scatter_blocks(const KVCacheView& cache, const void* src, const int32_t* block_ids,
-                                   int64_t n, int num_threads = 1);
+// Copies pages block_ids[0..num_blocks) into dst (num_blocks * kv_block_bytes(cache) bytes):
+// swap-out to host memory, or exporting a finished prefill's KV to a decode instance.
+struct GatherBlocksParams {
+  KVCacheView cache;
+  const int32_t* block_ids = nullptr;  // [num_blocks]
+  int64_t num_blocks = 0;
+  void* dst = nullptr;                 // [num_blocks * kv_block_bytes(cache)] bytes
+  int num_threads = 1;
+};
+PAGEDINFER_API void gather_blocks(const GatherBlocksParams& params);
+
+// The inverse: writes num_blocks flat pages from src into pages block_ids[0..num_blocks)
+// (unique ids).
+struct ScatterBlocksParams {
+  KVCacheView cache;
+  const void* src = nullptr;           // [num_blocks * kv_block_bytes(cache)] bytes
+  const int32_t* block_ids = nullptr;  // [num_blocks], unique
+  int64_t num_blocks = 0;
+  int num_threads = 1;
+};
+PAGEDINFER_API void scatter_blocks(const ScatterBlocksParams& params);
 
 }  // namespace pagedinfer

@@ -20,7 +20,7 @@
 // the values are the same. Smaller outputs (decode) are stored normally.
 //
 // Errors: pagedinfer::Error names the argument (null pointers, dim < 1, eps <= 0 or not finite,
-// dtype mismatch between input and output or x and residual, overlapping strides).
+// dtype mismatch between input, output and residual, overlapping strides).
 #pragma once
 #include <cstdint>
 
@@ -32,6 +32,11 @@ struct RmsNormParams {
   int64_t num_tokens = 0;
   int32_t num_heads = 1;               // rows per token: 1, or the head count for QK norm
   int32_t dim = 0;                     // elements normalized together: hidden size or head_dim
+  TokensView input;                    // [num_tokens, num_heads, dim]
+  OutTokensView output;                // [num_tokens, num_heads, dim], input's dtype; the input
+                                       // itself (in place: same data and strides) or disjoint
+  OutTokensView residual;              // fused_add_rms_norm only: [num_tokens, num_heads, dim],
+                                       // input's dtype, disjoint from input and output
   const void* weight = nullptr;        // [dim]
   DType weight_dtype = DType::bf16;    // may differ from the activations' dtype
   float eps = 1e-6f;                   // > 0
@@ -39,22 +44,20 @@ struct RmsNormParams {
   int num_threads = 1;
 };
 
-// output = rmsnorm(input). output may be the same tensor as input (in place); otherwise the two
-// must not overlap. Same dtype for both. input/output: [num_tokens, num_heads, dim].
-PAGEDINFER_API void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p);
+// output = rmsnorm(input).
+PAGEDINFER_API void rms_norm(const RmsNormParams& p);
 
-// residual = round(x + residual); x = rmsnorm(residual). Both in place, same dtype, disjoint.
-PAGEDINFER_API void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual,
-                                       const RmsNormParams& p);
+// residual = round(input + residual); output = rmsnorm(residual). With output = input this is
+// vLLM's in-place fused_add_rms_norm(x, residual).
+PAGEDINFER_API void fused_add_rms_norm(const RmsNormParams& p);
 
 // The registered kernel (kernels.hpp) that rms_norm runs for these dtypes, now.
 PAGEDINFER_API const char* rms_norm_kernel_name(DType dtype, DType weight_dtype);
 
 namespace reference {
 // The oracle: double arithmetic, one rounding to the output dtype; same conventions and checks.
-PAGEDINFER_API void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p);
-PAGEDINFER_API void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual,
-                                       const RmsNormParams& p);
+PAGEDINFER_API void rms_norm(const RmsNormParams& p);
+PAGEDINFER_API void fused_add_rms_norm(const RmsNormParams& p);
 }  // namespace reference
 
 }  // namespace pagedinfer

@@ -95,12 +95,17 @@ struct RopeParams {
 // Rotates q and k in place. q and k may be slices of one fused QKV buffer; they must not overlap.
 PAGEDINFER_API void apply_rope(const RopeParams& p);
 
-// Pre-attention in one pass: q rotated in place; k read from p.k (left unchanged), rotated and
-// written into the cache slot slot_mapping[i] of token i together with value (as append_kv:
-// negative slot = skip, conversion to the cache's dtype). K makes one trip through memory.
-// p.num_kv_heads must equal cache.num_kv_heads and p.head_dim cache.k.head_dim.
-PAGEDINFER_API void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, const TokensView& value,
-                                             const int64_t* slot_mapping);
+// Pre-attention in one pass: q rotated in place; k read from rope.k (left unchanged), rotated
+// and written into the cache slot slot_mapping[i] of token i together with value (as
+// append_kv: negative slot = skip, conversion to the cache's dtype). K makes one trip through
+// memory. rope.num_kv_heads must equal cache.num_kv_heads and rope.head_dim cache.k.head_dim.
+struct RopeAppendKvParams {
+  RopeParams rope;                        // q, k, positions, table, threads
+  KVCacheView cache;
+  TokensView value;                       // [rope.num_tokens, cache.num_kv_heads, cache.v.head_dim]
+  const int64_t* slot_mapping = nullptr;  // [rope.num_tokens]
+};
+PAGEDINFER_API void apply_rope_and_append_kv(const RopeAppendKvParams& params);
 
 // The registered kernel (kernels.hpp) that apply_rope runs for q / k of `dtype` whose rotated
 // K is written as k_out_dtype (the same in place; the cache's dtype when fused), now.

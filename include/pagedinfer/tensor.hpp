@@ -18,12 +18,13 @@ struct TokensView {
   int64_t stride_head = 0;
 };
 
-// Writable [tokens, heads, dim] tensor.
+// Writable [tokens, heads, dim] tensor; also readable as a TokensView.
 struct OutTokensView {
   void* data = nullptr;
   DType dtype = DType::bf16;
   int64_t stride_token = 0;
   int64_t stride_head = 0;
+  operator TokensView() const { return {data, dtype, stride_token, stride_head}; }
 };
 
 }  // namespace pagedinfer

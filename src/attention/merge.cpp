@@ -4,29 +4,46 @@
 
 #include "common/check.hpp"
 #include "common/convert.hpp"
+#include "common/tensor_check.hpp"
 #include "common/threading.hpp"
 #include "pagedinfer/attention.hpp"
 
 namespace pagedinfer {
 
-void merge_states(const void* out_a, const float* lse_a, const void* out_b, const float* lse_b, void* out,
-                  float* lse_out, DType dtype, int64_t num_tokens, int32_t num_heads, int32_t head_dim,
-                  int num_threads) {
+void merge_states(const MergeStatesParams& p) {
   const char* where = "merge_states";
-  PAGEDINFER_CHECK(dtype_size(dtype) != 0, where, "dtype is not a valid DType");
-  PAGEDINFER_CHECK(num_tokens >= 0 && num_heads >= 1 && head_dim >= 1, where, "shape [", num_tokens, ", ",
-                   num_heads, ", ", head_dim, "] must have num_tokens >= 0 and positive heads and head_dim");
-  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
-  if (num_tokens == 0) return;
-  PAGEDINFER_CHECK(out_a && lse_a && out_b && lse_b && out, where,
-                   "out_a, lse_a, out_b, lse_b and out must not be null");
-  const std::size_t es = dtype_size(dtype);
-  for (const void* ptr : {out_a, out_b, static_cast<const void*>(out)})
-    PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(ptr) % es == 0, where, "tensors must be aligned to ", es,
-                     " bytes (dtype ", dtype_name(dtype), ")");
+  PAGEDINFER_CHECK(p.num_tokens >= 0 && p.num_heads >= 1 && p.head_dim >= 1, where, "shape [", p.num_tokens, ", ",
+                   p.num_heads, ", ", p.head_dim, "] must have num_tokens >= 0 and positive heads and head_dim");
+  PAGEDINFER_CHECK(p.num_threads >= 1, where, "num_threads = ", p.num_threads, " must be >= 1");
+  if (p.num_tokens == 0) return;
+  PAGEDINFER_CHECK(p.lse_a && p.lse_b, where, "lse_a and lse_b must not be null");
+  detail::validate_tokens(p.a.data, p.a.dtype, p.a.stride_token, p.a.stride_head, p.num_tokens, p.num_heads,
+                          p.head_dim, where, "a");
+  detail::validate_tokens(p.b.data, p.b.dtype, p.b.stride_token, p.b.stride_head, p.num_tokens, p.num_heads,
+                          p.head_dim, where, "b");
+  detail::validate_tokens(p.out.data, p.out.dtype, p.out.stride_token, p.out.stride_head, p.num_tokens, p.num_heads,
+                          p.head_dim, where, "out");
+  // out may be a or b element for element (each row is read before it is written), never a
+  // shifted view of them.
+  const auto extent = [&](const void* data, DType t, int64_t st, int64_t sh) {
+    return detail::tokens_extent(data, t, st, sh, p.num_tokens, p.num_heads, p.head_dim);
+  };
+  const auto out_extent = extent(p.out.data, p.out.dtype, p.out.stride_token, p.out.stride_head);
+  for (const TokensView* in : {&p.a, &p.b}) {
+    const bool same = in->data == p.out.data && in->dtype == p.out.dtype && in->stride_token == p.out.stride_token &&
+                      (p.num_heads == 1 || in->stride_head == p.out.stride_head);
+    PAGEDINFER_CHECK(same || !detail::extents_overlap(out_extent, extent(in->data, in->dtype, in->stride_token,
+                                                                          in->stride_head)),
+                     where, "out must be ", in == &p.a ? "a" : "b", " itself (same data, dtype and strides) or not overlap it");
+  }
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  detail::parallel_for(num_tokens * num_heads, num_threads, 64, [&](int64_t row) {
-    const float la = lse_a[row], lb = lse_b[row];
+  const auto row_of = [](const auto& v, int64_t t, int32_t h) {
+    return static_cast<std::size_t>(t * v.stride_token + h * v.stride_head);
+  };
+  detail::parallel_for(p.num_tokens * p.num_heads, p.num_threads, 64, [&](int64_t row) {
+    const int64_t t = row / p.num_heads;
+    const int32_t h = int32_t(row % p.num_heads);
+    const float la = p.lse_a[row], lb = p.lse_b[row];
     const float m = std::max(la, lb);
     float wa = 0.f, wb = 0.f, lse = neg_inf;
     if (m != neg_inf) {
@@ -37,12 +54,13 @@ void merge_states(const void* out_a, const float* lse_a, const void* out_b, cons
       wa *= inv;
       wb *= inv;
     }
-    const std::size_t base = std::size_t(row) * std::size_t(head_dim);
-    for (int32_t d = 0; d < head_dim; ++d) {
-      const float a = detail::load_as_float(out_a, dtype, base + d), b = detail::load_as_float(out_b, dtype, base + d);
-      detail::store_from_float(out, dtype, base + d, wa * a + wb * b);
+    const std::size_t ra = row_of(p.a, t, h), rb = row_of(p.b, t, h), ro = row_of(p.out, t, h);
+    for (int32_t d = 0; d < p.head_dim; ++d) {
+      const float a = detail::load_as_float(p.a.data, p.a.dtype, ra + d);
+      const float b = detail::load_as_float(p.b.data, p.b.dtype, rb + d);
+      detail::store_from_float(p.out.data, p.out.dtype, ro + d, wa * a + wb * b);
     }
-    if (lse_out) lse_out[row] = lse;
+    if (p.lse_out) p.lse_out[row] = lse;
   });
 }
 

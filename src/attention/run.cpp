@@ -63,16 +63,15 @@ void merge_partials(const AttentionParams& p, const AttentionMergeItem& mi, int3
 
 }  // namespace
 
-void paged_attention(const AttentionPlan& plan, const AttentionParams& p, void* workspace,
-                     std::size_t workspace_bytes) {
+void paged_attention(const AttentionPlan& plan, const AttentionParams& p) {
   detail::validate_attention_params(p, "paged_attention");
-  detail::validate_attention_against_plan(plan, p, workspace, workspace_bytes);
+  detail::validate_attention_against_plan(plan, p, p.workspace, p.workspace_bytes);
   const detail::AttentionItemKernel kernel = detail::attention_kernel(p.q.dtype, p.cache.dtype);
   const int32_t group = p.num_q_heads / p.cache.num_kv_heads;
   const int32_t rows_max = plan.q_tile * group;
   const detail::AttentionScratchLayout lay(rows_max, p.cache.k.head_dim, p.cache.v.head_dim);
   const int threads = plan.problem.num_threads;
-  char* base = static_cast<char*>(workspace);
+  char* base = static_cast<char*>(p.workspace);
   float* partial_out = reinterpret_cast<float*>(base + std::size_t(threads) * lay.bytes);
   int32_t num_partials = 0;
   for (const auto& m : plan.merges) num_partials += m.num_partials;

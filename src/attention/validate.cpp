@@ -88,10 +88,10 @@ void validate_attention_against_plan(const AttentionPlan& plan, const AttentionP
                      p.pages.kv_len[r], " differs from the plan's ", plan.kv_len[std::size_t(r)],
                      ": re-plan when the batch changes");
   }
-  PAGEDINFER_CHECK(ws_bytes >= plan.workspace_bytes, where, "workspace_bytes = ", ws_bytes,
+  PAGEDINFER_CHECK(ws_bytes >= plan.workspace_bytes, where, "params.workspace_bytes = ", ws_bytes,
                    " is smaller than plan.workspace_bytes = ", plan.workspace_bytes);
-  PAGEDINFER_CHECK(plan.workspace_bytes == 0 || ws != nullptr, where, "workspace must not be null");
-  PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(ws) % 64 == 0, where, "workspace must be 64-byte aligned");
+  PAGEDINFER_CHECK(plan.workspace_bytes == 0 || ws != nullptr, where, "params.workspace must not be null");
+  PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(ws) % 64 == 0, where, "params.workspace must be 64-byte aligned");
 }
 
 }  // namespace pagedinfer::detail

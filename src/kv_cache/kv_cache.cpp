@@ -116,9 +116,13 @@ KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int3
   return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
 }
 
-void append_kv(const KVCacheView& c, const TokensView& key, const TokensView& value, const int64_t* slot_mapping,
-               int64_t num_tokens, int num_threads) {
+void append_kv(const AppendKvParams& p) {
   const char* where = "append_kv";
+  const KVCacheView& c = p.cache;
+  const TokensView &key = p.key, &value = p.value;
+  const int64_t* slot_mapping = p.slot_mapping;
+  const int64_t num_tokens = p.num_tokens;
+  const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
   PAGEDINFER_CHECK(num_tokens >= 0, where, "num_tokens = ", num_tokens, " must be >= 0");
   PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
@@ -147,8 +151,12 @@ void append_kv(const KVCacheView& c, const TokensView& key, const TokensView& va
   });
 }
 
-void copy_blocks(const KVCacheView& c, const int32_t* pairs, int64_t num_pairs, int num_threads) {
+void copy_blocks(const CopyBlocksParams& p) {
   const char* where = "copy_blocks";
+  const KVCacheView& c = p.cache;
+  const int32_t* pairs = p.block_pairs;
+  const int64_t num_pairs = p.num_pairs;
+  const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
   PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
   check_block_ids(c, pairs, 2 * num_pairs, where, "block_pairs");
@@ -172,8 +180,13 @@ std::size_t kv_block_bytes(const KVCacheView& c) {
   return std::size_t(flat_pool_elems(c, c.k) + flat_pool_elems(c, c.v)) * dtype_size(c.dtype);
 }
 
-void gather_blocks(const KVCacheView& c, const int32_t* ids, int64_t n, void* dst, int num_threads) {
+void gather_blocks(const GatherBlocksParams& p) {
   const char* where = "gather_blocks";
+  const KVCacheView& c = p.cache;
+  const int32_t* ids = p.block_ids;
+  const int64_t n = p.num_blocks;
+  void* dst = p.dst;
+  const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
   PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
   check_block_ids(c, ids, n, where, "block_ids");
@@ -186,8 +199,13 @@ void gather_blocks(const KVCacheView& c, const int32_t* ids, int64_t n, void* ds
   });
 }
 
-void scatter_blocks(const KVCacheView& c, const void* src, const int32_t* ids, int64_t n, int num_threads) {
+void scatter_blocks(const ScatterBlocksParams& p) {
   const char* where = "scatter_blocks";
+  const KVCacheView& c = p.cache;
+  const void* src = p.src;
+  const int32_t* ids = p.block_ids;
+  const int64_t n = p.num_blocks;
+  const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
   PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
   check_block_ids(c, ids, n, where, "block_ids");

@@ -23,12 +23,10 @@ void run(const detail::NormRows& j, int num_threads) {
 
 }  // namespace
 
-void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p) {
-  run(detail::validate_rms_norm(input, output, p, "rms_norm"), p.num_threads);
-}
+void rms_norm(const RmsNormParams& p) { run(detail::validate_rms_norm(p, "rms_norm"), p.num_threads); }
 
-void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual, const RmsNormParams& p) {
-  run(detail::validate_fused_add_rms_norm(x, residual, p, "fused_add_rms_norm"), p.num_threads);
+void fused_add_rms_norm(const RmsNormParams& p) {
+  run(detail::validate_fused_add_rms_norm(p, "fused_add_rms_norm"), p.num_threads);
 }
 
 }  // namespace pagedinfer

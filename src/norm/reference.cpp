@@ -41,12 +41,12 @@ void normalize_rows(const detail::NormRows& j) {
 
 }  // namespace
 
-void rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p) {
-  normalize_rows(detail::validate_rms_norm(input, output, p, "reference::rms_norm"));
+void rms_norm(const RmsNormParams& p) {
+  normalize_rows(detail::validate_rms_norm(p, "reference::rms_norm"));
 }
 
-void fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual, const RmsNormParams& p) {
-  normalize_rows(detail::validate_fused_add_rms_norm(x, residual, p, "reference::fused_add_rms_norm"));
+void fused_add_rms_norm(const RmsNormParams& p) {
+  normalize_rows(detail::validate_fused_add_rms_norm(p, "reference::fused_add_rms_norm"));
 }
 
 }  // namespace pagedinfer::reference

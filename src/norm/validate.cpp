@@ -43,9 +43,11 @@ std::pair<uintptr_t, uintptr_t> extent(const View& v, const RmsNormParams& p) {
 
 }  // namespace
 
-NormRows validate_rms_norm(const TokensView& in, const OutTokensView& out, const RmsNormParams& p,
-                           const char* where) {
+// The views input and output share: valid, one dtype, in place or disjoint.
+NormRows validate_rms_norm(const RmsNormParams& p, const char* where) {
   NormRows j = validate_common(p, where);
+  const TokensView& in = p.input;
+  const OutTokensView& out = p.output;
   validate_view(in, p, where, "input");
   validate_view(out, p, where, "output");
   PAGEDINFER_CHECK(in.dtype == out.dtype, where, "output.dtype (", dtype_name(out.dtype),
@@ -60,18 +62,16 @@ NormRows validate_rms_norm(const TokensView& in, const OutTokensView& out, const
   return j;
 }
 
-NormRows validate_fused_add_rms_norm(const OutTokensView& x, const OutTokensView& res, const RmsNormParams& p,
-                                     const char* where) {
-  NormRows j = validate_common(p, where);
-  validate_view(x, p, where, "x");
+NormRows validate_fused_add_rms_norm(const RmsNormParams& p, const char* where) {
+  NormRows j = validate_rms_norm(p, where);
+  const OutTokensView& res = p.residual;
   validate_view(res, p, where, "residual");
-  PAGEDINFER_CHECK(x.dtype == res.dtype, where, "residual.dtype (", dtype_name(res.dtype), ") must equal x.dtype (",
-                   dtype_name(x.dtype), ")");
-  PAGEDINFER_CHECK(p.num_tokens == 0 || !extents_overlap(extent(x, p), extent(res, p)), where,
-                   "x and residual must not overlap");
-  j.in = j.out = {x.data, x.stride_token, x.stride_head};
+  PAGEDINFER_CHECK(res.dtype == p.input.dtype, where, "residual.dtype (", dtype_name(res.dtype),
+                   ") must equal input.dtype (", dtype_name(p.input.dtype), ")");
+  PAGEDINFER_CHECK(p.num_tokens == 0 || (!extents_overlap(extent(p.input, p), extent(res, p)) &&
+                                         !extents_overlap(extent(p.output, p), extent(res, p))),
+                   where, "residual must not overlap input or output");
   j.residual = {res.data, res.stride_token, res.stride_head};
-  j.dtype = x.dtype;
   return j;
 }
 

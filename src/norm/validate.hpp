@@ -6,9 +6,7 @@
 namespace pagedinfer::detail {
 
 // Throw pagedinfer::Error naming the bad argument; return the rows a kernel can run.
-NormRows validate_rms_norm(const TokensView& input, const OutTokensView& output, const RmsNormParams& p,
-                           const char* where);
-NormRows validate_fused_add_rms_norm(const OutTokensView& x, const OutTokensView& residual, const RmsNormParams& p,
-                                     const char* where);
+NormRows validate_rms_norm(const RmsNormParams& p, const char* where);
+NormRows validate_fused_add_rms_norm(const RmsNormParams& p, const char* where);
 
 }  // namespace pagedinfer::detail

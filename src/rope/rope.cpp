@@ -88,9 +88,12 @@ void apply_rope(const RopeParams& p) {
   run(j, x, x);
 }
 
-void apply_rope_and_append_kv(const RopeParams& p, const KVCacheView& cache, const TokensView& value,
-                              const int64_t* slot_mapping) {
+void apply_rope_and_append_kv(const RopeAppendKvParams& params) {
   const char* where = "apply_rope_and_append_kv";
+  const RopeParams& p = params.rope;
+  const KVCacheView& cache = params.cache;
+  const TokensView& value = params.value;
+  const int64_t* slot_mapping = params.slot_mapping;
   detail::RopeJob j = detail::validate_rope(p, where);
   detail::validate_cache(cache, where);
   PAGEDINFER_CHECK(p.num_kv_heads == cache.num_kv_heads, where, "num_kv_heads = ", p.num_kv_heads,
