@@ -12,7 +12,7 @@
 //
 // QuantizedWeight is made once at load time (quantize(), an importer, or load) and is then
 // read-only: any number of threads may run linear() on it at once. Its layout is private to
-// the library (src/gemm/layout.hpp) and versioned: save_weight() writes it with a format version and a
+// the library (src/quant/layout.hpp) and versioned: save_weight() writes it with a format version and a
 // checksum, load_weight() refuses files of another version, truncated files and corrupt ones.
 //
 // GPTQ act-order (g_idx) is kept exactly: the importer orders k by group and the weight
@@ -37,7 +37,7 @@ struct QuantFormat {
 
 class PAGEDINFER_API QuantizedWeight {
  public:
-  struct Storage;  // src/gemm/layout.hpp
+  struct Storage;  // src/quant/layout.hpp
   QuantizedWeight();
   explicit QuantizedWeight(std::shared_ptr<const Storage> s);
   ~QuantizedWeight();

@@ -26,6 +26,7 @@
 
 #include "attention/kernel.hpp"
 #include "common/dtype_dispatch.hpp"
+#include "common/static_count.hpp"
 #include "common/simd/load.hpp"
 #include "kv_cache/paged.hpp"
 
@@ -79,16 +80,6 @@ struct AttentionPrefetch {
     for (int32_t t = t0; t < t1 && t < n; ++t) prefetch_bytes(rows[t], bytes);
   }
 };
-
-// Calls f(std::integral_constant<int, n>) for a run-time n in [1, N]: register blocks need their
-// row (or key, or column) count at compile time.
-template <int N, class F>
-void with_count(int32_t n, F&& f) {
-  if constexpr (N >= 1) {
-    if (n == N) return f(std::integral_constant<int, N>{});
-    with_count<N - 1>(n, f);
-  }
-}
 
 template <class A, class Dots>
 struct AttentionDriver {

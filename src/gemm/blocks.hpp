@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "common/simd/load.hpp"
+#include "common/static_count.hpp"
 #include "gemm/kernel.hpp"
 
 namespace pagedinfer::detail {
@@ -119,22 +120,9 @@ EpilogueFn epilogue_for(DType y) {
   return nullptr;
 }
 
-// The rows a block of up to MR rows computes when `left` rows remain: all MR, or in the last
-// block of a call (left < MR) the even count that covers them; f(std::integral_constant<int, R>)
-// runs the block with those R rows. Rows past m are the workspace's zero padding: computed,
-// never stored. Whole MR-row blocks there would cost M = 32 on 6-row blocks 36 rows of work.
-template <int MR, class F>
-void with_block_rows(int64_t left, F&& f) {
-  if constexpr (MR > 2)
-    if (left <= 2) return f(std::integral_constant<int, 2>());
-  if constexpr (MR > 4)
-    if (left <= 4) return f(std::integral_constant<int, 4>());
-  if constexpr (MR > 6)
-    if (left <= 6) return f(std::integral_constant<int, 6>());
-  f(std::integral_constant<int, MR>());
-}
-
-// Block::template run<R, NT, S>(job, tile, m, c) computes R rows of the activation layout's
+// Block::template run<R, NT, S>(job, tile, m, c) computes R rows (with_block_rows: all MR, or in
+// the last block of a call the even count that covers the rows left; rows past m are the
+// workspace's zero padding, computed, never stored) of the activation layout's
 // blocks of S rows; it adds the block's sums into c ([R][NT * 16]), or with Block::kSetsC
 // writes them (its first group stores without reading): then c is not zeroed, which stores
 // nothing while the previous block's y stores may still wait for their lines (zeroing c there

@@ -9,7 +9,7 @@
 #pragma once
 #include <cstdint>
 
-#include "gemm/layout.hpp"
+#include "quant/layout.hpp"
 #include "pagedinfer/linear.hpp"
 
 namespace pagedinfer::detail {

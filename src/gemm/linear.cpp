@@ -145,16 +145,12 @@ const char* linear_unit_name(LinearUnit u) {
   return "unknown";
 }
 
-void linear(const QuantizedWeight& weight, const LinearParams& p) {
-  const Storage& w = weight.storage();
-  const int64_t n_out = linear_out_features(weight, p);
-  validate(w, p, n_out);
-  if (p.m == 0) return;
+namespace {
 
-  const detail::GemmKernel kernel = detail::gemm_kernel({&w, p.activations, p.x.dtype, p.m});
-  const Workspace ws(w, p.m);
+// Step 1: x into the kernel's compute type and layout, with group sums and row scales.
+detail::PrepareJob prepare_activations(const Storage& w, const LinearParams& p, const detail::GemmKernel& kernel,
+                                       const Workspace& ws) {
   char* base = static_cast<char*>(p.workspace);
-
   detail::PrepareJob prep;
   prep.x = p.x.data;
   prep.x_dtype = p.x.dtype;
@@ -164,8 +160,8 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   prep.act_sums = reinterpret_cast<float*>(base + ws.sums);
   prep.row_scale = reinterpret_cast<float*>(base + ws.row_scale);
   // The padding rows of the kernel's last row block read as zeros (only those: zeroing all of
-  // m_padded cost M = 1 calls 23 rows of k, about a third of a 4096 x 4096 int4 GEMV), and only
-  // the 4-byte units the compute type fills (this runs on one thread).
+  // m_padded would cost a GEMV 23 rows of k), and only the 4-byte units the compute type fills
+  // (this runs on one thread).
   const int64_t read_rows = std::max(kernel.act_rows, kernel.pad_rows);
   const int64_t m_read = (p.m + read_rows - 1) / read_rows * read_rows;
   const int64_t units = w.k_packed * element_bytes(kernel.compute) / 4;
@@ -182,21 +178,29 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   detail::parallel_for((p.m + row_grain - 1) / row_grain, p.num_threads, 1, [&](int64_t c) {
     kernel.prepare(prep, c * row_grain, std::min(p.m, (c + 1) * row_grain));
   });
+  return prep;
+}
 
-  float* bias = nullptr;
-  if (p.bias) {
-    bias = reinterpret_cast<float*>(base + ws.bias);
-    std::fill(bias, bias + w.n_packed, 0.f);
-    for (int64_t row = 0; row < w.n; ++row) bias[w.packed_column(row)] = detail::load_as_float(p.bias, p.bias_dtype, size_t(row));
-  }
+// Step 2: the bias in fp32 by packed column, or null.
+const float* stage_bias(const Storage& w, const LinearParams& p, const Workspace& ws) {
+  if (!p.bias) return nullptr;
+  float* bias = reinterpret_cast<float*>(static_cast<char*>(p.workspace) + ws.bias);
+  std::fill(bias, bias + w.n_packed, 0.f);
+  for (int64_t row = 0; row < w.n; ++row)
+    bias[w.packed_column(row)] = detail::load_as_float(p.bias, p.bias_dtype, size_t(row));
+  return bias;
+}
 
+// Step 3: what the run kernels read.
+detail::GemmJob make_job(const Storage& w, const LinearParams& p, const detail::GemmKernel& kernel,
+                         const detail::PrepareJob& prep, const float* bias, int64_t n_out) {
   detail::GemmJob job;
   job.w = &w;
   job.m = p.m;
   job.act = prep.act;
   job.act_sums = prep.act_sums;
-  job.row_scale =
-      kernel.compute == ComputeType::i8 || kernel.compute == ComputeType::i8_limbs ? prep.row_scale : nullptr;
+  const bool scaled_rows = kernel.compute == ComputeType::i8 || kernel.compute == ComputeType::i8_limbs;
+  job.row_scale = scaled_rows ? prep.row_scale : nullptr;
   job.bias = bias;
   job.y = p.y.data;
   job.y_dtype = p.y.dtype;
@@ -206,7 +210,11 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
   job.silu_mul = p.silu_mul;
   job.n_out = n_out;
   job.stream_one_row = kernel.stream_one_row;
+  return job;
+}
 
+// Step 4: the run kernel over (row block, column block) units on the threads.
+void run_units(const Storage& w, const LinearParams& p, const detail::GemmKernel& kernel, const detail::GemmJob& job) {
   const int64_t row_block = unit_rows(w, kernel, p.m, p.num_threads);
   const int64_t row_blocks = (p.m + row_block - 1) / row_block;
   const int64_t col_block = detail::kUnitTiles;
@@ -225,6 +233,20 @@ void linear(const QuantizedWeight& weight, const LinearParams& p) {
     const int64_t rb = u / col_blocks, cb = u % col_blocks;
     kernel.run(job, cb * col_block, (cb + 1) * col_block, rb * row_block, std::min(p.m, (rb + 1) * row_block));
   });
+}
+
+}  // namespace
+
+void linear(const QuantizedWeight& weight, const LinearParams& p) {
+  const Storage& w = weight.storage();
+  const int64_t n_out = linear_out_features(weight, p);
+  validate(w, p, n_out);
+  if (p.m == 0) return;
+  const detail::GemmKernel kernel = detail::gemm_kernel({&w, p.activations, p.x.dtype, p.m});
+  const Workspace ws(w, p.m);
+  const detail::PrepareJob prep = prepare_activations(w, p, kernel, ws);
+  const float* bias = stage_bias(w, p, ws);
+  run_units(w, p, kernel, make_job(w, p, kernel, prep, bias, n_out));
 }
 
 }  // namespace pagedinfer

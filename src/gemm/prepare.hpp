@@ -13,13 +13,13 @@ namespace pagedinfer::detail {
 namespace {
 
 // Order of k inside each block of a row, as the kernel meets the weight word's elements
-// (layout.hpp): natural, or (0, 4, 1, 5, 2, 6, 3, 7) per 8 k for VNNI on int4.
+// (layout.hpp): natural, or per 8 k the nibble order of int4 words for VNNI and AMX int8.
 enum class WordOrder { natural, vnni_int4 };
 
 template <WordOrder O>
 inline int64_t ordered_position(int64_t i) {
-  constexpr int kVnniInt4[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of element e of an 8-block
-  if constexpr (O == WordOrder::vnni_int4) return (i & ~int64_t(7)) | kVnniInt4[i & 7];
+  if constexpr (O == WordOrder::vnni_int4)
+    return (i & ~int64_t(7)) | QuantizedWeight::Storage::int4_nibble_position(int(i & 7));
   else return i;
 }
 

@@ -21,7 +21,8 @@
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/blocks.hpp"
 #include "gemm/x86_avx512_prepare.hpp"
-#include "gemm/x86_avx512_words.hpp"
+#include "gemm/x86_avx512_blocking.hpp"
+#include "gemm/x86_avx512_pairs.hpp"
 
 namespace pagedinfer::detail {
 namespace {

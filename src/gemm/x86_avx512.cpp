@@ -2,7 +2,8 @@
 // activations on fp32 FMAs (FmaRowBlock).
 #include "common/simd/x86_avx512.hpp"
 #include "gemm/generic.hpp"
-#include "gemm/x86_avx512_words.hpp"
+#include "gemm/x86_avx512_blocking.hpp"
+#include "gemm/x86_avx512_pairs.hpp"
 
 namespace pagedinfer::detail {
 namespace {

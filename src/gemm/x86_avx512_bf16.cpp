@@ -7,7 +7,8 @@
 #include "common/simd/x86_avx512.hpp"
 #include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/generic.hpp"
-#include "gemm/x86_avx512_words.hpp"
+#include "gemm/x86_avx512_blocking.hpp"
+#include "gemm/x86_avx512_pairs.hpp"
 
 namespace pagedinfer::detail {
 namespace {

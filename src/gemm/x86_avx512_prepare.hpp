@@ -21,6 +21,13 @@
 namespace pagedinfer::detail {
 namespace {
 
+// The permutation of 16 k (two words' 8) into the int4 nibble order (layout.hpp).
+inline __m512i int4_nibble_order() {
+  constexpr const int* o = QuantizedWeight::Storage::kInt4NibbleOrder;
+  return _mm512_setr_epi32(o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], 8 + o[0], 8 + o[1], 8 + o[2], 8 + o[3],
+                           8 + o[4], 8 + o[5], 8 + o[6], 8 + o[7]);
+}
+
 template <DType X, WordOrder O>
 struct Avx512PrepareI8 {
   using P = Prepare<Avx512Arch, X>;
@@ -61,8 +68,7 @@ struct Avx512PrepareI8 {
       finite = finite && std::isfinite(j.row_scale[b + r]);
       std::fill(j.act_sums + (b + r) * w.groups, j.act_sums + (b + r + 1) * w.groups, 0.f);
     }
-    // Within each 8 k: (0, 4, 1, 5, 2, 6, 3, 7) for int4 words (layout.hpp).
-    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    const __m512i order = int4_nibble_order();
     const __m512 limit = _mm512_set1_ps(kInt8Limit);
     // Row r's 16 k from i, quantized to int32 in the kernel's order (zero outside [r0, r1)).
     const auto quantized = [&](int r, int64_t i) {
@@ -169,7 +175,7 @@ struct Avx512PrepareFixed {
     const bool finite = std::isfinite(amax);
     j.row_scale[m] = finite ? std::ldexp(1.f, e - kFixedBits) : std::numeric_limits<float>::quiet_NaN();
     const __m512 factor = _mm512_set1_ps(finite ? std::ldexp(1.f, kFixedBits - e) : 0.f);
-    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    const __m512i order = int4_nibble_order();
     // The 16 packed k from i as floats: a load, or gathered (act-order, the tail, the padding).
     const auto load16 = [&](int64_t i) -> __m512 {
       if (w.k_order.empty() && i + 16 <= w.k) return load_as<Avx512Arch, X>(x, i);

@@ -11,7 +11,7 @@
 #include "common/simd/x86_avx512_dot.hpp"
 #include "gemm/generic.hpp"
 #include "gemm/x86_avx512_prepare.hpp"
-#include "gemm/x86_avx512_words.hpp"
+#include "gemm/x86_avx512_blocking.hpp"
 
 namespace pagedinfer::detail {
 namespace {
@@ -23,19 +23,6 @@ inline int32_t load32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return v;
-}
-
-// Calls step(jw, set) for the words [begin, end), with set cycling through [0, Sets) as a
-// compile-time constant (see zero_accumulators): the loop is unrolled by Sets, a tail on set 0.
-template <int Sets, class Step, int... S>
-inline void for_each_word(int64_t begin, int64_t end, Step&& step, std::integer_sequence<int, S...> = {}) {
-  if constexpr (sizeof...(S) == 0) {
-    for_each_word<Sets>(begin, end, step, std::make_integer_sequence<int, Sets>());
-  } else {
-    int64_t jw = begin;
-    for (; jw + Sets <= end; jw += Sets) (step(jw + S, std::integral_constant<int, S>()), ...);
-    for (; jw < end; ++jw) step(jw, std::integral_constant<int, 0>());
-  }
 }
 
 // The nibbles of one int4 word of a tile as u8 (half 0: low nibbles, half 1: high), read from
@@ -82,7 +69,7 @@ struct VnniBlock {
       // int4: a set per half of a word, the words on alternate pairs of sets. int8: a set per
       // word. (With streaming, int8 at one row had read DRAM faster with its sets in memory.)
       constexpr int kWordSets = BITS == 8 ? kSets<R> : (kSets<R> + 1) / 2;
-      for_each_word<kWordSets>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
+      for_each_unrolled<kWordSets>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
         if constexpr (kStream) prefetch_stream(tile, jw);
         if constexpr (BITS == 8) {
           __m512i word[NT];
@@ -164,7 +151,7 @@ struct LimbBlock {
       for (int l = 0; l < L; ++l)
 #pragma GCC unroll 2
         for (int i = 0; i < NT; ++i) acc[l][i][0] = acc[l][i][1] = _mm512_setzero_si512();
-      for_each_word<2 / kHalves>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
+      for_each_unrolled<2 / kHalves>(g * words_per_group, (g + 1) * words_per_group, [&](int64_t jw, auto word_set) {
         if constexpr (kStream) prefetch_stream(tile, jw);
 #pragma GCC unroll 2
         for (int half = 0; half < kHalves; ++half) {

@@ -62,4 +62,12 @@ struct SimdIsa<Avx512Arch> {
   static float hmax(B x) { return _mm512_reduce_max_ps(x); }
 };
 
+// v, opaque to the compiler so that it stays in a register: GCC 12 makes a constant or member
+// vector (a conversion table) a memory operand of every instruction that reads it.
+template <class V>
+inline V in_register(V v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
 }  // namespace pagedinfer::detail

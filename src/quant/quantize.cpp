@@ -7,7 +7,7 @@
 #include "common/convert.hpp"
 #include "common/scalar_convert.hpp"
 #include "common/threading.hpp"
-#include "gemm/layout.hpp"
+#include "quant/layout.hpp"
 
 namespace pagedinfer {
 

@@ -3,7 +3,7 @@
 
 #include "common/check.hpp"
 #include "common/scalar_convert.hpp"
-#include "gemm/layout.hpp"
+#include "quant/layout.hpp"
 
 namespace pagedinfer {
 

@@ -9,7 +9,7 @@
 #include <iterator>
 
 #include "common/check.hpp"
-#include "gemm/layout.hpp"
+#include "quant/layout.hpp"
 
 namespace pagedinfer {
 

@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include "common/check.hpp"
-#include "gemm/layout.hpp"
+#include "quant/layout.hpp"
 
 namespace pagedinfer {
 

@@ -59,7 +59,17 @@ struct QuantizedWeight::Storage {
   // Index into scales and zeros of packed column p, group g.
   int64_t param(int64_t p, int64_t g) const { return ((p / kTileN) * groups + g) * kTileN + p % kTileN; }
   int64_t packed_k(int64_t source_k) const { return k_position.empty() ? source_k : k_position[source_k]; }
-  static int shift_of(int bits, int e) { return bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1); }
+  static constexpr int shift_of(int bits, int e) { return bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1); }
+  // The int4 elements in the byte order of a word's nibbles: the bytes of w & 0x0f0f0f0f, then of
+  // (w >> 4) & 0x0f0f0f0f, hold elements kInt4NibbleOrder[0..3] and [4..7] (VNNI and AMX int8
+  // kernels; their activations are prepared in this order). Follows from shift_of.
+  static constexpr int kInt4NibbleOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  // Where element e sits in that order (the inverse permutation).
+  static constexpr int int4_nibble_position(int e) {
+    int p = 0;
+    while (kInt4NibbleOrder[p] != e) ++p;
+    return p;
+  }
   uint32_t& word(int64_t p, int64_t i) { return q[((p / kTileN) * k_words() + i / kpw()) * kTileN + p % kTileN]; }
   uint32_t word(int64_t p, int64_t i) const {
     return q[((p / kTileN) * k_words() + i / kpw()) * kTileN + p % kTileN];
@@ -75,6 +85,17 @@ struct QuantizedWeight::Storage {
   // Zero point of (group, column) as the integer or float that dequantization subtracts/adds.
   double symmetric_zero() const { return double(1 << (format.bits - 1)); }
 };
+
+// Nibble byte p (of w & 0x0f0f0f0f for p < 4, of (w >> 4) & 0x0f0f0f0f after) starts at bit
+// 8 (p % 4) + 4 (p / 4): the element shift_of puts there.
+static_assert(
+    [] {
+      using S = QuantizedWeight::Storage;
+      for (int p = 0; p < 8; ++p)
+        if (S::shift_of(4, S::kInt4NibbleOrder[p]) != 8 * (p % 4) + 4 * (p / 4)) return false;
+      return true;
+    }(),
+    "kInt4NibbleOrder must follow shift_of");
 
 namespace detail {
 // Validates a format (bits, group size dividing k) for `where`; fills the storage shape.
