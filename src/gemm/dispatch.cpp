@@ -19,12 +19,15 @@ bool one_row(const GemmCase& c) { return c.m == 1; }
 bool intel(const GemmCase&) { return cpu_vendor() != CpuVendor::amd; }
 
 // AMX int8 tiles: from 9 rows for int8 weights (below, the VNNI kernels' one-pass 8 x 2 blocks
-// are as fast) and from 5 for int4.
-bool amx_int8_can_run(const GemmCase& c) { return int8_x(c) && amx_tiles_fit(*c.w, kAmxInt8ChunkK); }
+// are as fast) and from 5 for int4. Forced or not, the AMX kernels take only these rows: the
+// shapes their tests run them on.
 bool amx_int8_rows(const GemmCase& c) { return c.m >= (c.w->format.bits == 4 ? 5 : 9); }
+bool amx_int8_can_run(const GemmCase& c) {
+  return int8_x(c) && amx_tiles_fit(*c.w, kAmxInt8ChunkK) && amx_int8_rows(c);
+}
 // AMX bf16 tiles: from two rows; one row reads DRAM as fast or faster on the vector kernels.
-bool amx_bf16_can_run(const GemmCase& c) { return bf16_x(c) && amx_tiles_fit(*c.w, kAmxBf16ChunkK); }
 bool amx_bf16_rows(const GemmCase& c) { return c.m >= 2; }
+bool amx_bf16_can_run(const GemmCase& c) { return bf16_x(c) && amx_tiles_fit(*c.w, kAmxBf16ChunkK) && amx_bf16_rows(c); }
 // One row of float x in fixed point on VNNI on Intel cores, where vdpbf16ps holds both vector
 // ports for 2.2 cycles and fp32 FMAs need a conversion per 16 q; AMD keeps vdpbf16ps / FMAs.
 bool intel_one_row(const GemmCase& c) { return one_row(c) && intel(c); }
