@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tests: install dependencies, build, run every test (each runs every ISA level this CPU has),
+# Tests: install dependencies, build, run every test (every registered kernel this CPU runs, and the
+# Python module against PyTorch),
 # check that an installed package can be consumed, cross-compile for aarch64, then run the tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
@@ -18,16 +19,21 @@ cmake --install build-test >/dev/null
 cmake -S tests/consumer -B build-test/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build-test/install"
 cmake --build build-test/consumer
 LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/consumer/paged_decode_example
+py_minor=$(/usr/bin/python3 -c 'import sys; print(sys.version_info.minor)')
+PYTHONPATH="$PWD/build-test/install/lib/python3.$py_minor/dist-packages" /usr/bin/python3 -c \
+  'import pagedinfer; print("installed Python module:", pagedinfer.__file__, pagedinfer.active_isa())'
+PYTHONPATH="$PWD/build-test/python" /usr/bin/python3 python/examples/decoder_layer.py
 
 echo "=== aarch64 (NEON) cross build: compiles and links"
 $( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu >/dev/null
 cmake -S . -B build-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64-linux-gnu.cmake \
-  -DPAGEDINFER_BUILD_TESTS=OFF -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF >/dev/null
+  -DPAGEDINFER_BUILD_TESTS=OFF -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF \
+  -DPAGEDINFER_BUILD_PYTHON=OFF -DPAGEDINFER_BUILD_TOOLS=OFF >/dev/null
 cmake --build build-aarch64 -j$jobs >/dev/null
 aarch64-linux-gnu-readelf -h build-aarch64/libpagedinfer.so | grep -q AArch64 && echo "aarch64 library built"
 
 echo "=== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_SANITIZE=ON \
-  -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF
+  -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF -DPAGEDINFER_BUILD_PYTHON=OFF
 cmake --build build-asan -j$jobs
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$jobs)

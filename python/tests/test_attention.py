@@ -1,0 +1,147 @@
+"""paged_attention and merge_states against an explicit softmax in float64 over gathered pages."""
+import math
+
+import pytest
+import torch
+
+import pagedinfer as pi
+from conftest import DTYPES, UNIT
+
+
+def make_cache(num_pages, page, kv_heads, dim, dtype, layout):
+    shape = (num_pages, page, kv_heads, dim) if layout == "nhd" else (num_pages, kv_heads, page, dim)
+    k = torch.randn(shape).to(dtype)
+    v = torch.randn(shape).to(dtype)
+    return pi.KVCache(k, v, layout), k, v
+
+
+def gather(pool, pages, kv_len, layout):
+    """[kv_len, heads, dim] float64 of one request's pages, in token order."""
+    rows = []
+    for j in range(kv_len):
+        p, off = pages[j // pool.shape[1 if layout == "nhd" else 2]], j % pool.shape[1 if layout == "nhd" else 2]
+        rows.append(pool[p, off] if layout == "nhd" else pool[p, :, off])
+    return torch.stack(rows).double()
+
+
+def torch_attention(q, k, v, q_indptr, kv_len, tables, layout, scale, causal=True, window_left=-1, softcap=0.0,
+                    alibi=None, sinks=None):
+    tokens, heads, _ = q.shape
+    kv_heads = k.shape[2] if layout == "nhd" else k.shape[1]
+    group = heads // kv_heads
+    out = torch.zeros(tokens, heads, v.shape[-1], dtype=torch.float64)
+    lse = torch.full((tokens, heads), -math.inf, dtype=torch.float64)
+    for r in range(len(kv_len)):
+        K, V = gather(k, tables[r], kv_len[r], layout), gather(v, tables[r], kv_len[r], layout)
+        q_len = q_indptr[r + 1] - q_indptr[r]
+        for i in range(q_len):
+            t, pos = q_indptr[r] + i, kv_len[r] - q_len + i
+            for h in range(heads):
+                s = scale * (K[:, h // group] @ q[t, h].double())
+                if softcap > 0:
+                    s = softcap * torch.tanh(s / softcap)
+                j = torch.arange(kv_len[r], dtype=torch.float64)
+                if alibi is not None:
+                    s = s - alibi[h] * (pos - j).abs()
+                visible = torch.ones(kv_len[r], dtype=torch.bool)
+                if causal:
+                    visible &= j <= pos
+                if window_left >= 0:
+                    visible &= j >= pos - window_left
+                s = torch.where(visible, s, torch.tensor(-math.inf, dtype=torch.float64))
+                terms = [s]
+                if sinks is not None:
+                    terms.append(torch.tensor([sinks[h]], dtype=torch.float64))
+                z = torch.logsumexp(torch.cat(terms), 0)
+                if torch.isinf(z):
+                    continue
+                p = torch.exp(s - z)
+                out[t, h] = p @ V[:, h // group]
+                lse[t, h] = z
+    return out, lse
+
+
+@pytest.mark.parametrize("layout", ["nhd", "hnd"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("options", [{}, {"window_left": 5, "softcap": 20.0}, {"alibi": True, "sinks": True}])
+def test_mixed_batch_matches_torch(layout, dtype, options):
+    page, kv_heads, heads, dim = 4, 2, 4, 64
+    kv_len, q_lens = [9, 13, 5], [1, 13, 2]  # decode, prefill, multi-token decode
+    q_indptr = [0]
+    for n in q_lens:
+        q_indptr.append(q_indptr[-1] + n)
+    num_pages = sum((n + page - 1) // page for n in kv_len) + 3
+    perm = torch.randperm(num_pages).tolist()  # shuffled, non-contiguous pages
+    tables, at = [], 0
+    for n in kv_len:
+        c = (n + page - 1) // page
+        tables.append(perm[at:at + c])
+        at += c
+    cols = max(len(t) for t in tables)
+    block_table = torch.tensor([t + [0] * (cols - len(t)) for t in tables], dtype=torch.int32)
+    cache, k, v = make_cache(num_pages, page, kv_heads, dim, dtype, layout)
+    qkv = torch.randn(q_indptr[-1], heads + 2 * kv_heads, dim).to(dtype)  # q as a slice of fused QKV
+    q = qkv[:, :heads]
+    scale = 1 / math.sqrt(dim)
+    alibi = [0.1 * (h + 1) for h in range(heads)] if options.get("alibi") else None
+    sinks = [0.5 - h for h in range(heads)] if options.get("sinks") else None
+    plan = pi.plan_attention(torch.tensor(q_indptr, dtype=torch.int32), torch.tensor(kv_len, dtype=torch.int32),
+                             heads, kv_heads, dim, num_threads=2)
+    out, lse = pi.paged_attention(plan, q, cache, block_table=block_table, return_lse=True, scale=scale,
+                                  window_left=options.get("window_left", -1), softcap=options.get("softcap", 0.0),
+                                  alibi_slopes=alibi, sinks=sinks)
+    ref_out, ref_lse = torch_attention(q, k, v, q_indptr, kv_len, tables, layout, scale,
+                                       window_left=options.get("window_left", -1), softcap=options.get("softcap", 0.0),
+                                       alibi=alibi, sinks=sinks)
+    assert out.dtype == dtype and out.shape == (q_indptr[-1], heads, dim)
+    vmax = max(v.abs().max().item(), 1.0)
+    # attention.hpp: fp32 arithmetic (sums over dim and kv_len), one rounding to the output, and
+    # with bf16 q and KV the P rounding (2^-8 of sum p |v|).
+    bound = UNIT[dtype] * ref_out.abs() + (dim + max(kv_len)) * 8 * 2.0**-24 * vmax * 50
+    if dtype == torch.bfloat16:
+        bound = bound + 2.0**-8 * vmax
+    assert ((out.double() - ref_out).abs() <= bound).all()
+    finite = torch.isfinite(ref_lse)
+    assert torch.allclose(lse.double()[finite], ref_lse[finite], rtol=1e-5, atol=1e-4)
+    # The CSR form of the same table and the reference agree too.
+    indptr = [0]
+    for t in tables:
+        indptr.append(indptr[-1] + len(t))
+    csr = pi.paged_attention(plan, q, cache, page_indptr=indptr, page_indices=sum(tables, []), scale=scale,
+                             window_left=options.get("window_left", -1), softcap=options.get("softcap", 0.0),
+                             alibi_slopes=alibi, sinks=sinks)
+    assert torch.equal(csr, out)
+    oracle = pi.reference.paged_attention(plan, q, cache, block_table=block_table, scale=scale,
+                                          window_left=options.get("window_left", -1),
+                                          softcap=options.get("softcap", 0.0), alibi_slopes=alibi, sinks=sinks)
+    assert ((oracle.double() - ref_out).abs() <= UNIT[dtype] * ref_out.abs() + 1e-6).all()
+
+
+def test_merge_states_of_two_halves_is_attention_over_all_keys():
+    heads, dim = 3, 16
+    a, b = torch.randn(5, heads, dim), torch.randn(5, heads, dim)
+    la, lb = torch.randn(5, heads), torch.randn(5, heads)
+    out, lse = pi.merge_states(a, la, b, lb)
+    m = torch.logaddexp(la.double(), lb.double())
+    want = torch.exp(la.double() - m)[..., None] * a.double() + torch.exp(lb.double() - m)[..., None] * b.double()
+    assert torch.allclose(out.double(), want, atol=1e-6)
+    assert torch.allclose(lse.double(), m, atol=1e-6)
+    wide = torch.randn(5, heads, 2 * dim)[..., :dim]  # strided head view
+    wide.copy_(b)
+    out2, _ = pi.merge_states(a, la, wide, lb)
+    assert torch.equal(out2, out)
+
+
+def test_errors_name_the_argument():
+    cache, _, _ = make_cache(4, 4, 2, 64, torch.bfloat16, "nhd")
+    plan = pi.plan_attention([0, 1], [3], 4, 2, 64)
+    q = torch.randn(1, 4, 64).to(torch.bfloat16)
+    with pytest.raises(pi.Error, match="page id 9 .* outside the pool"):
+        pi.paged_attention(plan, q, cache, block_table=torch.tensor([[9]], dtype=torch.int32))
+    with pytest.raises(pi.Error, match="int32"):
+        pi.paged_attention(plan, q, cache, block_table=torch.tensor([[0]], dtype=torch.int64))
+    with pytest.raises(pi.Error, match="unit stride"):
+        pi.paged_attention(plan, torch.randn(1, 4, 128).to(torch.bfloat16)[..., ::2], cache,
+                           block_table=torch.tensor([[0]], dtype=torch.int32))
+    with pytest.raises(ValueError):
+        pi.paged_attention(plan, None, cache, block_table=torch.tensor([[0]], dtype=torch.int32))
