@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bindings.hpp"
+#include "c_api/dlpack_views.hpp"
 
 namespace pagedinfer::python {
 
@@ -27,39 +28,10 @@ std::vector<int64_t> int64_values(py::handle obj, const char* name) {
 
 namespace {
 
-// A pool tensor's (page, token, head) strides for its layout, and its dims.
-PagePool pool_of(const Borrowed& t, bool hnd, int32_t* page_size, int32_t* heads, int64_t* pages) {
-  t.dims(4);
-  if (t.size(3) > 1 && t.stride(3) != 1) throw Error("pagedinfer: " + t.name() + " must have unit stride along head_dim");
-  *pages = t.size(0);
-  *page_size = int32_t(hnd ? t.size(2) : t.size(1));
-  *heads = int32_t(hnd ? t.size(1) : t.size(2));
-  PagePool p;
-  p.data = t.data();
-  p.stride_page = t.stride(0);
-  p.stride_token = hnd ? t.stride(2) : t.stride(1);
-  p.stride_head = hnd ? t.stride(1) : t.stride(2);
-  p.head_dim = int32_t(t.size(3));
-  return p;
-}
-
 KVCache make_cache(py::object k, py::object v, const std::string& layout) {
   if (layout != "nhd" && layout != "hnd") throw Error("pagedinfer: layout '" + layout + "' must be 'nhd' or 'hnd'");
-  const bool hnd = layout == "hnd";
   Borrowed bk(k, "k_cache"), bv(v, "v_cache");
-  KVCache c{k, v, {}};
-  int32_t ps_k, ps_v, h_k, h_v;
-  int64_t n_k, n_v;
-  c.view.k = pool_of(bk, hnd, &ps_k, &h_k, &n_k);
-  c.view.v = pool_of(bv, hnd, &ps_v, &h_v, &n_v);
-  if (ps_k != ps_v || h_k != h_v || n_k != n_v)
-    throw Error("pagedinfer: k_cache and v_cache must have the same pages, page size and heads");
-  if (bk.dtype() != bv.dtype()) throw Error("pagedinfer: k_cache and v_cache must have the same dtype");
-  c.view.dtype = bk.dtype();
-  c.view.num_pages = n_k;
-  c.view.page_size = ps_k;
-  c.view.num_kv_heads = h_k;
-  return c;
+  return KVCache{k, v, dlpack::cache(&bk.t(), &bv.t(), layout == "hnd")};
 }
 
 }  // namespace

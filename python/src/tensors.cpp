@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "c_api/dlpack_views.hpp"
 #include "pagedinfer/error.hpp"
 
 namespace pagedinfer::python {
@@ -22,9 +23,9 @@ Borrowed::Borrowed(py::handle obj, std::string name) : name_(std::move(name)) {
   py::object capsule = obj.attr("__dlpack__")();
   auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
   if (!m) throw py::error_already_set();
-  PyCapsule_SetName(capsule.ptr(), "used_dltensor");  // this object now owns it
+  dlpack::usable(&m->dl_tensor, name_);  // on failure the capsule still owns (and frees) it
+  PyCapsule_SetName(capsule.ptr(), "used_dltensor");  // this object owns it now
   managed_ = m;
-  if (t().device.device_type != kDLCPU) fail(name_, "must be in CPU memory");
 }
 
 Borrowed::Borrowed(Borrowed&& other) noexcept : managed_(other.managed_), name_(std::move(other.name_)) {
@@ -35,38 +36,18 @@ Borrowed::~Borrowed() {
   if (managed_ && managed_->deleter) managed_->deleter(managed_);
 }
 
-int64_t Borrowed::size(int d) const { return t().shape[d < 0 ? d + ndim() : d]; }
-
-int64_t Borrowed::stride(int d) const {
-  if (d < 0) d += ndim();
-  if (t().strides) return t().strides[d];
-  int64_t s = 1;
-  for (int i = ndim() - 1; i > d; --i) s *= t().shape[i];
-  return s;
-}
-
-int64_t Borrowed::numel() const {
-  int64_t n = 1;
-  for (int i = 0; i < ndim(); ++i) n *= t().shape[i];
-  return n;
-}
-
-DType Borrowed::dtype() const {
-  if (is(kDLFloat, 32)) return DType::f32;
-  if (is(kDLBfloat, 16)) return DType::bf16;
-  if (is(kDLFloat, 16)) return DType::f16;
-  fail(name_, "must be float32, bfloat16 or float16");
-}
+int64_t Borrowed::size(int d) const { return dlpack::size(t(), d); }
+int64_t Borrowed::stride(int d) const { return dlpack::stride(t(), d); }
+int64_t Borrowed::numel() const { return dlpack::numel(t()); }
+DType Borrowed::dtype() const { return dlpack::dtype(t(), name_); }
 
 const Borrowed& Borrowed::dims(int n) const {
-  if (ndim() != n) fail(name_, "must have " + std::to_string(n) + " dimensions, not " + std::to_string(ndim()));
+  dlpack::dims(t(), n, n, name_);
   return *this;
 }
 
 const Borrowed& Borrowed::dims_between(int lo, int hi) const {
-  if (ndim() < lo || ndim() > hi)
-    fail(name_, "must have " + std::to_string(lo) + " to " + std::to_string(hi) + " dimensions, not " +
-                    std::to_string(ndim()));
+  dlpack::dims(t(), lo, hi, name_);
   return *this;
 }
 
@@ -76,29 +57,12 @@ const Borrowed& Borrowed::dtype_is(DLDataTypeCode code, int bits, const char* wh
 }
 
 const Borrowed& Borrowed::contiguous() const {
-  int64_t expect = 1;
-  for (int i = ndim() - 1; i >= 0; --i) {
-    if (size(i) != 1 && stride(i) != expect) fail(name_, "must be contiguous");
-    expect *= size(i);
-  }
+  dlpack::contiguous(t(), name_);
   return *this;
 }
 
-TokensView Borrowed::tokens() const {
-  dims_between(2, 3);
-  if (size(-1) > 1 && stride(-1) != 1) fail(name_, "must have unit stride along its last dimension");
-  // Strides of size-1 dimensions carry no information (DLPack exporters may report any value):
-  // take the compact ones there.
-  const bool heads = ndim() == 3;
-  const int64_t head = heads && size(1) > 1 ? stride(1) : size(-1);
-  const int64_t token = size(0) > 1 ? stride(0) : (heads ? size(1) * head : size(-1));
-  return {data(), dtype(), token, head};
-}
-
-OutTokensView Borrowed::out_tokens() const {
-  const TokensView v = tokens();
-  return {data(), v.dtype, v.stride_token, v.stride_head};
-}
+TokensView Borrowed::tokens() const { return dlpack::tokens(&t(), name_); }
+OutTokensView Borrowed::out_tokens() const { return dlpack::out_tokens(&t(), name_); }
 
 const char* dtype_torch_name(DType t) {
   switch (t) {

@@ -1,0 +1,164 @@
+/* The C ABI from C11: a decode step (paged attention against the reference), RMSNorm and a
+ * quantized linear layer, each against its reference, and bad inputs that must fail cleanly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagedinfer/pagedinfer.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fprintf(stderr, "\n");                               \
+      ++failures;                                          \
+    }                                                      \
+  } while (0)
+
+static DLTensor tensor(void* data, DLDataTypeCode code, int bits, int ndim, int64_t* shape) {
+  DLTensor t;
+  memset(&t, 0, sizeof t);
+  t.data = data;
+  t.device.device_type = kDLCPU;
+  t.ndim = ndim;
+  t.dtype.code = (uint8_t)code;
+  t.dtype.bits = (uint8_t)bits;
+  t.dtype.lanes = 1;
+  t.shape = shape;
+  return t; /* strides NULL: compact row-major */
+}
+
+static float uniform(unsigned* s) {
+  *s = *s * 1664525u + 1013904223u;
+  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float max_diff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = fmaxf(m, fabsf(a[i] - b[i]));
+  return m;
+}
+
+static void* aligned(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
+
+int main(void) {
+  unsigned seed = 7;
+  /* A paged fp32 cache, NHD [4 pages, 4 tokens, 2 KV heads, 16], two decode requests. */
+  enum { PAGES = 4, PAGE = 4, KVH = 2, QH = 4, D = 16, REQS = 2 };
+  static float k_pool[PAGES * PAGE * KVH * D], v_pool[PAGES * PAGE * KVH * D], q[REQS * QH * D];
+  static float out[REQS * QH * D], ref[REQS * QH * D], lse[REQS * QH];
+  for (size_t i = 0; i < sizeof k_pool / sizeof *k_pool; ++i) k_pool[i] = uniform(&seed), v_pool[i] = uniform(&seed);
+  for (size_t i = 0; i < sizeof q / sizeof *q; ++i) q[i] = uniform(&seed);
+  int64_t pool_shape[4] = {PAGES, PAGE, KVH, D}, q_shape[3] = {REQS, QH, D};
+  DLTensor k = tensor(k_pool, kDLFloat, 32, 4, pool_shape), v = tensor(v_pool, kDLFloat, 32, 4, pool_shape);
+  DLTensor qt = tensor(q, kDLFloat, 32, 3, q_shape), ot = tensor(out, kDLFloat, 32, 3, q_shape);
+  DLTensor rt = tensor(ref, kDLFloat, 32, 3, q_shape);
+  int64_t lse_shape[2] = {REQS, QH};
+  DLTensor lt = tensor(lse, kDLFloat, 32, 2, lse_shape);
+  int32_t q_indptr[REQS + 1] = {0, 1, 2}, kv_len[REQS] = {5, 9}, table[REQS * 3] = {2, 0, 0, 1, 3, 0};
+  int64_t indptr_shape[1] = {REQS + 1}, len_shape[1] = {REQS}, table_shape[2] = {REQS, 3};
+  DLTensor qi = tensor(q_indptr, kDLInt, 32, 1, indptr_shape), kl = tensor(kv_len, kDLInt, 32, 1, len_shape);
+  DLTensor bt = tensor(table, kDLInt, 32, 2, table_shape);
+
+  pi_attention_plan* plan = NULL;
+  CHECK(pi_plan_attention(&qi, &kl, QH, KVH, D, D, 2, 0, &plan) == PI_OK, "plan: %s", pi_last_error());
+  void* ws = aligned(pi_plan_workspace_bytes(plan));
+  pi_attention_args a;
+  pi_attention_args_init(&a);
+  a.q = &qt;
+  a.cache.k = &k;
+  a.cache.v = &v;
+  a.cache.layout = PI_LAYOUT_NHD;
+  a.block_table = &bt;
+  a.out = &ot;
+  a.lse = &lt;
+  a.workspace = ws;
+  a.workspace_bytes = pi_plan_workspace_bytes(plan);
+  CHECK(pi_paged_attention(plan, &a) == PI_OK, "attention: %s", pi_last_error());
+  pi_attention_args r = a;
+  r.out = &rt;
+  r.lse = NULL;
+  CHECK(pi_reference_paged_attention(plan, &r) == PI_OK, "reference: %s", pi_last_error());
+  CHECK(max_diff(out, ref, REQS * QH * D) < 1e-5f, "attention differs from the reference by %g",
+        max_diff(out, ref, REQS * QH * D));
+
+  /* Bad inputs: a wrong dtype code, null data, overlapping (too small) strides, a page outside
+   * the pool; each fails with a message naming the argument. */
+  DLTensor bad = qt;
+  bad.dtype.code = kDLInt;
+  a.q = &bad;
+  CHECK(pi_paged_attention(plan, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "q must be float32"),
+        "int q: %s", pi_last_error());
+  bad = qt;
+  bad.data = NULL;
+  a.q = &bad;
+  CHECK(pi_paged_attention(plan, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "q data must not be null"),
+        "null q: %s", pi_last_error());
+  a.q = &qt;
+  int64_t small_strides[3] = {D, D, 1}; /* heads of a token overlap the next token */
+  DLTensor overlap = ot;
+  overlap.strides = small_strides;
+  a.out = &overlap;
+  CHECK(pi_paged_attention(plan, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "out"), "strides: %s",
+        pi_last_error());
+  a.out = &ot;
+  table[1] = 9;
+  CHECK(pi_paged_attention(plan, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "outside the pool"),
+        "page id: %s", pi_last_error());
+  table[1] = 0;
+  CHECK(pi_paged_attention(NULL, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "plan"), "null plan");
+  pi_plan_destroy(plan);
+  free(ws);
+
+  /* RMSNorm of 3 rows of 64 against the reference. */
+  static float x[3 * 64], y[3 * 64], yr[3 * 64], w[64];
+  for (int i = 0; i < 3 * 64; ++i) x[i] = uniform(&seed);
+  for (int i = 0; i < 64; ++i) w[i] = uniform(&seed);
+  int64_t x_shape[2] = {3, 64}, w_shape[1] = {64};
+  DLTensor xt = tensor(x, kDLFloat, 32, 2, x_shape), yt = tensor(y, kDLFloat, 32, 2, x_shape);
+  DLTensor yrt = tensor(yr, kDLFloat, 32, 2, x_shape), wt = tensor(w, kDLFloat, 32, 1, w_shape);
+  pi_rms_norm_args n = {&xt, &yt, NULL, &wt, 1e-6f, 0, 1};
+  CHECK(pi_rms_norm(&n) == PI_OK, "rms_norm: %s", pi_last_error());
+  n.output = &yrt;
+  CHECK(pi_reference_rms_norm(&n) == PI_OK, "reference rms_norm: %s", pi_last_error());
+  CHECK(max_diff(y, yr, 3 * 64) < 1e-5f, "rms_norm differs by %g", max_diff(y, yr, 3 * 64));
+
+  /* A W4A16 linear layer [32, 128] on 2 rows, saved and loaded, against the reference. */
+  static float wf[32 * 128], lx[2 * 128], ly[2 * 32], lr[2 * 32];
+  for (int i = 0; i < 32 * 128; ++i) wf[i] = uniform(&seed);
+  for (int i = 0; i < 2 * 128; ++i) lx[i] = uniform(&seed);
+  int64_t wf_shape[2] = {32, 128}, lx_shape[2] = {2, 128}, ly_shape[2] = {2, 32};
+  DLTensor wft = tensor(wf, kDLFloat, 32, 2, wf_shape), lxt = tensor(lx, kDLFloat, 32, 2, lx_shape);
+  DLTensor lyt = tensor(ly, kDLFloat, 32, 2, ly_shape), lrt = tensor(lr, kDLFloat, 32, 2, ly_shape);
+  pi_weight* qw = NULL;
+  CHECK(pi_quantize(&wft, 4, 128, PI_ZERO_POINT, 0, 1, &qw) == PI_OK, "quantize: %s", pi_last_error());
+  size_t bytes = 0;
+  CHECK(pi_save_weight(qw, NULL, 0, &bytes) == PI_OK && bytes > 0, "save size");
+  void* blob = malloc(bytes);
+  CHECK(pi_save_weight(qw, blob, bytes, &bytes) == PI_OK, "save: %s", pi_last_error());
+  pi_weight* loaded = NULL;
+  CHECK(pi_load_weight(blob, bytes, &loaded) == PI_OK, "load: %s", pi_last_error());
+  pi_linear_args la = {&lxt, &lyt, NULL, NULL, PI_ACTIVATIONS_FLOAT, 0, 1, NULL, 0};
+  size_t ws_bytes = 0;
+  CHECK(pi_linear_workspace_size(loaded, &la, &ws_bytes) == PI_OK, "workspace size: %s", pi_last_error());
+  la.workspace = aligned(ws_bytes);
+  la.workspace_bytes = ws_bytes;
+  CHECK(pi_linear(loaded, &la) == PI_OK, "linear: %s", pi_last_error());
+  la.y = &lrt;
+  CHECK(pi_reference_linear(qw, &la) == PI_OK, "reference linear: %s", pi_last_error());
+  CHECK(max_diff(ly, lr, 2 * 32) < 1e-3f, "linear differs by %g", max_diff(ly, lr, 2 * 32));
+  CHECK(pi_load_weight(blob, bytes / 2, &loaded) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "truncated"),
+        "truncated load: %s", pi_last_error());
+  free(la.workspace);
+  free(blob);
+  pi_weight_destroy(qw);
+  pi_weight_destroy(loaded);
+
+  CHECK(pi_set_max_isa("avx1024") == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "avx1024"), "isa");
+  CHECK(strstr(pi_kernel_report(), "linear") != NULL, "kernel report");
+  if (failures == 0) printf("C ABI: decode step, RMSNorm and linear match their references on %s\n", pi_active_isa());
+  return failures == 0 ? 0 : 1;
+}
