@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tests: install dependencies, build, run every test (every registered kernel this CPU runs, and the
 # Python module against PyTorch),
-# check that an installed package can be consumed, cross-compile for aarch64, then run the tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# check that an installed package can be consumed, cross-compile for aarch64, build and test with
+# clang 14, then run the tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -31,6 +31,13 @@ cmake -S . -B build-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarc
   -DPAGEDINFER_BUILD_PYTHON=OFF -DPAGEDINFER_BUILD_TOOLS=OFF >/dev/null
 cmake --build build-aarch64 -j$jobs >/dev/null
 aarch64-linux-gnu-readelf -h build-aarch64/libpagedinfer.so | grep -q AArch64 && echo "aarch64 library built"
+
+echo "=== clang 14 build and tests"
+$( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends clang-14 >/dev/null
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_PYTHON=OFF >/dev/null
+cmake --build build-clang -j$jobs
+(cd build-clang && ctest --output-on-failure -j$jobs)
 
 echo "=== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_SANITIZE=ON \

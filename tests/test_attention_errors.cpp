@@ -59,12 +59,28 @@ TEST(AttentionErrors, BlockIdOutsidePool) {
   Valid v;
   v.pages.block_table[1] = 8;  // request 0, second page
   v.params.pages = v.pages.table(false);
-  expect_error([&] { v.run(); }, {"page id 8", "request 0", "outside the pool"});
+  expect_error([&] { v.run(); }, {"page_table.block_table[0][1]: page id 8", "request 0", "outside the pool"});
   expect_error([&] { reference::paged_attention(v.params); }, {"reference::paged_attention", "page id 8"});
   Valid w;
   w.pages.page_indices[0] = -1;
   w.params.pages = w.pages.table(true);
-  expect_error([&] { w.run(); }, {"page id -1"});
+  expect_error([&] { w.run(); }, {"page_table.page_indices[0]: page id -1"});
+}
+
+// Trust issue, finding 1: a decreasing page_indptr was read through before it was checked, so
+// page_indices (sized by page_indptr[num_reqs]) was read out of bounds. ASan runs this too.
+TEST(AttentionErrors, CsrIndptrIsCheckedBeforeItsIndices) {
+  Valid v;
+  std::vector<int32_t> indptr = {0, 2, 1};
+  std::vector<int32_t> indices(1, 0);  // page_indptr[2] entries
+  PageTable t;
+  t.num_reqs = 2;
+  t.kv_len = v.kv_len.data();
+  t.page_indptr = indptr.data();
+  t.page_indices = indices.data();
+  v.params.pages = t;
+  expect_error([&] { reference::paged_attention(v.params); },
+               {"page_indptr must be non-decreasing", "page_indptr[2] = 1 < page_indptr[1] = 2"});
 }
 
 TEST(AttentionErrors, KvLenBeyondTheTablesPages) {

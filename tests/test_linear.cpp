@@ -546,7 +546,9 @@ TEST(Linear, OneRowOfWideRangeActivations) {
   const std::pair<QuantFormat, int64_t> formats[] = {{QuantFormat{4, 0, QuantZero::zero_point}, 100},
                                                      {QuantFormat{8, 32, QuantZero::symmetric}, 96},
                                                      {QuantFormat{4, 128, QuantZero::float_offset}, 256}};
-  for (const auto& [format, k] : formats) {
+  for (const auto& format_k : formats) {
+    const QuantFormat format = format_k.first;  // not a structured binding: lambdas capture k
+    const int64_t k = format_k.second;
     std::vector<float> wf = random_weights(n, k, rng);
     for (int64_t r = 0; r < n; ++r)  // grouped: the first group's weights are 0 (scale 0)
       for (int64_t i = 0; i < format.group_size; ++i) wf[size_t(r * k + i)] = 0.f;

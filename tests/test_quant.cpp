@@ -96,6 +96,11 @@ TEST(Quantize, Errors) {
   expect_error([&] { quantize(w.data(), DType::f32, 4, 128, 100, QuantFormat{}); }, {"stride = 100"});
   expect_error([&] { quantize(w.data(), DType::f32, 0, 128, 128, QuantFormat{}); }, {"n = 0"});
   expect_error([&] { quantize(w.data(), DType::f32, 3, 128, 128, testutil::gate_up_options(QuantFormat{})); }, {"gate_up", "even n"});
+  // Trust issue, finding 4: weights beyond fp16's range made the scale infinite and q NaN (UB).
+  std::vector<float> big(128, 1.f);
+  big[5] = 1e8f;
+  expect_error([&] { quantize(big.data(), DType::f32, 1, 128, 128, QuantFormat{8, 0, QuantZero::symmetric}); },
+               {"w[0][5] = 1e+08", "beyond fp16's range"});
   expect_error([&] { quantize(w.data(), DType::f32, 1, 65600, 65600, QuantFormat{4, 32, QuantZero::symmetric}); },
                {"k = 65600"});
   w[7] = NAN;
@@ -340,6 +345,21 @@ TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   bad.push_back(0);
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"unexpected bytes"});
   expect_error([] { load_weight_file("/nonexistent/dir/w.bin"); }, {"load_weight_file", "cannot open"});
+  // Trust issue, finding 7: a directory gave std::ios_base::failure, not pagedinfer::Error.
+  expect_error([] { load_weight_file("/tmp"); }, {"load_weight_file", "not a regular file"});
+  // Trust issue, finding 2: a header claiming n = 2^30 over a 60-byte file allocated terabytes
+  // before the truncation was seen; the reserved field was not checked.
+  std::vector<uint8_t> huge(good.begin(), good.begin() + 48);
+  const int64_t n = int64_t(1) << 30, k = 65536;
+  std::memcpy(huge.data() + 16, &n, 8);
+  std::memcpy(huge.data() + 24, &k, 8);
+  const int32_t fmt[4] = {4, 128, 1, 0};
+  std::memcpy(huge.data() + 32, fmt, 16);
+  huge.resize(60, 0);
+  expect_error([&] { load_weight(huge.data(), huge.size()); }, {"load_weight", "needs", "truncated or the header corrupt"});
+  std::vector<uint8_t> reserved = good;
+  reserved[12] = 1;
+  expect_error([&] { load_weight(reserved.data(), reserved.size()); }, {"reserved header field is 1"});
 }
 
 }  // namespace

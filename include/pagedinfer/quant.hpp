@@ -68,10 +68,15 @@ class PAGEDINFER_API QuantizedWeight {
   std::shared_ptr<const Storage> s_;
 };
 
-// Quantizes a float weight [n, k] (row stride `stride` elements, >= k) by round-to-nearest:
-// symmetric: s = max|w| / (2^(bits-1) - 1); zero_point and float_offset: s = (max - min) /
-// (2^bits - 1), z = round(-min / s) clamped, m = min. s (and m) are rounded to fp16 first and q
-// is computed with the rounded values, so dequantize() returns exactly what linear() uses.
+// Quantizes a float weight [n, k] (row stride `stride` elements, >= k) by round-to-nearest, per
+// group: symmetric: s = max|w| / (2^(bits-1) - 1); zero_point: s = (hi - lo) / (2^bits - 1) with
+// lo = min(min w, 0), hi = max(max w, 0) (0 stays exactly representable), z = round(-lo / s)
+// clamped; float_offset: s = (max - min) / (2^bits - 1), m = min. s (and m) are rounded to fp16
+// first and q is computed with the rounded values, so dequantize() returns exactly what linear()
+// uses. A group whose s is 0 (all zero, or constant for float_offset) gets q = 0 (symmetric:
+// q = 2^(bits-1)), so it dequantizes to 0 (or m). Every |w| must be <= 65504 (fp16's largest
+// finite value, as scales are fp16); n <= 2^31 and k <= 65536 (so that int8 sums of a whole row
+// fit int32), for every packed weight.
 struct QuantizeOptions {
   QuantFormat format;
   // Rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused gate/up

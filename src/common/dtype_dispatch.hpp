@@ -1,6 +1,8 @@
 // Turns runtime dtypes into template arguments: kernels are instantiated per storage type and
 // picked once per call.
 #pragma once
+#include <type_traits>
+
 #include "pagedinfer/dtype.hpp"
 
 namespace pagedinfer::detail {
@@ -19,7 +21,9 @@ auto with_dtype(DType a, F&& f) {
     case DType::bf16: return f(DTypeTag<DType::bf16>{});
     case DType::f16: return f(DTypeTag<DType::f16>{});
   }
-  return decltype(f(DTypeTag<DType::f32>{})){};
+  using R = decltype(f(DTypeTag<DType::f32>{}));
+  if constexpr (std::is_void_v<R>) return;  // `void{}` is not an expression clang accepts
+  else return R{};
 }
 
 // f(DTypeTag<a>{}, DTypeTag<b>{}) for runtime a and b.

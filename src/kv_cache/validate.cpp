@@ -47,6 +47,12 @@ void validate_page_table(const PageTable& t, const KVCacheView& c, const char* w
     PAGEDINFER_CHECK(t.page_indptr && t.page_indices, where,
                      "page_table CSR form needs both page_indptr and page_indices");
     PAGEDINFER_CHECK(t.page_indptr[0] == 0, where, "page_table.page_indptr[0] = ", t.page_indptr[0], " must be 0");
+    // The whole index array's shape before any of its contents: page_indices has
+    // page_indptr[num_reqs] entries only if page_indptr never decreases.
+    for (int32_t r = 0; r < t.num_reqs; ++r)
+      PAGEDINFER_CHECK(t.page_indptr[r + 1] >= t.page_indptr[r], where,
+                       "page_table.page_indptr must be non-decreasing (page_indptr[", r + 1, "] = ",
+                       t.page_indptr[r + 1], " < page_indptr[", r, "] = ", t.page_indptr[r], ")");
   }
   for (int32_t r = 0; r < t.num_reqs; ++r) {
     const int32_t len = t.kv_len[r];
@@ -57,15 +63,15 @@ void validate_page_table(const PageTable& t, const KVCacheView& c, const char* w
       have = t.block_table_cols;
     } else {
       have = int64_t(t.page_indptr[r + 1]) - t.page_indptr[r];
-      PAGEDINFER_CHECK(have >= 0, where, "page_table.page_indptr must be non-decreasing (page_indptr[", r + 1,
-                       "] = ", t.page_indptr[r + 1], " < page_indptr[", r, "] = ", t.page_indptr[r], ")");
     }
     PAGEDINFER_CHECK(need <= have, where, "page_table.kv_len[", r, "] = ", len, " needs ", need, " pages of ",
                      c.page_size, " tokens but the request has ", have, " pages");
     const int32_t* pages = request_pages(t, r);
     for (int64_t i = 0; i < need; ++i) {
-      PAGEDINFER_CHECK(pages[i] >= 0 && pages[i] < c.num_pages, where, "page id ", pages[i], " (request ", r,
-                       ", page ", i, ") is outside the pool [0, ", c.num_pages, ")");
+      PAGEDINFER_CHECK(pages[i] >= 0 && pages[i] < c.num_pages, where, "page_table.",
+                       padded ? "block_table[" : "page_indices[", padded ? int64_t(r) : t.page_indptr[r] + i,
+                       padded ? "][" : "", padded ? std::to_string(i) : std::string(), "]: page id ", pages[i],
+                       " (request ", r, ", page ", i, ") is outside the pool [0, ", c.num_pages, ")");
     }
   }
 }

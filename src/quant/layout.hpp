@@ -50,7 +50,11 @@ struct QuantizedWeight::Storage {
   int64_t tiles() const { return n_packed / kTileN; }
   const uint32_t* tile(int64_t t) const { return q.data() + t * k_words() * kTileN; }
 
-  // Shape-derived fields from n, k, format and gate_up; arrays sized and zero-filled.
+  // Shape-derived fields (n_packed, k_packed, group, groups) from n, k, format and gate_up.
+  void derive_shape();
+  // Bytes of q, scales and zeros for the derived shape.
+  int64_t array_bytes() const;
+  // derive_shape(), then the arrays sized and zero-filled.
   void allocate();
   // Derives k_position from k_order.
   void index_k_order();
@@ -98,9 +102,12 @@ static_assert(
     "kInt4NibbleOrder must follow shift_of");
 
 namespace detail {
-// Validates a format (bits, group size dividing k) for `where`; fills the storage shape.
+// Validates a shape and format (bits, group size dividing k) for `where`, then allocates the
+// arrays, unless they would need more than max_array_bytes (>= 0): a file's header is checked
+// against the bytes that follow before anything is allocated.
 std::shared_ptr<QuantizedWeight::Storage> new_storage(const char* where, int64_t n, int64_t k,
-                                                      const QuantFormat& f, bool gate_up);
+                                                      const QuantFormat& f, bool gate_up,
+                                                      int64_t max_array_bytes = -1);
 }  // namespace detail
 
 }  // namespace pagedinfer

@@ -20,6 +20,8 @@ float to_f16(float x, uint16_t* bits) {
   return detail::f16_bits_to_float(*bits);
 }
 
+constexpr float kMaxWeight = 65504.f;  // fp16's largest finite value
+
 uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearbyint(v), 0.0, double(qmax))); }
 
 }  // namespace
@@ -35,18 +37,21 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
                    int(dtype), " is not a DType");
   PAGEDINFER_CHECK(stride >= k, "quantize", "stride = ", stride, " is smaller than k = ", k);
   PAGEDINFER_CHECK(num_threads >= 1, "quantize", "num_threads = ", num_threads, " must be >= 1");
-  // The first non-finite element, if any (rows in parallel; the error is thrown outside).
+  // The first element that is not finite or beyond fp16's range, if any (rows in parallel; the
+  // error is thrown outside): scales and offsets are fp16, so larger weights would make them
+  // infinite and q NaN.
   std::vector<int64_t> first_bad(size_t(n), k);
   detail::parallel_for(n, num_threads, 16, [&](int64_t row) {
     for (int64_t i = 0; i < k; ++i)
-      if (!std::isfinite(detail::load_as_float(w, dtype, size_t(row * stride + i)))) {
+      if (!(std::fabs(detail::load_as_float(w, dtype, size_t(row * stride + i))) <= kMaxWeight)) {
         first_bad[size_t(row)] = i;
         return;
       }
   });
   for (int64_t row = 0; row < n; ++row)
     PAGEDINFER_CHECK(first_bad[size_t(row)] == k, "quantize", "w[", row, "][", first_bad[size_t(row)],
-                     "] = ", detail::load_as_float(w, dtype, size_t(row * stride + first_bad[size_t(row)])), " is not finite");
+                     "] = ", detail::load_as_float(w, dtype, size_t(row * stride + first_bad[size_t(row)])),
+                     " is not finite or beyond fp16's range (|w| <= 65504: scales and offsets are fp16)");
 
   const int32_t qmax = (1 << f.bits) - 1;
   const int64_t group = f.group_size ? f.group_size : k;

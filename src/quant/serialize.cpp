@@ -5,6 +5,7 @@
 // load_weight() re-derives every size from the header and checks it, so a file that is truncated,
 // corrupt, of another version or internally inconsistent is refused with a clear message.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -104,7 +105,8 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
   const auto version = in.get<uint32_t>("the version");
   PAGEDINFER_CHECK(version == Storage::kVersion, "load_weight", "format version ", version,
                    " is not supported (this library reads version ", Storage::kVersion, ")");
-  in.get<uint32_t>("the reserved field");
+  const auto reserved = in.get<uint32_t>("the reserved field");
+  PAGEDINFER_CHECK(reserved == 0, "load_weight", "the reserved header field is ", reserved, ", not 0");
   const auto n = in.get<int64_t>("n");
   const auto k = in.get<int64_t>("k");
   QuantFormat f;
@@ -113,7 +115,7 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
   f.zero = QuantZero(in.get<int32_t>("zero"));
   const auto gate_up = in.get<int32_t>("gate_up");
   PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load_weight", "gate_up = ", gate_up, " is not 0 or 1");
-  auto s = detail::new_storage("load_weight", n, k, f, gate_up == 1);
+  auto s = detail::new_storage("load_weight", n, k, f, gate_up == 1, int64_t(size - in.offset()));
   in.get_array(s->q, s->q.size(), "q");
   in.get_array(s->scales, s->scales.size(), "scales");
   in.get_array(s->zeros, s->zeros.size(), "zeros");
@@ -146,9 +148,18 @@ void save_weight_file(const QuantizedWeight& w, const std::string& path) {
 }
 
 QuantizedWeight load_weight_file(const std::string& path) {
+  std::error_code ec;
+  PAGEDINFER_CHECK(std::filesystem::is_regular_file(path, ec), "load_weight_file", "'", path,
+                   "' is not a regular file (cannot open it)");
   std::ifstream f(path, std::ios::binary);
   PAGEDINFER_CHECK(f.good(), "load_weight_file", "cannot open '", path, "'");
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes;
+  try {
+    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  } catch (const std::ios_base::failure& e) {
+    detail::fail("load_weight_file", "reading '", path, "' failed: ", e.what());
+  }
+  PAGEDINFER_CHECK(!f.bad(), "load_weight_file", "reading '", path, "' failed");
   return load_weight(bytes.data(), bytes.size());
 }
 

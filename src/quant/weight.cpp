@@ -9,7 +9,7 @@ namespace pagedinfer {
 
 using Storage = QuantizedWeight::Storage;
 
-void Storage::allocate() {
+void Storage::derive_shape() {
   // Kernels take 1, 2 or 4 tiles at a time: columns are padded to 4 tiles (gate_up: 2 pairs).
   const int64_t rows = gate_up ? n / 2 : n;
   const int64_t align = gate_up ? 2 * kTileN : 4 * kTileN;
@@ -24,6 +24,15 @@ void Storage::allocate() {
     group = format.group_size;
     groups = k / group;
   }
+}
+
+int64_t Storage::array_bytes() const {
+  const int64_t params = groups * n_packed;
+  return n_packed * k_packed / kpw() * 4 + params * 2 + (format.zero == QuantZero::symmetric ? 0 : params * 2);
+}
+
+void Storage::allocate() {
+  derive_shape();
   q.assign(size_t(n_packed * k_packed / kpw()), 0u);
   scales.assign(size_t(groups * n_packed), 0);
   zeros.assign(format.zero == QuantZero::symmetric ? 0 : size_t(groups * n_packed), 0);
@@ -48,11 +57,13 @@ int64_t Storage::packed_column(int64_t row) const {
 namespace detail {
 
 std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
-                                     bool gate_up) {
+                                     bool gate_up, int64_t max_array_bytes) {
   PAGEDINFER_CHECK(n > 0, where, "n = ", n, " must be positive");
   PAGEDINFER_CHECK(k > 0, where, "k = ", k, " must be positive");
   // 255 * 127 * 65536 < 2^31: an int8 dot product over a whole row cannot overflow int32.
   PAGEDINFER_CHECK(k <= 65536, where, "k = ", k, " exceeds 65536");
+  // Keeps every size product of the layout far inside int64 (n_packed * k_packed < 2^48).
+  PAGEDINFER_CHECK(n <= (int64_t(1) << 31), where, "n = ", n, " exceeds 2^31");
   PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8, where, "format.bits = ", f.bits, " must be 4 or 8");
   PAGEDINFER_CHECK(f.group_size == 0 || f.group_size == 32 || f.group_size == 64 || f.group_size == 128, where,
                    "format.group_size = ", f.group_size, " must be 0 (per-channel), 32, 64 or 128");
@@ -67,6 +78,10 @@ std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, co
   s->k = k;
   s->format = f;
   s->gate_up = gate_up;
+  s->derive_shape();
+  PAGEDINFER_CHECK(max_array_bytes < 0 || s->array_bytes() <= max_array_bytes, where, "the header's shape (n = ", n,
+                   ", k = ", k, ", ", f.bits, " bits) needs ", s->array_bytes(), " bytes of arrays but only ",
+                   max_array_bytes, " follow: the data is truncated or the header corrupt");
   s->allocate();
   return s;
 }
