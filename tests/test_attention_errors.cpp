@@ -116,7 +116,13 @@ TEST(AttentionErrors, UnsupportedHeadDimOrDtype) {
   expect_error([&] { v.run(); }, {"head dim 60", "multiple of 8"});
   Valid w;
   w.params.cache.k.head_dim = 1032;
-  expect_error([&] { w.run(); }, {"cache.k.head_dim = 1032"});
+  expect_error([&] { reference::paged_attention(w.params); }, {"cache.k.head_dim = 1032"});
+  // Against a plan, params of another shape are named as such before their own rules.
+  expect_error([&] { w.run(); }, {"head dims (1032, 64) differ from the plan's (64, 64)"});
+  // Trust issue, finding 8: a num_q_heads other than the plan's was reported as overlapping q strides.
+  Valid h;
+  h.params.num_q_heads = 16;
+  expect_error([&] { h.run(); }, {"heads (16 query, 2 KV) differ from the plan's (8, 2)"});
   Valid x;
   x.params.cache.dtype = static_cast<DType>(9);
   expect_error([&] { x.run(); }, {"cache.dtype"});
@@ -158,7 +164,7 @@ TEST(AttentionErrors, NullOrMisalignedPointers) {
 TEST(AttentionErrors, NegativeLengthsAndBadIndptr) {
   Valid a;
   a.kv_len[0] = -1;
-  expect_error([&] { a.run(); }, {"kv_len[0] = -1", ">= 0"});
+  expect_error([&] { a.run(); }, {"kv_len[0] = -1", "must be in [0, 2^30]"});
   Valid b;
   b.q_indptr[2] = 0;
   expect_error([&] { b.run(); }, {"q_indptr", "non-decreasing"});
@@ -212,6 +218,33 @@ TEST(AttentionErrors, ParamsThatDoNotMatchThePlan) {
   Buffer ws2(DType::f32, other.workspace_bytes / 4 + 16);
   expect_error([&] { run_with(other, v.params, ws2.data(), other.workspace_bytes); }, {"differ from the plan"});
   expect_error([&] { run_with(AttentionPlan{}, Valid().params, nullptr, 0); }, {"plan was not made"});
+}
+
+// Trust issue, findings 3 and 6: sums near INT32_MAX, strides near 2^62 and huge thread counts
+// were accepted (signed overflow, or a 9.5 GB workspace request).
+TEST(AttentionErrors, SizesThatWouldOverflowAreRefused) {
+  std::vector<int32_t> qi = {0, 3, INT32_MAX}, kl = {20, INT32_MAX};
+  expect_error([&] { plan_attention(attention_problem(qi, kl, 8, 2, 64, 64)); }, {"exceed 2^30"});
+  std::vector<int32_t> qi2 = {0, 1}, kl2 = {1 << 30};
+  AttentionProblem tiny_chunks = attention_problem(qi2, kl2, 8, 2, 64, 64);
+  tiny_chunks.kv_chunk = 1;
+  tiny_chunks.num_threads = 2;
+  expect_error([&] { plan_attention(tiny_chunks); }, {"work items", "kv_chunk = 1"});
+  Valid v;
+  v.problem.num_threads = 1 << 20;
+  expect_error([&] { v.run(); }, {"num_threads = 1048576", "[1, 1024]"});
+  Valid s;
+  s.params.q.stride_token = int64_t(1) << 62;
+  expect_error([&] { reference::paged_attention(s.params); }, {"q strides", "exceed the address space"});
+  MergeStatesParams m;
+  m.num_tokens = int64_t(1) << 60;
+  m.num_heads = 2;
+  m.head_dim = 8;
+  std::vector<float> lse(4), buf(64);
+  m.lse_a = m.lse_b = lse.data();
+  m.a = m.b = {buf.data(), DType::f32, 16, 8};
+  m.out = {buf.data() + 32, DType::f32, 16, 8};
+  expect_error([&] { merge_states(m); }, {"merge_states", "a strides", "exceed the address space"});
 }
 
 TEST(AttentionErrors, NumThreadsAndKvChunk) {

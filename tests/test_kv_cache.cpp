@@ -134,6 +134,15 @@ TEST(KvCacheErrors, BadArgumentsAreNamed) {
 
   std::vector<int32_t> pairs = {0, 4};
   expect_error([&] { copy_blocks({pool.view, pairs.data(), 1}); }, {"block_pairs[1] = 4 is outside the pool [0, 4)"});
+  // Trust issue, findings 5, 6 and 8: the view constructors check their shape before forming a
+  // pointer; thread counts are bounded; a negative pair count is named as such.
+  expect_error([&] { copy_blocks({pool.view, pairs.data(), -1}); }, {"num_pairs = -1 must be >= 0"});
+  expect_error([&] { copy_blocks({pool.view, pairs.data(), 0, 1 << 20}); }, {"num_threads = 1048576", "[1, 1024]"});
+  std::vector<uint16_t> buf(64);
+  expect_error([&] { kv_cache_combined_nhd(buf.data(), DType::bf16, 1, -2, 1, 8); }, {"kv_cache_combined_nhd", "page_size = -2"});
+  expect_error([&] { kv_cache_nhd(buf.data(), buf.data(), DType::bf16, -1, 16, 1, 8, 8); }, {"num_pages = -1"});
+  expect_error([&] { kv_cache_hnd(buf.data(), buf.data(), DType::bf16, 1, 16, 1, 12, 8); }, {"head dim 12"});
+  expect_error([&] { kv_cache_hnd(buf.data(), buf.data(), DType::bf16, int64_t(1) << 60, 16, 8, 128, 128); }, {"overflows"});
   pairs = {0, 1, 2, 1};
   expect_error([&] { copy_blocks({pool.view, pairs.data(), 2}); }, {"destination 1 appears twice"});
   pairs = {0, 1, 1, 2};

@@ -709,6 +709,9 @@ TEST(Linear, Errors) {
   bad([](LinearParams& p) { p.y.data = nullptr; }, {"y"});
   bad([](LinearParams& p) { p.y.stride_token = 16; }, {"y.stride_token"});
   bad([](LinearParams& p) { p.num_threads = 0; }, {"num_threads = 0"});
+  // Trust issue, findings 3 and 6: m = x stride = 2^40 overflowed the size products.
+  bad([](LinearParams& p) { p.m = p.x.stride_token = int64_t(1) << 40; }, {"params.m = 1099511627776", "[0, 2^31]"});
+  bad([](LinearParams& p) { p.num_threads = 1 << 20; }, {"num_threads = 1048576", "[1, 1024]"});
   bad([](LinearParams& p) { p.silu_mul = true; }, {"silu_mul", "gate_up"});
   bad([](LinearParams& p) { p.workspace_bytes -= 1; }, {"workspace_bytes"});
   bad([](LinearParams& p) { p.workspace = nullptr; }, {"workspace is null"});

@@ -340,6 +340,17 @@ TEST(RopeErrors, NameTheArgument) {
     };
   };
   expect_error(call([](RopeParams& p) { p.table.rotary_dim = 63; }), {"rotary_dim", "even"});
+  // Trust issue, finding 3: the int32 sum of the sections wrapped and passed the check.
+  static const int32_t wrapping[3] = {INT32_MAX, INT32_MAX, 34};
+  expect_error(call([](RopeParams& p) { p.mrope_section = wrapping; }), {"mrope_section", "sum to rotary_dim / 2"});
+  // Findings 6 and 8: a huge table is refused before allocation; an unknown scaling is named.
+  RopeConfig big;
+  big.rotary_dim = 64;
+  big.max_position = int64_t(1) << 40;
+  expect_error([&] { make_rope_cache(big); }, {"max_position", "[1, 2^24]"});
+  big.max_position = 16;
+  big.scaling = RopeScaling(9);
+  expect_error([&] { make_rope_cache(big); }, {"config.scaling = 9 is not a RopeScaling"});
   expect_error(call([](RopeParams& p) { p.head_dim = 64; }), {"rotary_dim", "head_dim"});
   expect_error(call([](RopeParams& p) { p.positions = nullptr; }), {"positions", "null"});
   const int64_t saved = in.positions[1];

@@ -14,7 +14,7 @@ void merge_states(const MergeStatesParams& p) {
   const char* where = "merge_states";
   PAGEDINFER_CHECK(p.num_tokens >= 0 && p.num_heads >= 1 && p.head_dim >= 1, where, "shape [", p.num_tokens, ", ",
                    p.num_heads, ", ", p.head_dim, "] must have num_tokens >= 0 and positive heads and head_dim");
-  PAGEDINFER_CHECK(p.num_threads >= 1, where, "num_threads = ", p.num_threads, " must be >= 1");
+  detail::check_num_threads(p.num_threads, where, "num_threads");
   if (p.num_tokens == 0) return;
   PAGEDINFER_CHECK(p.lse_a && p.lse_b, where, "lse_a and lse_b must not be null");
   detail::validate_tokens(p.a.data, p.a.dtype, p.a.stride_token, p.a.stride_head, p.num_tokens, p.num_heads,

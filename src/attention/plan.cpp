@@ -3,6 +3,7 @@
 
 #include "attention/kernel.hpp"
 #include "attention/validate.hpp"
+#include "common/check.hpp"
 
 namespace pagedinfer {
 
@@ -45,6 +46,17 @@ AttentionPlan plan_attention(const AttentionProblem& pr) {
   for (int32_t r = 0; r < pr.num_reqs; ++r) max_q = std::max(max_q, pr.q_indptr[r + 1] - pr.q_indptr[r]);
   plan.q_tile = std::min(max_q, std::max(1, detail::kAttnRowsTarget / group));
   plan.kv_chunk = pr.kv_chunk > 0 ? pr.kv_chunk : auto_kv_chunk(pr, plan.q_tile);
+
+  // The work items, counted before any is made: a tiny kv_chunk over long requests would ask for
+  // billions of them.
+  int64_t item_count = 0;
+  for (int32_t r = 0; r < pr.num_reqs; ++r) {
+    const int64_t q_tiles = (int64_t(pr.q_indptr[r + 1]) - pr.q_indptr[r] + plan.q_tile - 1) / plan.q_tile;
+    const int64_t splits = plan.kv_chunk > 0 ? std::max<int64_t>(1, (int64_t(pr.kv_len[r]) + plan.kv_chunk - 1) / plan.kv_chunk) : 1;
+    item_count += q_tiles * pr.num_kv_heads * splits;
+  }
+  PAGEDINFER_CHECK(item_count <= (int64_t(1) << 24), "plan_attention", "the plan would have ", item_count,
+                   " work items (more than 2^24): kv_chunk = ", plan.kv_chunk, " is too small for these lengths");
 
   int32_t partials = 0;
   for (int32_t r = 0; r < pr.num_reqs; ++r) {

@@ -64,6 +64,7 @@ void merge_partials(const AttentionParams& p, const AttentionMergeItem& mi, int3
 }  // namespace
 
 void paged_attention(const AttentionPlan& plan, const AttentionParams& p) {
+  detail::validate_shape_against_plan(plan, p);
   detail::validate_attention_params(p, "paged_attention");
   detail::validate_attention_against_plan(plan, p, p.workspace, p.workspace_bytes);
   const detail::AttentionItemKernel kernel = detail::attention_kernel(p.q.dtype, p.cache.dtype);

@@ -58,16 +58,21 @@ void validate_attention_problem(const AttentionProblem& pr) {
   for (int32_t d : {pr.head_dim_qk, pr.head_dim_v})
     PAGEDINFER_CHECK(d >= 8 && d <= kMaxHeadDim && d % 8 == 0, where, "head dim ", d,
                      " must be a multiple of 8 in [8, ", kMaxHeadDim, "]");
-  PAGEDINFER_CHECK(pr.num_threads >= 1, where, "num_threads = ", pr.num_threads, " must be >= 1");
+  detail::check_num_threads(pr.num_threads, where, "num_threads");
   PAGEDINFER_CHECK(pr.kv_chunk >= -1, where, "kv_chunk = ", pr.kv_chunk, " must be -1, 0 or positive");
   check_indptr(pr.q_indptr, pr.num_reqs, where, "q_indptr");
   if (pr.num_reqs > 0) PAGEDINFER_CHECK(pr.kv_len != nullptr, where, "kv_len must not be null");
+  // 2^30 tokens bound every position, tile and chunk sum of the plan inside int32.
+  constexpr int32_t kMaxTokens = int32_t(1) << 30;
+  if (pr.num_reqs > 0)
+    PAGEDINFER_CHECK(pr.q_indptr[pr.num_reqs] <= kMaxTokens, where, "q_indptr[", pr.num_reqs, "] = ",
+                     pr.q_indptr[pr.num_reqs], " query tokens exceed 2^30");
   for (int32_t r = 0; r < pr.num_reqs; ++r)
-    PAGEDINFER_CHECK(pr.kv_len[r] >= 0, where, "kv_len[", r, "] = ", pr.kv_len[r], " must be >= 0");
+    PAGEDINFER_CHECK(pr.kv_len[r] >= 0 && pr.kv_len[r] <= kMaxTokens, where, "kv_len[", r, "] = ", pr.kv_len[r],
+                     " must be in [0, 2^30]");
 }
 
-void validate_attention_against_plan(const AttentionPlan& plan, const AttentionParams& p, const void* ws,
-                                     std::size_t ws_bytes) {
+void validate_shape_against_plan(const AttentionPlan& plan, const AttentionParams& p) {
   const char* where = "paged_attention";
   const AttentionProblem& pr = plan.problem;
   PAGEDINFER_CHECK(plan.q_indptr.size() == std::size_t(pr.num_reqs) + 1, where,
@@ -80,6 +85,13 @@ void validate_attention_against_plan(const AttentionPlan& plan, const AttentionP
   PAGEDINFER_CHECK(p.cache.k.head_dim == pr.head_dim_qk && p.cache.v.head_dim == pr.head_dim_v, where,
                    "head dims (", p.cache.k.head_dim, ", ", p.cache.v.head_dim, ") differ from the plan's (",
                    pr.head_dim_qk, ", ", pr.head_dim_v, ")");
+}
+
+void validate_attention_against_plan(const AttentionPlan& plan, const AttentionParams& p, const void* ws,
+                                     std::size_t ws_bytes) {
+  const char* where = "paged_attention";
+  const AttentionProblem& pr = plan.problem;
+  validate_shape_against_plan(plan, p);
   for (int32_t r = 0; r < pr.num_reqs; ++r) {
     PAGEDINFER_CHECK(p.q_indptr[r + 1] == plan.q_indptr[std::size_t(r) + 1], where, "q_indptr[", r + 1, "] = ",
                      p.q_indptr[r + 1], " differs from the plan's ", plan.q_indptr[std::size_t(r) + 1],

@@ -17,6 +17,15 @@ template <class... Parts>
   throw Error(os.str());
 }
 
+// The most threads a call may ask for: far above any CPU's cores, low enough that per-thread
+// workspaces stay small.
+constexpr int kMaxThreads = 1024;
+
+// num_threads in [1, kMaxThreads]; `name` as the caller's params spell it.
+inline void check_num_threads(int n, const char* where, const char* name) {
+  if (n < 1 || n > kMaxThreads) fail(where, name, " = ", n, " must be in [1, ", kMaxThreads, "]");
+}
+
 }  // namespace pagedinfer::detail
 
 #define PAGEDINFER_CHECK(cond, where, ...)                         \

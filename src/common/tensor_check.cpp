@@ -13,7 +13,7 @@ bool strides_disjoint(std::pair<int64_t, int64_t> (&dims)[4]) {
   for (auto [extent, stride] : dims) {
     if (extent <= 1) continue;
     if (stride < span) return false;
-    span = stride * extent;
+    if (__builtin_mul_overflow(stride, extent, &span)) return false;  // not addressable at all
   }
   return true;
 }
@@ -29,7 +29,16 @@ void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_
                    stride_token, ", head ", stride_head, ")");
   std::pair<int64_t, int64_t> dims[4] = {{num_tokens, stride_token}, {num_heads, stride_head}, {head_dim, 1}, {1, 1}};
   PAGEDINFER_CHECK(strides_disjoint(dims), where, name, " strides (token ", stride_token, ", head ", stride_head,
-                   ") make elements of [", num_tokens, ", ", num_heads, ", ", head_dim, "] overlap");
+                   ") make elements of [", num_tokens, ", ", num_heads, ", ", head_dim,
+                   "] overlap or exceed the address space");
+  // The byte extent (tokens_extent) must fit: every product below is then free of overflow.
+  int64_t last = 0, head_part = 0, bytes = 0;
+  const bool fits = !__builtin_mul_overflow(num_tokens - 1, stride_token, &last) &&
+                    !__builtin_mul_overflow(int64_t(num_heads - 1), stride_head, &head_part) &&
+                    !__builtin_add_overflow(last, head_part + head_dim, &last) &&
+                    !__builtin_mul_overflow(last, int64_t(dtype_size(dtype)), &bytes) && bytes <= (int64_t(1) << 56);
+  PAGEDINFER_CHECK(fits, where, name, " [", num_tokens, ", ", num_heads, ", ", head_dim, "] with strides (token ",
+                   stride_token, ", head ", stride_head, ") spans more than 2^56 bytes");
 }
 
 std::pair<uintptr_t, uintptr_t> tokens_extent(const void* data, DType dtype, int64_t stride_token,

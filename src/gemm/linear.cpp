@@ -17,6 +17,8 @@ namespace {
 
 constexpr const char* kWhere = "linear";
 constexpr size_t kAlign = 64;
+// Rows per call: keeps the workspace's size products (rows x k_packed x 4) inside int64.
+constexpr int64_t kMaxRows = int64_t(1) << 31;
 
 size_t round_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
@@ -73,8 +75,8 @@ int64_t unit_rows(const Storage& w, const detail::GemmKernel& kernel, int64_t m,
 }
 
 void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
-  PAGEDINFER_CHECK(p.m >= 0, kWhere, "params.m = ", p.m, " must be >= 0");
-  PAGEDINFER_CHECK(p.num_threads >= 1, kWhere, "params.num_threads = ", p.num_threads, " must be >= 1");
+  PAGEDINFER_CHECK(p.m >= 0 && p.m <= kMaxRows, kWhere, "params.m = ", p.m, " must be in [0, 2^31]");
+  detail::check_num_threads(p.num_threads, kWhere, "params.num_threads");
   PAGEDINFER_CHECK(p.activations == LinearActivations::float_ || p.activations == LinearActivations::int8_per_token,
                    kWhere, "params.activations = ", int(p.activations), " is not a LinearActivations");
   PAGEDINFER_CHECK(!p.silu_mul || w.gate_up, kWhere,
@@ -119,7 +121,7 @@ int64_t linear_out_features(const QuantizedWeight& w, const LinearParams& p) {
 }
 
 size_t linear_workspace_size(const QuantizedWeight& w, const LinearParams& p) {
-  PAGEDINFER_CHECK(p.m >= 0, "linear_workspace_size", "params.m = ", p.m, " must be >= 0");
+  PAGEDINFER_CHECK(p.m >= 0 && p.m <= kMaxRows, "linear_workspace_size", "params.m = ", p.m, " must be in [0, 2^31]");
   return p.m == 0 ? 0 : Workspace(w.storage(), p.m).total;
 }
 

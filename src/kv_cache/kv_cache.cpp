@@ -1,6 +1,7 @@
 // KV-cache views and the operations that fill and move pages. These are copies: each moves
 // contiguous head_dim rows (or whole pages when the layout allows) with memcpy, which glibc
 // already runs at the widest vector width the CPU has, so there is no per-ISA kernel here.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,22 @@
 namespace pagedinfer {
 
 namespace {
+
+// The view constructors' shape: checked before any size product or pointer offset is formed.
+void check_view_shape(const char* where, void* k, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
+                      int32_t dk, int32_t dv) {
+  PAGEDINFER_CHECK(dtype_size(dtype) != 0, where, "dtype = ", int(dtype), " is not a DType");
+  PAGEDINFER_CHECK(num_pages >= 0, where, "num_pages = ", num_pages, " must be >= 0");
+  PAGEDINFER_CHECK(page_size >= 1, where, "page_size = ", page_size, " must be >= 1");
+  PAGEDINFER_CHECK(heads >= 1, where, "num_kv_heads = ", heads, " must be >= 1");
+  for (int32_t d : {dk, dv})
+    PAGEDINFER_CHECK(d >= 8 && d <= 1024 && d % 8 == 0, where, "head dim ", d, " must be a multiple of 8 in [8, 1024]");
+  // A pool's elements must be addressable: pages * page elements * 2 (combined) well inside int64.
+  const int64_t page_elems = int64_t(page_size) * heads * std::max(dk, dv);
+  PAGEDINFER_CHECK(page_elems <= (int64_t(1) << 40) / 2 && num_pages <= ((int64_t(1) << 62) / 2) / page_elems,
+                   where, "num_pages x page_size x num_kv_heads x head_dim overflows");
+  PAGEDINFER_CHECK(num_pages == 0 || k != nullptr, where, "the pool's data must not be null");
+}
 
 KVCacheView make_view(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                       int32_t dk, int32_t dv, bool hnd, int64_t page_stride_k, int64_t page_stride_v) {
@@ -92,18 +109,21 @@ constexpr int64_t kPageGrain = 4;
 
 KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
+  check_view_shape("kv_cache_nhd", k, dtype, num_pages, page_size, heads, dk, dv);
   return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false, int64_t(page_size) * heads * dk,
                    int64_t(page_size) * heads * dv);
 }
 
 KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
+  check_view_shape("kv_cache_hnd", k, dtype, num_pages, page_size, heads, dk, dv);
   return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true, int64_t(page_size) * heads * dk,
                    int64_t(page_size) * heads * dv);
 }
 
 KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
+  check_view_shape("kv_cache_combined_nhd", kv, dtype, num_pages, page_size, heads, d, d);
   const int64_t half = int64_t(page_size) * heads * d;
   char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
   return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
@@ -111,6 +131,7 @@ KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int3
 
 KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
+  check_view_shape("kv_cache_combined_hnd", kv, dtype, num_pages, page_size, heads, d, d);
   const int64_t half = int64_t(page_size) * heads * d;
   char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
   return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
@@ -125,7 +146,7 @@ void append_kv(const AppendKvParams& p) {
   const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
   PAGEDINFER_CHECK(num_tokens >= 0, where, "num_tokens = ", num_tokens, " must be >= 0");
-  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  detail::check_num_threads(num_threads, where, "num_threads");
   detail::validate_tokens(key.data, key.dtype, key.stride_token, key.stride_head, num_tokens, c.num_kv_heads,
                           c.k.head_dim, where, "key");
   detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, num_tokens,
@@ -157,8 +178,9 @@ void copy_blocks(const CopyBlocksParams& p) {
   const int32_t* pairs = p.block_pairs;
   const int64_t num_pairs = p.num_pairs;
   const int num_threads = p.num_threads;
+  PAGEDINFER_CHECK(num_pairs >= 0, where, "num_pairs = ", num_pairs, " must be >= 0");
   detail::validate_cache(c, where);
-  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  detail::check_num_threads(num_threads, where, "num_threads");
   check_block_ids(c, pairs, 2 * num_pairs, where, "block_pairs");
   // A destination written twice, or read as a source, would make the result depend on order.
   std::vector<uint8_t> role(std::size_t(c.num_pages), 0);  // bit 0: source, bit 1: destination
@@ -188,7 +210,7 @@ void gather_blocks(const GatherBlocksParams& p) {
   void* dst = p.dst;
   const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
-  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  detail::check_num_threads(num_threads, where, "num_threads");
   check_block_ids(c, ids, n, where, "block_ids");
   PAGEDINFER_CHECK(n == 0 || dst != nullptr, where, "dst must not be null");
   const std::size_t block = kv_block_bytes(c), k_bytes = std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype);
@@ -207,7 +229,7 @@ void scatter_blocks(const ScatterBlocksParams& p) {
   const int64_t n = p.num_blocks;
   const int num_threads = p.num_threads;
   detail::validate_cache(c, where);
-  PAGEDINFER_CHECK(num_threads >= 1, where, "num_threads = ", num_threads, " must be >= 1");
+  detail::check_num_threads(num_threads, where, "num_threads");
   check_block_ids(c, ids, n, where, "block_ids");
   PAGEDINFER_CHECK(n == 0 || src != nullptr, where, "src must not be null");
   std::vector<uint8_t> seen(std::size_t(c.num_pages), 0);

@@ -15,7 +15,7 @@ NormRows validate_common(const RmsNormParams& p, const char* where) {
   PAGEDINFER_CHECK(p.num_heads >= 1, where, "params.num_heads = ", p.num_heads, " must be >= 1");
   PAGEDINFER_CHECK(p.dim >= 1, where, "params.dim = ", p.dim, " must be >= 1");
   PAGEDINFER_CHECK(p.eps > 0 && std::isfinite(p.eps), where, "params.eps = ", p.eps, " must be finite and > 0");
-  PAGEDINFER_CHECK(p.num_threads >= 1, where, "params.num_threads = ", p.num_threads, " must be >= 1");
+  detail::check_num_threads(p.num_threads, where, "params.num_threads");
   PAGEDINFER_CHECK(dtype_size(p.weight_dtype) != 0, where, "params.weight_dtype is not a valid DType");
   PAGEDINFER_CHECK(p.weight != nullptr, where, "params.weight must not be null");
   PAGEDINFER_CHECK(aligned_to(p.weight, p.weight_dtype), where, "params.weight must be aligned to ",

@@ -36,7 +36,7 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
   PAGEDINFER_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "quantize", "dtype = ",
                    int(dtype), " is not a DType");
   PAGEDINFER_CHECK(stride >= k, "quantize", "stride = ", stride, " is smaller than k = ", k);
-  PAGEDINFER_CHECK(num_threads >= 1, "quantize", "num_threads = ", num_threads, " must be >= 1");
+  detail::check_num_threads(num_threads, "quantize", "num_threads");
   // The first element that is not finite or beyond fp16's range, if any (rows in parallel; the
   // error is thrown outside): scales and offsets are fp16, so larger weights would make them
   // infinite and q NaN.

@@ -15,7 +15,14 @@ void validate_config(const RopeConfig& c, const char* where) {
   PAGEDINFER_CHECK(c.rotary_dim >= 2 && c.rotary_dim % 2 == 0, where, "config.rotary_dim = ", c.rotary_dim,
                    " must be even and >= 2");
   PAGEDINFER_CHECK(c.theta > 1 && std::isfinite(c.theta), where, "config.theta = ", c.theta, " must be > 1");
-  PAGEDINFER_CHECK(c.max_position >= 1, where, "config.max_position = ", c.max_position, " must be >= 1");
+  // 2^24 positions of rotary_dim 512 are 32 GiB of table: far beyond any model's context.
+  PAGEDINFER_CHECK(c.max_position >= 1 && c.max_position <= (int64_t(1) << 24), where, "config.max_position = ",
+                   c.max_position, " must be in [1, 2^24]");
+  PAGEDINFER_CHECK(c.rotary_dim <= 1024, where, "config.rotary_dim = ", c.rotary_dim, " must be <= 1024");
+  PAGEDINFER_CHECK(c.scaling == RopeScaling::none || c.scaling == RopeScaling::linear ||
+                       c.scaling == RopeScaling::dynamic_ntk || c.scaling == RopeScaling::yarn ||
+                       c.scaling == RopeScaling::llama3,
+                   where, "config.scaling = ", int(c.scaling), " is not a RopeScaling");
   if (c.scaling == RopeScaling::none) return;
   PAGEDINFER_CHECK(c.factor >= 1 && std::isfinite(c.factor), where, "config.factor = ", c.factor, " must be >= 1");
   if (c.scaling == RopeScaling::linear) return;

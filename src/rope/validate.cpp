@@ -50,13 +50,14 @@ RopeJob validate_rope(const RopeParams& p, const char* where) {
   PAGEDINFER_CHECK(p.style == RopeStyle::neox || p.style == RopeStyle::gptj, where, "style = ", int(p.style),
                    " is not a RopeStyle value");
   PAGEDINFER_CHECK(p.num_tokens >= 0, where, "num_tokens = ", p.num_tokens, " must be >= 0");
-  PAGEDINFER_CHECK(p.num_threads >= 1, where, "num_threads = ", p.num_threads, " must be >= 1");
+  detail::check_num_threads(p.num_threads, where, "num_threads");
   PAGEDINFER_CHECK(p.head_dim >= 2 && p.head_dim <= kMaxRotaryDim, where, "head_dim = ", p.head_dim,
                    " must be in [2, ", kMaxRotaryDim, "]");
   validate_table(p.table, p.head_dim, where);
   if (p.mrope_section) {
     const int32_t* s = p.mrope_section;
-    PAGEDINFER_CHECK(s[0] >= 0 && s[1] >= 0 && s[2] >= 0 && s[0] + s[1] + s[2] == p.table.rotary_dim / 2, where,
+    const int64_t sum = int64_t(s[0]) + s[1] + s[2];  // int32 would wrap for sections near INT32_MAX
+    PAGEDINFER_CHECK(s[0] >= 0 && s[1] >= 0 && s[2] >= 0 && sum == p.table.rotary_dim / 2, where,
                      "mrope_section = {", s[0], ", ", s[1], ", ", s[2], "} must be >= 0 and sum to rotary_dim / 2 = ",
                      p.table.rotary_dim / 2);
   }
