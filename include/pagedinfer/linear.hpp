@@ -27,6 +27,11 @@
 // SiLU(gate) * up (n_out = n / 2); + residual (after the activation; it may be y itself, as in
 // `hidden += o_proj(attn)`). The result is rounded once to y's dtype.
 //
+// AMX tile state: a call that runs on AMX tiles loads its own tile configuration (ldtilecfg) on
+// entry, on each of its threads, and releases the tiles (tilerelease) before it returns, as
+// oneDNN does. So a caller's own tile configuration does not survive a linear() call made on
+// the same thread: code that keeps tiles configured across foreign calls must reconfigure after.
+//
 // Plan-free: workspace_size() gives the bytes the call needs for a given (weight, m, dtype,
 // mode); the caller owns that memory and linear() allocates nothing. Calls are independent: two
 // threads may run linear() at once on the same weight with different workspaces.
