@@ -1,4 +1,4 @@
-// paged_attention against the double-precision reference: every ISA level this host runs,
+// paged_attention against the double-precision reference: every registered kernel this host runs,
 // both page-table forms, every layout, dtype, head dim, page size, GQA ratio and option.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// linear(): every ISA level this CPU runs against reference::linear, over bit widths, zero
+// linear(): every registered kernel this CPU runs against reference::linear, over bit widths, zero
 // forms, group sizes, activation dtypes and modes, m from 1 to 130, odd n and k, strides,
 // epilogues, imported checkpoints and threads; plus exactness of the int8 path and errors.
 #include <array>

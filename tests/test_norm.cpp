@@ -1,4 +1,4 @@
-// rms_norm and fused_add_rms_norm against the double-precision reference on every ISA level this
+// rms_norm and fused_add_rms_norm against the double-precision reference with every registered kernel this
 // host runs: activation x weight dtypes, sizes with and without SIMD tails, Gemma's (1 + w),
 // per-head QK norm over padded strides, in and out of place, 1 and 2 threads; plus errors.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// RoPE against the double-precision reference on every ISA level this host runs: both styles,
+// RoPE against the double-precision reference with every registered kernel this host runs: both styles,
 // q/k dtypes, full and partial rotary dims with SIMD tails, fp32 and bf16 tables, mRoPE (both
 // section orders), q-only / k-only / fused-QKV buffers, positions at the end of the table, 2
 // threads; the fused rotate-and-append; table builders against independent formulas; errors.

@@ -1,4 +1,4 @@
-// Test helpers: typed random tensors, paged caches with shuffled pages, ISA levels to run.
+// Test helpers: typed random tensors, paged caches with shuffled pages, kernels to run.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -19,13 +19,6 @@
 namespace testutil {
 
 using pagedinfer::DType;
-
-// Every level this CPU can run, lowest first.
-inline std::vector<pagedinfer::Isa> runnable_isas() {
-  std::vector<pagedinfer::Isa> out;
-  for (int i = 0; i <= static_cast<int>(pagedinfer::detected_isa()); ++i) out.push_back(static_cast<pagedinfer::Isa>(i));
-  return out;
-}
 
 // An AMD x86 CPU (a few kernel choices are tuned by vendor; PAGEDINFER_CPU_VENDOR overrides).
 inline bool cpu_is_amd() {
