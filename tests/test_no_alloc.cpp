@@ -1,6 +1,8 @@
 // Run paths allocate nothing (DESIGN.md: plan once, run many; kernels never allocate): a replaced
 // global operator new counts allocations while paged_attention, linear, apply_rope, rms_norm and
-// append_kv run, after one warm-up call of each (which may set up process-wide state once).
+// append_kv run, after one warm-up call of each (which may set up process-wide state once). Every
+// form of new and delete goes to malloc / free, so that the library's own calls pair up. Not
+// built under AddressSanitizer, which replaces them itself (tests/CMakeLists.txt).
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -18,6 +20,13 @@ void* operator new(std::size_t n) {
   throw std::bad_alloc();
 }
 void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
