@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "c_api/dlpack_views.hpp"
 #include "pagedinfer/pagedinfer.hpp"
 
 namespace pagedinfer::python {
@@ -32,7 +33,7 @@ class Borrowed {
 
   // The storage dtype; throws pagedinfer::Error naming the tensor for any other.
   DType dtype() const;
-  bool is(DLDataTypeCode code, int bits) const { return t().dtype.code == code && t().dtype.bits == bits && t().dtype.lanes == 1; }
+  bool is(DLDataTypeCode code, int bits) const { return dlpack::is(t(), code, bits); }
   // Throws unless the tensor has `n` dimensions / this dtype / unit stride along its last dim.
   const Borrowed& dims(int n) const;
   const Borrowed& dims_between(int lo, int hi) const;
