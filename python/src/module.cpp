@@ -64,4 +64,7 @@ PYBIND11_MODULE(_pagedinfer, m) {
   bind_attention(m, ref);
   bind_norm_rope(m, ref);
   bind_linear(m, ref);
+#ifdef PAGEDINFER_WITH_GOLDEN
+  bind_golden(m);
+#endif
 }

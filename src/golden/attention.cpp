@@ -1,0 +1,158 @@
+// Golden cases of paged_attention: a ragged batch over a shuffled paged cache (vLLM's names and
+// layouts: NHD pools, padded block table, seq_lens, query_start_loc).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "golden/spec.hpp"
+#include "pagedinfer/attention.hpp"
+
+namespace pagedinfer::golden::detail {
+namespace {
+
+// Clears the sign bit of every element: |v| in any storage dtype.
+void make_absolute(std::vector<uint8_t>& pool, DType t) {
+  const std::size_t size = dtype_size(t);
+  for (std::size_t i = size - 1; i < pool.size(); i += size) pool[i] &= 0x7f;
+}
+
+double max_abs(const std::vector<uint8_t>& values, DType t) {
+  const std::size_t n = values.size() / dtype_size(t);
+  std::vector<float> f(n);
+  convert(values.data(), t, f.data(), DType::f32, n);
+  double m = 0;
+  for (float v : f) m = std::max(m, double(std::fabs(v)));
+  return m;
+}
+
+}  // namespace
+
+void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
+  const DType dtype = spec.dtype("dtype", DType::bf16);
+  const DType kv_dtype = spec.dtype("kv_dtype", dtype);
+  PAGEDINFER_CHECK(kv_dtype != DType::f32, "golden", "spec key \"kv_dtype\" must be bf16 or f16 (the cache's dtypes)");
+  const int32_t hq = int32_t(spec.positive("num_q_heads", 8, 1024));
+  const int32_t hkv = int32_t(spec.positive("num_kv_heads", hq, 1024));
+  PAGEDINFER_CHECK(hq % hkv == 0, "golden", "num_q_heads = ", hq, " must be a multiple of num_kv_heads = ", hkv);
+  const int32_t dq = int32_t(spec.positive("head_dim", 128, 1024));
+  const int32_t dv = int32_t(spec.positive("head_dim_v", dq, 1024));
+  const int32_t page = int32_t(spec.positive("page_size", 16, 4096));
+  const std::vector<int32_t> kv_lens = spec.require<std::vector<int32_t>>("kv_lens");
+  const std::vector<int32_t> q_lens = spec.get<std::vector<int32_t>>("q_lens", std::vector<int32_t>(kv_lens.size(), 1));
+  const int32_t num_reqs = int32_t(kv_lens.size());
+  PAGEDINFER_CHECK(num_reqs >= 1 && q_lens.size() == kv_lens.size(), "golden",
+                   "q_lens and kv_lens must name the same (>= 1) number of requests");
+  const bool causal = spec.get<bool>("causal", true);
+  const int32_t window_left = spec.get<int32_t>("window_left", -1);
+  const float softcap = spec.get<float>("softcap", 0.f);
+  const bool with_alibi = spec.get<bool>("alibi", false);
+  const bool with_sinks = spec.get<bool>("sinks", false);
+  const bool with_lse = spec.get<bool>("lse", true);
+  const float scale = spec.get<float>("scale", float(1 / std::sqrt(double(dq))));
+  const float q_range = spec.get<float>("q_range", 1.f);
+  const std::string p_rounding = spec.choice("p_rounding", dtype_name(kv_dtype), {"bf16", "f16", "f32"});
+  const int64_t spare = spec.get<int64_t>("spare_pages", 8);
+  PAGEDINFER_CHECK(spare >= 0 && spare <= 1 << 20, "golden", "spare_pages must be in [0, 2^20]");
+
+  // Pages: each request gets ceil(kv / page) pages drawn from a shuffled pool with spare pages,
+  // so a kernel that reads the wrong page reads other random data.
+  std::vector<int32_t> query_start(1, 0), pages_of(static_cast<std::size_t>(num_reqs));
+  int64_t used = 0;
+  int32_t cols = 1;
+  for (int32_t r = 0; r < num_reqs; ++r) {
+    PAGEDINFER_CHECK(kv_lens[r] >= 0 && q_lens[r] >= 0 && kv_lens[r] <= 1 << 20 && q_lens[r] <= 1 << 16, "golden",
+                     "request ", r, ": q_len ", q_lens[r], " and kv_len ", kv_lens[r], " must be in [0, 2^16], [0, 2^20]");
+    query_start.push_back(query_start.back() + q_lens[r]);
+    pages_of[r] = (kv_lens[r] + page - 1) / page;
+    used += pages_of[r];
+    cols = std::max(cols, pages_of[r]);
+  }
+  const int64_t num_pages = used + spare;
+  PAGEDINFER_CHECK(num_pages >= 1, "golden", "the batch needs at least one page");
+  std::vector<int32_t> ids(static_cast<std::size_t>(num_pages));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> block_table(std::size_t(num_reqs) * cols, 0);
+  for (int32_t r = 0, next = 0; r < num_reqs; ++r)
+    for (int32_t i = 0; i < pages_of[r]; ++i) block_table[std::size_t(r) * cols + i] = ids[std::size_t(next++)];
+
+  const int64_t tokens = query_start.back();
+  std::vector<uint8_t> q = random_values(rng, dtype, std::size_t(tokens) * hq * dq, -q_range, q_range);
+  std::vector<uint8_t> k = random_values(rng, kv_dtype, std::size_t(num_pages) * page * hkv * dq, -1.f, 1.f);
+  std::vector<uint8_t> v = random_values(rng, kv_dtype, std::size_t(num_pages) * page * hkv * dv, -1.f, 1.f);
+  std::vector<float> alibi, sinks;
+  std::uniform_real_distribution<float> sink_dist(-1.f, 2.f);
+  for (int32_t h = 0; h < hq; ++h) {
+    alibi.push_back(std::exp2(-8.f * float(h + 1) / float(hq)));
+    sinks.push_back(sink_dist(rng));
+  }
+
+  std::vector<float> out(std::size_t(tokens) * hq * dv), lse(std::size_t(tokens) * hq), abs_out(out.size());
+  AttentionParams p;
+  p.q = {q.data(), dtype, int64_t(hq) * dq, dq};
+  p.q_indptr = query_start.data();
+  p.num_q_heads = hq;
+  p.cache = kv_cache_nhd(k.data(), v.data(), kv_dtype, num_pages, page, hkv, dq, dv);
+  p.pages.num_reqs = num_reqs;
+  p.pages.kv_len = kv_lens.data();
+  p.pages.block_table = block_table.data();
+  p.pages.block_table_cols = cols;
+  p.out = {out.data(), DType::f32, int64_t(hq) * dv, dv};
+  p.lse = lse.data();
+  p.scale = scale;
+  p.causal = causal;
+  p.window_left = window_left;
+  p.softcap = softcap;
+  p.alibi_slopes = with_alibi ? alibi.data() : nullptr;
+  p.sinks = with_sinks ? sinks.data() : nullptr;
+  reference::paged_attention(p);
+  // The same attention over |V|: sum_j p_j |v_j|, the scale of the error of a P rounded to 16 bits.
+  std::vector<uint8_t> v_abs = v;
+  make_absolute(v_abs, kv_dtype);
+  p.cache = kv_cache_nhd(k.data(), v_abs.data(), kv_dtype, num_pages, page, hkv, dq, dv);
+  p.out.data = abs_out.data();
+  p.lse = nullptr;
+  reference::paged_attention(p);
+
+  // Bounds (the library's attention tests derive the same; u = fp32 unit roundoff):
+  //   score error e_s <= (dq + 8) u s_max + 2 u alibi_max + 4 u (s_max + alibi_max),
+  //     s_max = scale * dq * max|q| * max|k|;
+  //   out: 2 (2 e_s + 4 u) max|v| + 2 (kv_len + 8) u max|v| (the running sums)
+  //        + u_P sum_j p_j |v_j| (P rounded to p_rounding for P.V) + u_out |ref| + u |ref| (F32 storage);
+  //   lse: 2 (2 e_s + 4 u) + 2 (kv_len + 8) u + 4e-7 |lse|; an lse of -inf (no visible key) is exact.
+  const double u = 0x1p-24, vmax = max_abs(v, kv_dtype);
+  const double s_max = double(scale) * dq * max_abs(q, dtype) * max_abs(k, kv_dtype);
+  const double u_p = p_rounding == "bf16" ? unit_roundoff(DType::bf16) : p_rounding == "f16" ? unit_roundoff(DType::f16) : u;
+  std::vector<float> out_bound(out.size()), lse_bound(lse.size());
+  for (int32_t r = 0; r < num_reqs; ++r) {
+    const double alibi_max = with_alibi ? double(kv_lens[r]) * alibi[0] : 0.0;
+    const double e_s = (dq + 8) * u * s_max + 2 * u * alibi_max + 4 * u * (s_max + alibi_max);
+    const double base = 2 * (2 * e_s + 4 * u) + 2 * (kv_lens[r] + 8) * u;
+    for (int64_t row = int64_t(query_start[r]) * hq; row < int64_t(query_start[r + 1]) * hq; ++row) {
+      lse_bound[std::size_t(row)] = std::isinf(lse[std::size_t(row)]) ? 0.f : float(base + 4e-7 * std::fabs(lse[std::size_t(row)]));
+      for (int64_t i = row * dv; i < (row + 1) * dv; ++i) {
+        const double ref = std::fabs(out[std::size_t(i)]);
+        out_bound[std::size_t(i)] =
+            float(base * vmax + u_p * abs_out[std::size_t(i)] + (unit_roundoff(dtype) + u) * ref + 1e-30);
+      }
+    }
+  }
+
+  file.tensors["q"] = make_tensor(dtype, {tokens, hq, dq}, q.data());
+  file.tensors["k_cache"] = make_tensor(kv_dtype, {num_pages, page, hkv, dq}, k.data());
+  file.tensors["v_cache"] = make_tensor(kv_dtype, {num_pages, page, hkv, dv}, v.data());
+  file.tensors["block_table"] = make_tensor("I32", {num_reqs, cols}, block_table);
+  file.tensors["seq_lens"] = make_tensor("I32", {num_reqs}, kv_lens);
+  file.tensors["query_start_loc"] = make_tensor("I32", {num_reqs + 1}, query_start);
+  if (with_alibi) file.tensors["alibi_slopes"] = make_tensor("F32", {hq}, alibi);
+  if (with_sinks) file.tensors["sinks"] = make_tensor("F32", {hq}, sinks);
+  add_output(file, "out", {tokens, hq, dv}, out, out_bound);
+  if (with_lse) add_output(file, "lse", {tokens, hq}, lse, lse_bound);
+  file.metadata["pagedinfer.outputs"] = with_lse ? "out,lse" : "out";
+  file.metadata["pagedinfer.bound"] =
+      "fp32 accumulation of scores, softmax and P.V (P may be rounded to p_rounding), output rounded once to dtype; "
+      "per element: 2(2 e_s + 4u) max|v| + 2(kv_len + 8) u max|v| + u_P sum_j p_j|v_j| + (u_out + u)|ref|, "
+      "e_s = (head_dim + 8) u s_max + 2u alibi_max + 4u(s_max + alibi_max), u = 2^-24";
+}
+
+}  // namespace pagedinfer::golden::detail
