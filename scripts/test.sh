@@ -21,7 +21,9 @@ cmake --build build-test/consumer
 LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/consumer/paged_decode_example
 py_minor=$(/usr/bin/python3 -c 'import sys; print(sys.version_info.minor)')
 PYTHONPATH="$PWD/build-test/install/lib/python3.$py_minor/dist-packages" /usr/bin/python3 -c \
-  'import pagedinfer; print("installed Python module:", pagedinfer.__file__, pagedinfer.active_isa())'
+  'import pagedinfer, pagedinfer.golden; print("installed Python module:", pagedinfer.__file__, pagedinfer.active_isa())'
+LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/install/bin/pagedinfer-golden --list | grep -q llama3-8b \
+  && echo "installed pagedinfer-golden lists the suite"
 PYTHONPATH="$PWD/build-test/python" /usr/bin/python3 python/examples/decoder_layer.py
 
 echo "=== aarch64 (NEON) cross build: compiles and links"
