@@ -8,6 +8,7 @@
 
 #include "pagedinfer/golden.hpp"
 #include "pagedinfer/pagedinfer.hpp"
+#include "golden_run.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -141,41 +142,6 @@ TEST(Golden, SpecErrorsNameTheKey) {
   expect_error([] { golden::generate("[1]"); }, {"JSON object"});
 }
 
-// The library's kernels on a golden file's inputs, read back from the file as a user would.
-std::map<std::string, Tensor> run_attention(const File& f) {
-  const Tensor &q = f.tensors.at("q"), &k = f.tensors.at("k_cache"), &v = f.tensors.at("v_cache");
-  const auto ints = [&](const char* name) {
-    const Tensor& t = f.tensors.at(name);
-    std::vector<int32_t> out(std::size_t(t.numel()));
-    std::memcpy(out.data(), t.data.data(), t.data.size());
-    return out;
-  };
-  const std::vector<int32_t> query_start = ints("query_start_loc"), seq_lens = ints("seq_lens"),
-                             table = ints("block_table");
-  const int32_t hq = int32_t(q.shape[1]), d = int32_t(q.shape[2]), hkv = int32_t(k.shape[2]);
-  const AttentionPlan plan = plan_attention(testutil::attention_problem(query_start, seq_lens, hq, hkv, d, d, 2));
-  Tensor out{"F32", {q.shape[0], hq, d}, std::vector<uint8_t>(std::size_t(q.shape[0] * hq * d) * 4)};
-  Tensor lse{"F32", {q.shape[0], hq}, std::vector<uint8_t>(std::size_t(q.shape[0] * hq) * 4)};
-  std::vector<uint8_t> ws(plan.workspace_bytes + 64);
-  AttentionParams p;
-  p.q = {q.data.data(), DType::bf16, int64_t(hq) * d, d};
-  p.q_indptr = query_start.data();
-  p.num_q_heads = hq;
-  p.cache = kv_cache_nhd(const_cast<uint8_t*>(k.data.data()), const_cast<uint8_t*>(v.data.data()), DType::bf16,
-                         k.shape[0], int32_t(k.shape[1]), hkv, d, d);
-  p.pages.num_reqs = int32_t(seq_lens.size());
-  p.pages.kv_len = seq_lens.data();
-  p.pages.block_table = table.data();
-  p.pages.block_table_cols = int32_t(f.tensors.at("block_table").shape[1]);
-  p.out = {out.data.data(), DType::f32, int64_t(hq) * d, d};
-  p.lse = reinterpret_cast<float*>(lse.data.data());
-  p.scale = float(1 / std::sqrt(double(d)));
-  p.workspace = ws.data() + (64 - reinterpret_cast<uintptr_t>(ws.data()) % 64) % 64;
-  p.workspace_bytes = plan.workspace_bytes;
-  paged_attention(plan, p);
-  return {{"out", out}, {"lse", lse}};
-}
-
 TEST(Golden, KernelsPassTheirGoldenFileAndAPerturbationIsNamed) {
   const File f = golden::generate(
       R"({"op":"attention","num_q_heads":8,"num_kv_heads":2,"head_dim":64,"page_size":16,)"
@@ -183,7 +149,7 @@ TEST(Golden, KernelsPassTheirGoldenFileAndAPerturbationIsNamed) {
   // The file survives its own bytes.
   const File g = parse(golden::serialize_safetensors(f));
   ASSERT_EQ(g.tensors.size(), f.tensors.size());
-  std::map<std::string, Tensor> got = run_attention(g);
+  std::map<std::string, Tensor> got = goldenrun::run_case(g, 2);
   const golden::Report pass = golden::check(g, got);
   EXPECT_TRUE(pass.pass) << pass.to_string();
   ASSERT_EQ(pass.outputs.size(), 2u);
@@ -193,8 +159,8 @@ TEST(Golden, KernelsPassTheirGoldenFileAndAPerturbationIsNamed) {
   for (int64_t i = 0; i < bound.numel(); ++i) ASSERT_LT(bound.get(i), 1e-2) << i;
   // One element moved by twice its bound fails, and is reported by its index.
   const int64_t at = (5 * 8 + 3) * 64 + 17;  // token 5, head 3, dim 17
-  float* out = reinterpret_cast<float*>(got["out"].data.data());
-  out[at] = float(g.tensors.at("out").get(at) + 2 * g.tensors.at("out.bound").get(at));
+  uint16_t* out = reinterpret_cast<uint16_t*>(got["out"].data.data());  // bf16
+  out[at] = float_to_bf16(float(g.tensors.at("out").get(at) + 2 * g.tensors.at("out.bound").get(at)));
   const golden::Report fail = golden::check(g, got);
   EXPECT_FALSE(fail.pass);
   EXPECT_EQ(fail.outputs[0].failures, 1);
@@ -202,10 +168,26 @@ TEST(Golden, KernelsPassTheirGoldenFileAndAPerturbationIsNamed) {
   EXPECT_EQ(fail.worst[0].index, (std::vector<int64_t>{5, 3, 17}));
   EXPECT_NE(fail.to_string().find("out[5, 3, 17]"), std::string::npos) << fail.to_string();
   // A NaN fails wherever it is; the rows of an empty request keep lse = -inf exactly.
-  out[at] = NAN;
+  out[at] = float_to_bf16(NAN);
   EXPECT_EQ(golden::check(g, got).outputs[0].failures, 1);
   // The golden file is its own passing candidate.
   EXPECT_TRUE(golden::check(g, g.tensors).pass);
+}
+
+TEST(Golden, EveryOpPassesItsGoldenFile) {
+  for (const char* spec : {
+           R"({"op":"attention","dtype":"f16","kv_dtype":"bf16","num_q_heads":6,"num_kv_heads":3,"head_dim":72,)"
+           R"("page_size":3,"kv_lens":[50,7],"q_lens":[4,7],"alibi":true,"sinks":true,"window_left":9})",
+           R"({"op":"linear","format":"awq","m":9,"n":64,"k":256})",
+           R"({"op":"linear","format":"gptq","act_order":true,"bits":8,"group_size":32,"m":3,"n":32,"k":128,"dtype":"f32"})",
+           R"({"op":"linear","format":"w8a8","m":17,"n":40,"k":96})",
+           R"({"op":"rope","num_tokens":5,"num_q_heads":3,"num_kv_heads":1,"head_dim":40,"rotary_dim":24,"style":"gptj",)"
+           R"("scaling":"yarn","factor":4,"original_max_position":512,"dtype":"f16"})",
+           R"({"op":"rms_norm","num_tokens":3,"hidden_size":333,"fused_add":true,"gemma":true,"weight_dtype":"f32"})"}) {
+    const File f = golden::generate(spec);
+    const golden::Report r = golden::check(f, goldenrun::run_case(f, 2));
+    EXPECT_TRUE(r.pass) << spec << "\n" << r.to_string();
+  }
 }
 
 TEST(Golden, CheckRefusesWhatItCannotCompare) {
