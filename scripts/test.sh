@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Tests: install dependencies, build, run every test (every registered kernel this CPU runs, and the
-# Python module against PyTorch),
-# check that an installed package can be consumed, cross-compile for aarch64, build and test with
-# clang 14, then run the tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Tests: install dependencies, build, run every test (every registered kernel this CPU runs, the
+# Python module against PyTorch, golden vectors, the randomized differential test); check that an
+# installed package can be consumed; cross-build for aarch64 and run the tests under qemu-user;
+# build and test with clang 14; run the tests again under AddressSanitizer + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -26,13 +26,20 @@ LD_LIBRARY_PATH="$PWD/build-test/install/lib" ./build-test/install/bin/pagedinfe
   && echo "installed pagedinfer-golden lists the suite"
 PYTHONPATH="$PWD/build-test/python" /usr/bin/python3 python/examples/decoder_layer.py
 
-echo "=== aarch64 (NEON) cross build: compiles and links"
-$( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu >/dev/null
+echo "=== aarch64 (NEON): cross-built tests run under qemu-user"
+# The long x86-oriented cases (AMX tile shapes, large-m determinism, vendor choices) are left to
+# the native runs; every NEON kernel is still swept by every op's tests. The examples stay off:
+# aarch64-linux-gnu-g++ 12.2 stops with an internal compiler error on examples/paged_decode.cpp.
+$( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu \
+  gcc-aarch64-linux-gnu qemu-user googletest >/dev/null
 cmake -S . -B build-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64-linux-gnu.cmake \
-  -DPAGEDINFER_BUILD_TESTS=OFF -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF \
-  -DPAGEDINFER_BUILD_PYTHON=OFF -DPAGEDINFER_BUILD_TOOLS=OFF >/dev/null
+  -DCMAKE_BUILD_TYPE=Release -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_PYTHON=OFF \
+  -DPAGEDINFER_BUILD_TOOLS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-aarch64 -j$jobs >/dev/null
 aarch64-linux-gnu-readelf -h build-aarch64/libpagedinfer.so | grep -q AArch64 && echo "aarch64 library built"
+(cd build-aarch64 && PAGEDINFER_DIFFERENTIAL_SECONDS=20 \
+  GTEST_FILTER=-Linear.ManyRowsOverTileShapes:Linear.LargeMAndTwoThreadsAreDeterministic:Decoder.RandomArrivalsNeverLeakBlocks \
+  ctest --output-on-failure -j$jobs -E one_row)
 
 echo "=== clang 14 build and tests"
 $( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends clang-14 >/dev/null

@@ -170,3 +170,15 @@ TEST(KvCacheMemory, HugePageAllocatorAlignsPools) {
   EXPECT_EQ(large.back() + small.back(), 14);
   EXPECT_THROW(HugePageAllocator<uint64_t>().allocate(std::size_t(-1) / 4), std::bad_alloc);
 }
+
+// An empty pool (no pages, null data) is a valid view; its V is null too, not an offset from
+// null (found by fuzz_ops under UBSan).
+TEST(KvCacheViews, EmptyCombinedPoolHasNullHalves) {
+  for (auto make : {&kv_cache_combined_nhd, &kv_cache_combined_hnd}) {
+    const KVCacheView v = make(nullptr, DType::bf16, 0, 16, 2, 64);
+    EXPECT_EQ(v.k.data, nullptr);
+    EXPECT_EQ(v.v.data, nullptr);
+    const int32_t ids[1] = {0};
+    testutil::expect_error([&] { gather_blocks({v, ids, 1, nullptr}); }, {"gather_blocks"});
+  }
+}

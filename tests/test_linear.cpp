@@ -325,6 +325,20 @@ TEST(Linear, SelectionFollowsTheTable) {
   std::mt19937 rng(5);
   const int64_t n = 64, k = 256;
   const std::vector<float> wf = random_weights(n, k, rng);
+#if defined(__aarch64__)
+  // One kernel per activation mode on aarch64.
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
+  LinearParams a;
+  a.k = k;
+  for (int64_t m : {1, 9, 64}) {
+    a.m = m;
+    a.activations = LinearActivations::float_;
+    EXPECT_STREQ(linear_kernel_name(w, a), "neon_fp32");
+    a.activations = LinearActivations::int8_per_token;
+    EXPECT_STREQ(linear_kernel_name(w, a), "neon_int32");
+  }
+  return;  // the x86 CPU classes below cannot be emulated here
+#endif
   const QuantizedWeight w8 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{8, 128, QuantZero::symmetric});
   const QuantizedWeight w4 = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{4, 128, QuantZero::zero_point});
   const char* vendor = std::getenv("PAGEDINFER_CPU_VENDOR");

@@ -121,20 +121,27 @@ KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32
                    int64_t(page_size) * heads * dv);
 }
 
+namespace {
+
+// V of a combined pool starts `half` elements after K; an empty (null) pool has no V either.
+char* v_half(void* kv, int64_t half, DType dtype) {
+  return kv ? static_cast<char*>(kv) + half * dtype_size(dtype) : nullptr;
+}
+
+}  // namespace
+
 KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
   check_view_shape("kv_cache_combined_nhd", kv, dtype, num_pages, page_size, heads, d, d);
   const int64_t half = int64_t(page_size) * heads * d;
-  char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
-  return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
+  return make_view(kv, v_half(kv, half, dtype), dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
 }
 
 KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
   check_view_shape("kv_cache_combined_hnd", kv, dtype, num_pages, page_size, heads, d, d);
   const int64_t half = int64_t(page_size) * heads * d;
-  char* v = static_cast<char*>(kv) + half * dtype_size(dtype);
-  return make_view(kv, kv ? v : nullptr, dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
+  return make_view(kv, v_half(kv, half, dtype), dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
 }
 
 void append_kv(const AppendKvParams& p) {
