@@ -37,9 +37,21 @@ cmake -S . -B build-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarc
   -DPAGEDINFER_BUILD_TOOLS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-aarch64 -j$jobs >/dev/null
 aarch64-linux-gnu-readelf -h build-aarch64/libpagedinfer.so | grep -q AArch64 && echo "aarch64 library built"
-(cd build-aarch64 && PAGEDINFER_DIFFERENTIAL_SECONDS=20 \
-  GTEST_FILTER=-Linear.ManyRowsOverTileShapes:Linear.LargeMAndTwoThreadsAreDeterministic:Decoder.RandomArrivalsNeverLeakBlocks \
-  ctest --output-on-failure -j$jobs -E one_row)
+(
+  cd build-aarch64
+  export PAGEDINFER_DIFFERENTIAL_SECONDS=20
+  export GTEST_FILTER=-Linear.ManyRowsOverTileShapes:Linear.LargeMAndTwoThreadsAreDeterministic:Decoder.RandomArrivalsNeverLeakBlocks
+  ctest --output-on-failure -j$jobs -E "one_row|^test_linear$"
+  # test_linear, the longest under emulation, in two shards at once.
+  for shard in 0 1; do
+    GTEST_TOTAL_SHARDS=2 GTEST_SHARD_INDEX=$shard qemu-aarch64 -L /usr/aarch64-linux-gnu tests/test_linear \
+      --gtest_brief=1 > test_linear_shard$shard.log 2>&1 &
+  done
+  for shard in 0 1; do
+    wait -n || { cat test_linear_shard*.log; exit 1; }
+  done
+  tail -n 2 test_linear_shard*.log
+)
 
 echo "=== clang 14 build and tests"
 $( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends clang-14 >/dev/null
@@ -53,3 +65,18 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER
   -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF -DPAGEDINFER_BUILD_PYTHON=OFF
 cmake --build build-asan -j$jobs
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$jobs)
+
+echo "=== ThreadSanitizer (clang 14, LLVM OpenMP with archer) on the concurrency tests"
+$( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends libomp-14-dev >/dev/null
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_TSAN=ON \
+  -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF -DPAGEDINFER_BUILD_PYTHON=OFF \
+  -DPAGEDINFER_BUILD_TOOLS=OFF >/dev/null
+cmake --build build-tsan -j$jobs --target test_linear test_attention
+export OMP_TOOL_LIBRARIES=/usr/lib/llvm-14/lib/libarcher.so
+export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp"
+./build-tsan/tests/test_linear --gtest_filter='*Concurrent*' --gtest_brief=1
+./build-tsan/tests/test_attention --gtest_filter='*Concurrent*:*Deterministic*' --gtest_brief=1
+unset OMP_TOOL_LIBRARIES TSAN_OPTIONS
+
+echo "=== Fuzzing: each libFuzzer target for 45 s"
+bash scripts/fuzz.sh 45

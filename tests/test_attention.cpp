@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <limits>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -238,6 +239,38 @@ TEST_P(Attention, FixedPlanIsBitwiseDeterministic) {
     ASSERT_EQ(first, b.run(plan, false, lse2));
     ASSERT_EQ(0, std::memcmp(lse1.data(), lse2.data(), lse1.size() * sizeof(float)));
   }
+}
+
+// Two threads run one plan over one cache at once, each with its own workspace and outputs (the
+// engine's pattern: layers of two micro-batches); each result is bitwise the sequential one.
+// ThreadSanitizer runs this test (scripts/test.sh).
+TEST_P(Attention, ConcurrentCallsShareAPlanAndCache) {
+  const Case& c = GetParam();
+  if (c.threads == 1) GTEST_SKIP() << "single-threaded case";
+  Batch b(c);
+  const AttentionPlan plan = b.plan(c.threads, c.kv_chunk);
+  std::vector<float> lse_seq;
+  const std::vector<uint8_t> sequential = b.run(plan, false, lse_seq);
+  auto one = [&](Buffer& out, std::vector<float>& lse) {
+    Buffer ws(DType::f32, plan.workspace_bytes / 4 + 1);
+    AttentionParams p = b.params(false, lse.data());
+    p.out.data = out.data();
+    p.workspace = ws.data();
+    p.workspace_bytes = plan.workspace_bytes;
+    paged_attention(plan, p);
+  };
+  Buffer out_a(c.out, b.out.n), out_b(c.out, b.out.n);
+  out_a.fill(Batch::kSentinel);
+  out_b.fill(Batch::kSentinel);
+  std::vector<float> lse_a(lse_seq.size(), -7.f), lse_b(lse_seq.size(), -7.f);
+  std::thread ta([&] { one(out_a, lse_a); });
+  std::thread tb([&] { one(out_b, lse_b); });
+  ta.join();
+  tb.join();
+  for (const Buffer* o : {&out_a, &out_b})
+    ASSERT_EQ(0, std::memcmp(o->data(), sequential.data(), sequential.size()));
+  ASSERT_EQ(lse_a, lse_seq);
+  ASSERT_EQ(lse_b, lse_seq);
 }
 
 std::vector<Case> cases() {
