@@ -402,6 +402,49 @@ TEST(Linear, SelectionFollowsTheTable) {
   EXPECT_STREQ(linear_unit_name(LinearUnit::int32_vector), "int32_vector");
 }
 
+#if defined(PAGEDINFER_TEST_AMX_CALLER)
+}  // namespace
+namespace amx_caller {  // amx_caller.cpp
+void configure();
+void product(const int8_t* a, const int8_t* b_vnni, int32_t* c);
+void release();
+}  // namespace amx_caller
+namespace {
+
+// The AMX contract (linear.hpp): a call on AMX tiles loads its own configuration and releases
+// the tiles on return. A caller that uses tiles itself configures before its call, has them
+// taken by linear(), and works again once it reconfigures.
+TEST(Linear, CallersOwnTilesWorkAfterReconfiguring) {
+  const FeatureSet amx = features(CpuFeature::amx_tile, CpuFeature::amx_int8);
+  if ((detected_features() & amx) != amx) GTEST_SKIP() << "no AMX int8 on this CPU";
+  std::mt19937 rng(41);
+  std::uniform_int_distribution<int> byte(-128, 127);
+  std::array<int8_t, 16 * 64> a{}, b_vnni{};
+  for (int8_t& v : a) v = int8_t(byte(rng));
+  for (int8_t& v : b_vnni) v = int8_t(byte(rng));
+  std::array<int32_t, 256> want{}, got{};
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j)
+      for (int k = 0; k < 64; ++k) want[size_t(i * 16 + j)] += a[size_t(i * 64 + k)] * b_vnni[size_t(k / 4 * 64 + 4 * j + k % 4)];
+  const std::vector<float> wf = random_weights(64, 256, rng);
+  const QuantizedWeight w = quantize(wf.data(), DType::f32, 64, 256, 256, QuantFormat{8, 128, QuantZero::symmetric});
+  Call call(w, 16, DType::bf16, DType::f32, LinearActivations::int8_per_token, rng);
+  testutil::ForcedKernel forced("linear", "amx_int8");
+  ASSERT_STREQ(linear_kernel_name(w, call.p), "amx_int8");
+
+  amx_caller::configure();
+  amx_caller::product(a.data(), b_vnni.data(), got.data());
+  EXPECT_EQ(got, want) << "the caller's own tiles, before";
+  call.run_and_check(1, "linear() while the caller had tiles configured");
+  call.run_and_check(2, "linear() on two threads");
+  got.fill(0);
+  amx_caller::configure();  // the contract: reconfigure after a foreign call
+  amx_caller::product(a.data(), b_vnni.data(), got.data());
+  EXPECT_EQ(got, want) << "the caller's own tiles, after reconfiguring";
+  amx_caller::release();
+}
+#endif
+
 // Two caller threads share one weight, each with its own workspace (and 2 threads inside).
 TEST(Linear, ConcurrentCallsOnOneWeight) {
   std::mt19937 rng(28);
