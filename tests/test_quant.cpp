@@ -1,5 +1,7 @@
 // The packed weight: quantizers, the lossless importers (checked element by element against
 // hand-built checkpoints), save/load, and the errors of each.
+#include <functional>
+
 #include "test_util.hpp"
 
 namespace {
@@ -360,6 +362,77 @@ TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   std::vector<uint8_t> reserved = good;
   reserved[12] = 1;
   expect_error([&] { load_weight(reserved.data(), reserved.size()); }, {"reserved header field is 1"});
+}
+
+// The importers on many column tiles, split over threads: the packed bytes do not depend on the
+// thread count, and every element dequantizes to the checkpoint's own formula.
+TEST(Import, ManyTilesAreThreadCountInvariantAndExact) {
+  const int64_t n = 200, k = 256, g = 64, groups = k / g;
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<uint32_t> word;
+  std::uniform_real_distribution<float> scale(0.01f, 0.1f);
+  std::vector<int32_t> awq_q(size_t(k * n / 8)), awq_z(size_t(groups * n / 8)), gptq_q(size_t(k / 8 * n)),
+      gptq_z(size_t(groups * n / 8)), g_idx(static_cast<size_t>(k));
+  for (auto* v : {&awq_q, &awq_z, &gptq_q, &gptq_z})
+    for (int32_t& x : *v) x = int32_t(word(rng));
+  std::vector<uint16_t> scales(size_t(groups * n));
+  for (uint16_t& x : scales) x = float_to_f16(scale(rng));
+  for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i % groups);  // act-order: groups interleaved
+  std::vector<uint8_t> q4(size_t(n * k / 32 * 18)), q8(size_t(n * k / 32 * 34));
+  for (auto* v : {&q4, &q8})
+    for (uint8_t& x : *v) x = uint8_t(word(rng));
+  for (int64_t b = 0; b < n * k / 32; ++b) {  // finite fp16 scales
+    std::memcpy(&q4[size_t(b * 18)], &scales[size_t(b % scales.size())], 2);
+    std::memcpy(&q8[size_t(b * 34)], &scales[size_t(b % scales.size())], 2);
+  }
+  auto nib = [](int32_t w, int64_t e) { return int((uint32_t(w) >> (4 * e)) & 15); };
+  static constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  auto s16 = [&](int64_t gr, int64_t col) { return double(f16_to_float(scales[size_t(gr * n + col)])); };
+  struct Format {
+    const char* name;
+    std::function<QuantizedWeight(int)> import;
+    std::function<double(int64_t, int64_t)> value;  // the checkpoint's w[row][i]
+  };
+  const Format formats[] = {
+      {"awq", [&](int t) { return import_awq(awq_q.data(), awq_z.data(), scales.data(), n, k, int32_t(g), t); },
+       [&](int64_t r, int64_t i) {
+         const int q = nib(awq_q[size_t(i * (n / 8) + r / 8)], kAwqNibble[r % 8]);
+         const int z = nib(awq_z[size_t(i / g * (n / 8) + r / 8)], kAwqNibble[r % 8]);
+         return (q - z) * s16(i / g, r);
+       }},
+      {"gptq_act_order",
+       [&](int t) { return import_gptq(gptq_q.data(), gptq_z.data(), scales.data(), g_idx.data(), n, k, 4, int32_t(g), t); },
+       [&](int64_t r, int64_t i) {
+         const int64_t gr = g_idx[size_t(i)];
+         const int q = nib(gptq_q[size_t(i / 8 * n + r)], i % 8);
+         const int z = nib(gptq_z[size_t(gr * (n / 8) + r / 8)], r % 8) + 1;
+         return (q - z) * s16(gr, r);
+       }},
+      {"q4_0", [&](int t) { return import_q4_0(q4.data(), n, k, t); },
+       [&](int64_t r, int64_t i) {
+         const uint8_t* b = &q4[size_t((r * (k / 32) + i / 32) * 18)];
+         uint16_t d;
+         std::memcpy(&d, b, 2);
+         const int j = int(i % 32), q = j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4;
+         return double(f16_to_float(d)) * (q - 8);
+       }},
+      {"q8_0", [&](int t) { return import_q8_0(q8.data(), n, k, t); },
+       [&](int64_t r, int64_t i) {
+         const uint8_t* b = &q8[size_t((r * (k / 32) + i / 32) * 34)];
+         uint16_t d;
+         std::memcpy(&d, b, 2);
+         return double(f16_to_float(d)) * int8_t(b[2 + i % 32]);
+       }},
+  };
+  for (const Format& f : formats) {
+    const QuantizedWeight one = f.import(1), two = f.import(2);
+    EXPECT_EQ(save_weight(one), save_weight(two)) << f.name;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < k; ++i) ASSERT_EQ(two.dequantize(r, i), f.value(r, i)) << f.name << " row " << r << " k " << i;
+  }
+  expect_error([&] { import_q4_0(q4.data(), n, k, 0); }, {"import_q4_0", "num_threads = 0"});
+  expect_error([&] { import_awq(awq_q.data(), awq_z.data(), scales.data(), n, k, int32_t(g), 2000); },
+               {"import_awq", "num_threads = 2000"});
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ PAGEDINFER_API QuantizedWeight quantize(const void* w, DType dtype, int64_t n, i
 //     holding column 8j + order[p], order = {0, 2, 4, 6, 1, 3, 5, 7}
 //   qzeros  [k/group, n/8] int32, packed the same way; scales [k/group, n] fp16 bits.
 PAGEDINFER_API QuantizedWeight import_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
-                                          int64_t n, int64_t k, int32_t group_size);
+                                          int64_t n, int64_t k, int32_t group_size, int num_threads = 1);
 
 // AutoGPTQ checkpoint (v1 zero convention), bits 4 or 8, w = (q - (zs + 1)) * s:
 //   qweight [k * bits / 32, n] int32: word (i, j) holds rows 32i/bits.. of column j, element p at
@@ -103,13 +103,15 @@ PAGEDINFER_API QuantizedWeight import_awq(const int32_t* qweight, const int32_t*
 //     group_size members (as GPTQ writes them); act-order is kept (see above).
 PAGEDINFER_API QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
                                            const int32_t* g_idx, int64_t n, int64_t k, int32_t bits,
-                                           int32_t group_size);
+                                           int32_t group_size, int num_threads = 1);
 
 // llama.cpp blocks of 32 weights along k, each row n holding k/32 consecutive blocks:
 //   Q4_0: 18 bytes, fp16 d then 16 bytes qs; w[j] = d * ((qs[j] & 15) - 8), w[j+16] = d * ((qs[j] >> 4) - 8)
 //   Q8_0: 34 bytes, fp16 d then 32 int8 qs; w[j] = d * qs[j]
-PAGEDINFER_API QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_t k);
-PAGEDINFER_API QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k);
+PAGEDINFER_API QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_t k, int num_threads = 1);
+PAGEDINFER_API QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k, int num_threads = 1);
+
+// Importers run on up to num_threads threads (column tiles split between them).
 
 // The packed form as bytes: magic, format version, shape, format, arrays, 64-bit checksum.
 PAGEDINFER_API std::vector<uint8_t> save_weight(const QuantizedWeight& w);

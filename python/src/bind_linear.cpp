@@ -137,16 +137,19 @@ void bind_linear(py::module_& m, py::module_& ref) {
       py::arg("gate_up") = false, py::arg("num_threads") = 1, "Round-to-nearest quantization of a float [n, k] weight.");
   m.def(
       "import_awq",
-      [](py::handle qweight, py::handle qzeros, py::handle scales, int32_t group_size) {
+      [](py::handle qweight, py::handle qzeros, py::handle scales, int32_t group_size, int num_threads) {
         Borrowed qw(qweight, "qweight"), qz(qzeros, "qzeros"), s(scales, "scales");
-        const int32_t* q = int32_data(qw, 2);
-        return import_awq(q, int32_data(qz, 2), fp16_bits(s), qw.size(1) * 8, qw.size(0), group_size);
+        const int32_t *q = int32_data(qw, 2), *z = int32_data(qz, 2);
+        const uint16_t* sc = fp16_bits(s);
+        py::gil_scoped_release unlocked;
+        return import_awq(q, z, sc, qw.size(1) * 8, qw.size(0), group_size, num_threads);
       },
-      py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("group_size") = 128,
+      py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("group_size") = 128, py::arg("num_threads") = 1,
       "AutoAWQ GEMM tensors: qweight [k, n/8] int32, qzeros [k/g, n/8] int32, scales [k/g, n] float16.");
   m.def(
       "import_gptq",
-      [](py::handle qweight, py::handle qzeros, py::handle scales, py::handle g_idx, int32_t bits, int32_t group_size) {
+      [](py::handle qweight, py::handle qzeros, py::handle scales, py::handle g_idx, int32_t bits, int32_t group_size,
+         int num_threads) {
         Borrowed qw(qweight, "qweight"), qz(qzeros, "qzeros"), s(scales, "scales");
         const int32_t* q = int32_data(qw, 2);
         std::unique_ptr<Borrowed> gi;
@@ -155,22 +158,26 @@ void bind_linear(py::module_& m, py::module_& ref) {
           gi = std::make_unique<Borrowed>(g_idx, "g_idx");
           g = int32_data(*gi, 1);
         }
-        return import_gptq(q, int32_data(qz, 2), fp16_bits(s), g, qw.size(1), qw.size(0) * 32 / bits, bits, group_size);
+        const int32_t* z = int32_data(qz, 2);
+        const uint16_t* sc = fp16_bits(s);
+        py::gil_scoped_release unlocked;
+        return import_gptq(q, z, sc, g, qw.size(1), qw.size(0) * 32 / bits, bits, group_size, num_threads);
       },
       py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx") = py::none(), py::arg("bits") = 4,
-      py::arg("group_size") = 128, "AutoGPTQ tensors: qweight [k * bits / 32, n] int32, qzeros, scales, g_idx [k].");
+      py::arg("group_size") = 128, py::arg("num_threads") = 1, "AutoGPTQ tensors: qweight [k * bits / 32, n] int32, qzeros, scales, g_idx [k].");
   for (const char* fmt : {"q4_0", "q8_0"}) {
     const bool q4 = std::string(fmt) == "q4_0";
     m.def(
         (std::string("import_") + fmt).c_str(),
-        [q4](py::handle blocks, int64_t n, int64_t k) {
+        [q4](py::handle blocks, int64_t n, int64_t k, int num_threads) {
           Borrowed b(blocks, "blocks");
           b.contiguous();
           const int64_t need = n * (k / 32) * (q4 ? 18 : 34);
           if (b.numel() * (b.t().dtype.bits / 8) < need) throw Error("pagedinfer: blocks holds fewer bytes than n * k / 32 blocks");
-          return q4 ? import_q4_0(b.data(), n, k) : import_q8_0(b.data(), n, k);
+          py::gil_scoped_release unlocked;
+          return q4 ? import_q4_0(b.data(), n, k, num_threads) : import_q8_0(b.data(), n, k, num_threads);
         },
-        py::arg("blocks"), py::arg("n"), py::arg("k"), "llama.cpp blocks (bytes) of a [n, k] weight.");
+        py::arg("blocks"), py::arg("n"), py::arg("k"), py::arg("num_threads") = 1, "llama.cpp blocks (bytes) of a [n, k] weight.");
   }
   m.def("save_weight", [](const QuantizedWeight& w) {
     const std::vector<uint8_t> bytes = save_weight(w);

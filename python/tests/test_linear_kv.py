@@ -53,8 +53,9 @@ def test_linear_epilogues_and_save_load():
     assert torch.allclose(out.double(), x.double() @ plain.dequantize().T + bias.double() + res.double(), atol=1e-3)
 
 
-def test_awq_import_is_lossless():
-    n, k, g = 32, 256, 128
+@pytest.mark.parametrize("threads", [1, 2])
+def test_awq_import_is_lossless(threads):
+    n, k, g = 96, 256, 128
     q = torch.randint(0, 16, (k, n), dtype=torch.int32)
     z = torch.randint(0, 16, (k // g, n), dtype=torch.int32)
     s = (torch.rand(k // g, n) + 0.5).to(torch.float16)
@@ -66,7 +67,7 @@ def test_awq_import_is_lossless():
             words |= t[:, order[p]::8].long() << (4 * p)
         return (((words + 2**31) % 2**32) - 2**31).to(torch.int32)
 
-    w = pi.import_awq(pack(q), pack(z), s, group_size=g)
+    w = pi.import_awq(pack(q), pack(z), s, group_size=g, num_threads=threads)
     want = ((q - z.repeat_interleave(g, 0)).double() * s.double().repeat_interleave(g, 0)).T
     assert torch.equal(w.dequantize(), want)
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <vector>
 
 #include "common/check.hpp"
 #include "quant/layout.hpp"
+#include "quant/pack.hpp"
 
 namespace pagedinfer {
 
@@ -24,32 +26,40 @@ void check_pointer(const void* p, const char* where, const char* name) {
 }  // namespace
 
 QuantizedWeight import_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales, int64_t n,
-                           int64_t k, int32_t group_size) {
+                           int64_t k, int32_t group_size, int num_threads) {
   constexpr const char* where = "import_awq";
   check_pointer(qweight, where, "qweight");
   check_pointer(qzeros, where, "qzeros");
   check_pointer(scales, where, "scales");
+  detail::check_num_threads(num_threads, where, "num_threads");
   PAGEDINFER_CHECK(n % 8 == 0, where, "n = ", n, " must be a multiple of 8 (8 columns per int32)");
   PAGEDINFER_CHECK(group_size > 0, where, "group_size = ", group_size, " must be 32, 64 or 128");
   auto s = detail::new_storage(where, n, k, QuantFormat{4, group_size, QuantZero::zero_point}, false);
-  // Nibble p of a word holds column 8j + kAwqOrder[p] (AutoAWQ's AWQ_ORDER, undone by its
-  // AWQ_REVERSE_ORDER when it dequantizes).
-  static constexpr int kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  // Nibble p of a word holds column 8j + AWQ_ORDER[p], AWQ_ORDER = {0, 2, 4, 6, 1, 3, 5, 7}
+  // (AutoAWQ undoes it with AWQ_REVERSE_ORDER when it dequantizes): column c is in nibble
+  // kNibbleOfColumn[c % 8].
+  static constexpr int kNibbleOfColumn[8] = {0, 4, 1, 5, 2, 6, 3, 7};
   const int64_t words = n / 8;
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < words; ++j)
-      for (int p = 0; p < 8; ++p) s->set_q(8 * j + kAwqOrder[p], i, field(qweight[i * words + j], p, 4));
-  for (int64_t g = 0; g < s->groups; ++g) {
-    for (int64_t j = 0; j < words; ++j)
-      for (int p = 0; p < 8; ++p) s->zeros[s->param(8 * j + kAwqOrder[p], g)] = uint16_t(field(qzeros[g * words + j], p, 4));
-    for (int64_t col = 0; col < n; ++col) s->scales[s->param(col, g)] = scales[g * n + col];
-  }
+  auto nibble = [&](const int32_t* packed, int64_t row, int64_t col) {
+    return field(packed[row * words + col / 8], kNibbleOfColumn[col % 8], 4);
+  };
+  detail::pack_q<detail::SourceOrder::k_major>(*s, n, k, num_threads,
+                                                [&](int64_t col, int64_t i) { return nibble(qweight, i, col); });
+  detail::for_each_tile(*s, num_threads, [&](int64_t t) {
+    for (int64_t col = t * Storage::kTileN; col < std::min(n, (t + 1) * Storage::kTileN); ++col)
+      for (int64_t g = 0; g < s->groups; ++g) {
+        s->zeros[s->param(col, g)] = uint16_t(nibble(qzeros, g, col));
+        s->scales[s->param(col, g)] = scales[g * n + col];
+      }
+  });
   return QuantizedWeight(std::move(s));
 }
 
 QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
-                            const int32_t* g_idx, int64_t n, int64_t k, int32_t bits, int32_t group_size) {
+                            const int32_t* g_idx, int64_t n, int64_t k, int32_t bits, int32_t group_size,
+                            int num_threads) {
   constexpr const char* where = "import_gptq";
+  detail::check_num_threads(num_threads, where, "num_threads");
   check_pointer(qweight, where, "qweight");
   check_pointer(qzeros, where, "qzeros");
   check_pointer(scales, where, "scales");
@@ -81,18 +91,28 @@ QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const
       s->index_k_order();
     }
   }
-  for (int64_t i = 0; i < k; ++i) {
-    const int64_t packed = s->packed_k(i);
-    for (int64_t j = 0; j < n; ++j) s->set_q(j, packed, field(qweight[(i / per_word) * n + j], int(i % per_word), bits));
-  }
-  // v1 convention: the stored zero is z - 1 (so z = 0 wraps, and reads back as 2^bits).
+  // Per tile: unpack its 16 columns in source order (reading the k-major source forward), then
+  // pack in the packed k order.
+  const int32_t* order = s->k_order.empty() ? nullptr : s->k_order.data();
   const int64_t zero_words = n / per_word;
-  for (int64_t g = 0; g < s->groups; ++g) {
-    for (int64_t j = 0; j < zero_words; ++j)
-      for (int p = 0; p < per_word; ++p)
-        s->zeros[s->param(j * per_word + p, g)] = uint16_t(field(qzeros[g * zero_words + j], p, bits) + 1);
-    for (int64_t col = 0; col < n; ++col) s->scales[s->param(col, g)] = scales[g * n + col];
-  }
+  detail::for_each_tile(*s, num_threads, [&](int64_t t) {
+    const int64_t first = t * Storage::kTileN, lanes = std::min<int64_t>(Storage::kTileN, n - first);
+    if (lanes <= 0) return;
+    std::vector<uint8_t> values(size_t(lanes * k));
+    for (int64_t w = 0; w < k / per_word; ++w)
+      for (int64_t l = 0; l < lanes; ++l) {
+        const int32_t word = qweight[w * n + first + l];
+        for (int e = 0; e < per_word; ++e) values[size_t(l * k + w * per_word + e)] = uint8_t(field(word, e, bits));
+      }
+    if (bits == 4) detail::pack_tile_bits<4>(*s, t, lanes, values.data(), k, order);
+    else detail::pack_tile_bits<8>(*s, t, lanes, values.data(), k, order);
+    // v1 convention: the stored zero is z - 1 (so z = 0 wraps, and reads back as 2^bits).
+    for (int64_t col = first; col < first + lanes; ++col)
+      for (int64_t g = 0; g < s->groups; ++g) {
+        s->zeros[s->param(col, g)] = uint16_t(field(qzeros[g * zero_words + col / per_word], int(col % per_word), bits) + 1);
+        s->scales[s->param(col, g)] = scales[g * n + col];
+      }
+  });
   return QuantizedWeight(std::move(s));
 }
 
@@ -102,34 +122,35 @@ namespace {
 // element j as stored (unsigned for Q4_0, two's complement byte for Q8_0).
 template <class Values>
 QuantizedWeight import_blocks(const char* where, const void* blocks, int64_t n, int64_t k, int bits,
-                              int64_t block_bytes, Values values) {
+                              int64_t block_bytes, int num_threads, Values values) {
   check_pointer(blocks, where, "blocks");
+  detail::check_num_threads(num_threads, where, "num_threads");
   PAGEDINFER_CHECK(k % 32 == 0, where, "k = ", k, " must be a multiple of 32 (the block size)");
   auto s = detail::new_storage(where, n, k, QuantFormat{bits, 32, QuantZero::symmetric}, false);
   const auto* bytes = static_cast<const uint8_t*>(blocks);
-  for (int64_t row = 0; row < n; ++row)
-    for (int64_t b = 0; b < k / 32; ++b) {
-      const uint8_t* block = bytes + (row * (k / 32) + b) * block_bytes;
-      uint16_t d;
-      std::memcpy(&d, block, 2);
-      s->scales[s->param(row, b)] = d;
-      for (int j = 0; j < 32; ++j) s->set_q(row, b * 32 + j, values(block + 2, j));
-    }
+  auto block = [&](int64_t row, int64_t b) { return bytes + (row * (k / 32) + b) * block_bytes; };
+  detail::pack_q<detail::SourceOrder::n_major>(*s, n, k, num_threads, [&](int64_t row, int64_t i) {
+    return values(block(row, i / 32) + 2, int(i % 32));
+  });
+  detail::for_each_tile(*s, num_threads, [&](int64_t t) {
+    for (int64_t row = t * Storage::kTileN; row < std::min(n, (t + 1) * Storage::kTileN); ++row)
+      for (int64_t b = 0; b < k / 32; ++b) std::memcpy(&s->scales[s->param(row, b)], block(row, b), 2);
+  });
   return QuantizedWeight(std::move(s));
 }
 
 }  // namespace
 
-QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_t k) {
+QuantizedWeight import_q4_0(const void* blocks, int64_t n, int64_t k, int num_threads) {
   // Q4_0 stores q with the zero at 8, which is the symmetric int4 form exactly.
-  return import_blocks("import_q4_0", blocks, n, k, 4, 18, [](const uint8_t* qs, int j) {
+  return import_blocks("import_q4_0", blocks, n, k, 4, 18, num_threads, [](const uint8_t* qs, int j) {
     return j < 16 ? uint32_t(qs[j] & 15) : uint32_t(qs[j - 16] >> 4);
   });
 }
 
-QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k) {
+QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_t k, int num_threads) {
   // Q8_0 stores signed q; the symmetric int8 form stores q + 128.
-  return import_blocks("import_q8_0", blocks, n, k, 8, 34, [](const uint8_t* qs, int j) {
+  return import_blocks("import_q8_0", blocks, n, k, 8, 34, num_threads, [](const uint8_t* qs, int j) {
     return uint32_t(int32_t(int8_t(qs[j])) + 128);
   });
 }
