@@ -1,5 +1,6 @@
 // The packed weight: quantizers, the lossless importers (checked element by element against
 // hand-built checkpoints), save/load, and the errors of each.
+#include <cstring>
 #include <functional>
 
 #include "test_util.hpp"
@@ -328,6 +329,41 @@ TEST(SaveLoad, RoundTripIsExactForEveryKind) {
   std::remove(path.c_str());
 }
 
+// Version 1 files (byte-serial FNV-1a 64 checksum) still load; version 2 is what save writes.
+TEST(SaveLoad, ReadsVersionOneFiles) {
+  std::mt19937 rng(12);
+  const std::vector<float> wf = random_weights(24, 64, rng);
+  const std::vector<uint8_t> v2 = save_weight(quantize(wf.data(), DType::f32, 24, 64, 64, QuantFormat{8, 32, QuantZero::symmetric}));
+  EXPECT_EQ(v2[8], 2);
+  std::vector<uint8_t> v1 = v2;
+  v1[8] = 1;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i + 8 < v1.size(); ++i) h = (h ^ v1[i]) * 0x100000001b3ull;
+  std::memcpy(v1.data() + v1.size() - 8, &h, 8);
+  EXPECT_EQ(save_weight(load_weight(v1.data(), v1.size())), v2);
+}
+
+// The version 2 checksum catches every single bit flip, and flips of the same bit in two words
+// (which cancel in a plain XOR-multiply chain without the fold).
+TEST(SaveLoad, ChecksumCatchesBitFlips) {
+  std::mt19937 rng(13);
+  const std::vector<float> wf = random_weights(16, 64, rng);
+  const std::vector<uint8_t> good = save_weight(quantize(wf.data(), DType::f32, 16, 64, 64, QuantFormat{4, 32, QuantZero::zero_point}));
+  const size_t payload = good.size() - 8, first = 48;  // past the header
+  for (size_t byte = first; byte < payload; byte += 7)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::vector<uint8_t> bad = good;
+      bad[byte] ^= uint8_t(1 << bit);
+      ASSERT_THROW(load_weight(bad.data(), bad.size()), Error) << "byte " << byte << " bit " << bit;
+    }
+  for (size_t a = first; a + 64 < payload; a += 40) {
+    std::vector<uint8_t> bad = good;
+    bad[a + 7] ^= 0x80;  // bit 63 of one word and of the word 32 bytes on (the same lane)
+    bad[a + 39] ^= 0x80;
+    ASSERT_THROW(load_weight(bad.data(), bad.size()), Error) << "bytes " << a + 7 << ", " << a + 39;
+  }
+}
+
 TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   std::mt19937 rng(10);
   const std::vector<float> wf = random_weights(16, 64, rng);
@@ -338,8 +374,8 @@ TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   bad[good.size() / 2] ^= 0x10;
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"checksum mismatch"});
   bad = good;
-  bad[8] = 2;  // version
-  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"format version 2", "not supported"});
+  bad[8] = 3;  // version
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"format version 3", "not supported"});
   bad = good;
   bad[0] = 'X';
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"bad magic"});

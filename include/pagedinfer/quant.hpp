@@ -13,7 +13,8 @@
 // QuantizedWeight is made once at load time (quantize(), an importer, or load) and is then
 // read-only: any number of threads may run linear() on it at once. Its layout is private to
 // the library (src/quant/layout.hpp) and versioned: save_weight() writes it with a format version and a
-// checksum, load_weight() refuses files of another version, truncated files and corrupt ones.
+// checksum, load_weight() refuses files of an unknown version, truncated files and corrupt ones
+// (it reads the current version 2 and version 1).
 //
 // GPTQ act-order (g_idx) is kept exactly: the importer orders k by group and the weight
 // remembers the order; linear() reads x in that order, so no caller-side permutation exists.

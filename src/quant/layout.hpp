@@ -30,7 +30,7 @@
 namespace pagedinfer {
 
 struct QuantizedWeight::Storage {
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;  // of the file format (serialize.cpp); 1 is still read
   static constexpr int64_t kTileN = 16;
 
   int64_t n = 0, k = 0;
