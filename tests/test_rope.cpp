@@ -381,3 +381,9 @@ TEST(RopeErrors, NameTheArgument) {
 }
 
 }  // namespace
+
+TEST(RopeTable, ScalingNamesParse) {
+  EXPECT_EQ(parse_rope_scaling("llama3"), RopeScaling::llama3);
+  EXPECT_EQ(parse_rope_scaling("dynamic_ntk"), RopeScaling::dynamic_ntk);
+  testutil::expect_error([] { parse_rope_scaling("ntk"); }, {"parse_rope_scaling", "\"ntk\"", "yarn"});
+}

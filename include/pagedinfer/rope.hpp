@@ -31,6 +31,7 @@
 // i % 3 == 2 and i < 3c, else temporal.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "pagedinfer/kv_cache.hpp"
@@ -76,6 +77,9 @@ struct RopeCache {
   RopeTable table() const { return {cos_sin.data(), DType::f32, max_position, rotary_dim}; }
 };
 PAGEDINFER_API RopeCache make_rope_cache(const RopeConfig& config);
+// "none", "linear", "dynamic_ntk", "yarn", "llama3" (as configs and bindings spell them); throws
+// pagedinfer::Error for other names.
+PAGEDINFER_API RopeScaling parse_rope_scaling(const std::string& name);
 
 struct RopeParams {
   RopeStyle style = RopeStyle::neox;

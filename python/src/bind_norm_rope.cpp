@@ -68,15 +68,6 @@ RopeStyle parse_style(const std::string& s) {
   throw Error("pagedinfer: style '" + s + "' must be 'neox' or 'gptj'");
 }
 
-RopeScaling parse_scaling(const std::string& s) {
-  const std::pair<const char*, RopeScaling> names[] = {{"none", RopeScaling::none}, {"linear", RopeScaling::linear},
-                                                       {"dynamic_ntk", RopeScaling::dynamic_ntk},
-                                                       {"yarn", RopeScaling::yarn}, {"llama3", RopeScaling::llama3}};
-  for (auto [name, v] : names)
-    if (s == name) return v;
-  throw Error("pagedinfer: scaling '" + s + "' must be none, linear, dynamic_ntk, yarn or llama3");
-}
-
 // The RoPE params over q / k (either may be None) and a cos_sin_cache [max_position, rotary_dim].
 struct RopeCall {
   std::unique_ptr<Borrowed> q, k, table;
@@ -165,7 +156,7 @@ void bind_norm_rope(py::module_& m, py::module_& ref) {
         c.rotary_dim = rotary_dim;
         c.max_position = max_position;
         c.theta = theta;
-        c.scaling = parse_scaling(scaling);
+        c.scaling = parse_rope_scaling(scaling);
         c.factor = factor;
         c.original_max_position = original_max_position;
         c.beta_fast = beta_fast;

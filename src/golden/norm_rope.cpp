@@ -17,14 +17,6 @@ std::vector<float> to_f32(const std::vector<uint8_t>& values, DType t) {
   return f;
 }
 
-RopeScaling scaling_of(const std::string& s) {
-  if (s == "linear") return RopeScaling::linear;
-  if (s == "dynamic_ntk") return RopeScaling::dynamic_ntk;
-  if (s == "yarn") return RopeScaling::yarn;
-  if (s == "llama3") return RopeScaling::llama3;
-  return RopeScaling::none;
-}
-
 }  // namespace
 
 void generate_rope(Spec& spec, std::mt19937_64& rng, File& file) {
@@ -37,7 +29,7 @@ void generate_rope(Spec& spec, std::mt19937_64& rng, File& file) {
   cfg.rotary_dim = int32_t(spec.positive("rotary_dim", d, d));
   cfg.max_position = spec.positive("max_position", 4096, int64_t(1) << 24);
   cfg.theta = spec.get<double>("theta", 10000.0);
-  cfg.scaling = scaling_of(spec.choice("scaling", "none", {"none", "linear", "dynamic_ntk", "yarn", "llama3"}));
+  cfg.scaling = parse_rope_scaling(spec.choice("scaling", "none", {"none", "linear", "dynamic_ntk", "yarn", "llama3"}));
   cfg.factor = spec.get<double>("factor", 1.0);
   cfg.original_max_position = spec.get<int64_t>("original_max_position", 0);
   cfg.beta_fast = spec.get<double>("beta_fast", 32.0);

@@ -1,8 +1,9 @@
 // The packed weight file: little-endian, laid out as
 //   "PGDIQWT\0" | u32 version | u32 reserved 0 | i64 n, k | i32 bits, group_size, zero, gate_up
 //   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
-//   | u64 checksum of every byte before it: version 2, checksum_v2 below; version 1 (still read),
-//     FNV-1a 64 byte by byte, whose serial multiply chain limited loading to about 1 GB/s
+//   | u64 checksum of every byte before it: version 2, checksum_v2 below (word lanes, so that
+//     verifying is not one serial multiply chain per byte); version 1, FNV-1a 64 byte by byte
+//     (still read)
 // load_weight() re-derives every size from the header and checks it, so a file that is truncated,
 // corrupt, of another version or internally inconsistent is refused with a clear message.
 #include <cstring>

@@ -1,6 +1,7 @@
 // Frequencies and cos/sin tables for every scaling rule of rope.hpp, computed in double.
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "common/check.hpp"
 #include "pagedinfer/rope.hpp"
@@ -109,6 +110,15 @@ double rope_magnitude(const RopeConfig& c) {
   validate_config(c, "rope_magnitude");
   if (c.scaling != RopeScaling::yarn) return 1.0;
   return (c.factor <= 1 ? 1.0 : 0.1 * std::log(c.factor) + 1.0) * c.attn_factor;
+}
+
+RopeScaling parse_rope_scaling(const std::string& name) {
+  const std::pair<const char*, RopeScaling> names[] = {{"none", RopeScaling::none}, {"linear", RopeScaling::linear},
+                                                       {"dynamic_ntk", RopeScaling::dynamic_ntk},
+                                                       {"yarn", RopeScaling::yarn}, {"llama3", RopeScaling::llama3}};
+  for (auto [n, v] : names)
+    if (name == n) return v;
+  detail::fail("parse_rope_scaling", "scaling \"", name, "\" must be none, linear, dynamic_ntk, yarn or llama3");
 }
 
 RopeCache make_rope_cache(const RopeConfig& c) {
