@@ -30,8 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     const auto r = std::size_t(in.ConsumeIntegralInRange<int32_t>(0, num_reqs));
     (in.ConsumeBool() ? q_indptr : page_indptr)[r] += in.ConsumeIntegralInRange<int32_t>(-3, 3);
   }
-  // q and out hold q_indptr[num_reqs] tokens, as the contract says they must (a corrupt middle
-  // entry must be caught; the last one is the caller's statement of the size).
+  // q and out hold q_indptr[num_reqs] tokens and page_indices page_indptr[num_reqs] ids, as the
+  // contract says they must (a corrupt middle entry must be caught; the last one is the caller's
+  // statement of the size).
+  page_indices.resize(std::size_t(std::max(0, page_indptr.back())), 0);
   const int64_t tokens = std::max(0, q_indptr.back());
   // Pools with exact sizes; strides from the layout plus optional padding of the token rows.
   const int64_t pad = in.ConsumeIntegralInRange<int64_t>(0, 2) * 8;
