@@ -529,6 +529,38 @@ TEST(Linear, ImportedCheckpointsIncludingActOrder) {
   call.check_every_kernel();
 }
 
+// Tensor-parallel shards (test_shard checks their elements) on every kernel: a row-parallel
+// shard of an act-order weight, whose groups are padded runs of 32, and a column-parallel
+// gate_up shard with its SiLU epilogue.
+TEST(Linear, TensorParallelShards) {
+  std::mt19937 rng(31);
+  const int64_t n = 48, k = 512;
+  std::vector<int32_t> qweight(size_t(k / 8 * n)), qzeros(size_t(k / 128 * n / 8)), g_idx(static_cast<size_t>(k));
+  std::uniform_int_distribution<int32_t> any;
+  for (auto& v : qweight) v = any(rng);
+  for (auto& v : qzeros) v = any(rng);
+  std::vector<uint16_t> scales(size_t(k / 128 * n));
+  for (auto& s : scales) s = float_to_f16(std::uniform_real_distribution<float>(0.001f, 0.01f)(rng));
+  for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i / 128);
+  std::shuffle(g_idx.begin(), g_idx.end(), rng);
+  const QuantizedWeight w = import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, 4, 128);
+  const QuantizedWeight row_shard = shard_input_features(w, 1, 2);
+  for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token})
+    for (int64_t m : {1, 5}) {
+      SCOPED_TRACE(testing::Message() << "mode " << int(mode) << " m " << m);
+      Call call(row_shard, m, DType::bf16, DType::f32, mode, rng);
+      call.check_every_kernel();
+    }
+  const std::vector<float> wf = random_weights(2 * 96, 256, rng);
+  QuantizeOptions o(QuantFormat{4, 128, QuantZero::zero_point});
+  o.gate_up = true;
+  const QuantizedWeight gate_up = quantize(wf.data(), DType::f32, 2 * 96, 256, 256, o);
+  const QuantizedWeight column_shard = shard_output_features(gate_up, 1, 2);  // Call keeps a reference
+  Call call(column_shard, 3, DType::bf16, DType::bf16, LinearActivations::int8_per_token, rng, false, false,
+            /*silu=*/true);
+  call.check_every_kernel();
+}
+
 // With power-of-two scales, integer activations whose row maximum is 127 and small sums, every
 // fp32 step of the int8 path is exact: the result must equal the reference exactly.
 TEST(Linear, Int8PathIsExactWhenTheArithmeticIs) {

@@ -114,6 +114,31 @@ PAGEDINFER_API QuantizedWeight import_q8_0(const void* blocks, int64_t n, int64_
 
 // Importers run on up to num_threads threads (column tiles split between them).
 
+// Tensor-parallel shards, cut from a packed weight without re-quantizing: every q, scale and
+// zero point of a shard is the weight's (the shard's dequantize() equals the weight's at the
+// mapped index), and a shard saves and loads like any packed weight.
+//
+// By output features (column-parallel QKV and gate_up; the shards' outputs, concatenated segment
+// by segment, are the weight's): the weight's rows are `segments` laid end to end (QKV: the q, k
+// and v sizes; empty: one segment of n, or gate and up for a gate_up weight, whose shards are
+// gate_up weights again). Rank `rank` of `ranks` gets the rank-th of `ranks` equal parts of every
+// segment, in segment order, so that its q, k and v rows (or its gate and up rows) stay together.
+// Every segment must divide by ranks (whole heads per rank is the caller's rule).
+PAGEDINFER_API QuantizedWeight shard_output_features(const QuantizedWeight& w, int rank, int ranks,
+                                                     const std::vector<int64_t>& segments = {},
+                                                     int num_threads = 1);
+
+// By input features (row-parallel o_proj and down; the shards' outputs summed are the weight's):
+// rank r gets source columns [r k / ranks, (r + 1) k / ranks) and reads x of those columns only.
+// k must divide by ranks, and for grouped weights k / ranks by the group size: shards hold whole
+// groups. Act-order weights (GPTQ g_idx) spread each group over k, so a shard holds parts of many
+// groups: it keeps each group's members together, in runs padded with zero weights (which read
+// x = 0) to whole groups of 32, 64 or 128, each with its source group's scale and zero point.
+// That is exact; the padding costs at most 31 packed k per source group and rank (measured on a
+// random act-order order with group 128: docs/distributed.md).
+PAGEDINFER_API QuantizedWeight shard_input_features(const QuantizedWeight& w, int rank, int ranks,
+                                                    int num_threads = 1);
+
 // The packed form as bytes: magic, format version, shape, format, arrays, 64-bit checksum.
 PAGEDINFER_API std::vector<uint8_t> save_weight(const QuantizedWeight& w);
 PAGEDINFER_API QuantizedWeight load_weight(const uint8_t* data, std::size_t size);

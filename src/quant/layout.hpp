@@ -10,7 +10,10 @@
 //         pair (2j, 2j + 1) to the low nibble of each half (bf16 pair kernels), and the masks
 //         0x0f0f0f0f of w and w >> 4 give the bytes (0, 4, 1, 5) and (2, 6, 3, 7) (VNNI kernels).
 // Packed k: for act-order weights, position i holds source column k_order[i]; k is padded with
-// q = 0 to a multiple of 8 (per-channel only; grouped k is a multiple of the group >= 32).
+// q = 0 to a multiple of 8 (per-channel only; grouped k is a multiple of the group >= 32). An
+// act-order weight may also carry padding inside its groups (k_order -1, q = 0): a row-parallel
+// shard (shard.cpp) keeps each source group's members together and pads each run to whole groups,
+// so its k_packed exceeds k; kernels read x = 0 there.
 // Packed columns: column p holds weight row p, except for gate_up weights, where tiles
 // alternate gate and up (tile 2t = gate rows 16t.., tile 2t + 1 = up rows n/2 + 16t..), so a
 // kernel holding two neighbouring tiles can apply SiLU(gate) * up before storing.
@@ -30,7 +33,7 @@
 namespace pagedinfer {
 
 struct QuantizedWeight::Storage {
-  static constexpr uint32_t kVersion = 2;  // of the file format (serialize.cpp); 1 is still read
+  static constexpr uint32_t kVersion = 3;  // of the file format (serialize.cpp); 1 and 2 are still read
   static constexpr int64_t kTileN = 16;
 
   int64_t n = 0, k = 0;
@@ -50,12 +53,13 @@ struct QuantizedWeight::Storage {
   int64_t tiles() const { return n_packed / kTileN; }
   const uint32_t* tile(int64_t t) const { return q.data() + t * k_words() * kTileN; }
 
-  // Shape-derived fields (n_packed, k_packed, group, groups) from n, k, format and gate_up.
-  void derive_shape();
+  // Shape-derived fields (n_packed, k_packed, group, groups) from n, k, format and gate_up;
+  // k_packed_padded > 0 sets k_packed (a multiple of the group, > k: padded act-order groups).
+  void derive_shape(int64_t k_packed_padded = 0);
   // Bytes of q, scales and zeros for the derived shape.
   int64_t array_bytes() const;
-  // derive_shape(), then the arrays sized and zero-filled.
-  void allocate();
+  // derive_shape(k_packed_padded), then the arrays sized and zero-filled.
+  void allocate(int64_t k_packed_padded = 0);
   // Derives k_position from k_order.
   void index_k_order();
 
@@ -104,10 +108,12 @@ static_assert(
 namespace detail {
 // Validates a shape and format (bits, group size dividing k) for `where`, then allocates the
 // arrays, unless they would need more than max_array_bytes (>= 0): a file's header is checked
-// against the bytes that follow before anything is allocated.
+// against the bytes that follow before anything is allocated. k_packed_padded > 0: a grouped
+// act-order weight with padded groups (layout above): k < k_packed_padded <= 32 k, a multiple of
+// the group.
 std::shared_ptr<QuantizedWeight::Storage> new_storage(const char* where, int64_t n, int64_t k,
                                                       const QuantFormat& f, bool gate_up,
-                                                      int64_t max_array_bytes = -1);
+                                                      int64_t max_array_bytes = -1, int64_t k_packed_padded = 0);
 }  // namespace detail
 
 }  // namespace pagedinfer

@@ -1,7 +1,9 @@
 // The packed weight file: little-endian, laid out as
 //   "PGDIQWT\0" | u32 version | u32 reserved 0 | i64 n, k | i32 bits, group_size, zero, gate_up
+//   | version >= 3: i64 k_packed (differs from the shape's default only for padded act-order
+//     groups, layout.hpp)
 //   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
-//   | u64 checksum of every byte before it: version 2, checksum_v2 below (word lanes, so that
+//   | u64 checksum of every byte before it: versions 2 and 3, checksum_v2 below (word lanes, so that
 //     verifying is not one serial multiply chain per byte); version 1, FNV-1a 64 byte by byte
 //     (still read)
 // load_weight() re-derives every size from the header and checks it, so a file that is truncated,
@@ -118,6 +120,7 @@ std::vector<uint8_t> save_weight(const QuantizedWeight& w) {
   out.put(int32_t(s.format.group_size));
   out.put(int32_t(s.format.zero));
   out.put(int32_t(s.gate_up));
+  out.put(s.k_packed);
   out.put_array(s.q);
   out.put_array(s.scales);
   out.put_array(s.zeros);
@@ -133,7 +136,7 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
   for (char& c : magic) c = in.get<char>("the magic");
   PAGEDINFER_CHECK(std::memcmp(magic, kMagic, 8) == 0, "load_weight", "not a pagedinfer packed weight (bad magic)");
   const auto version = in.get<uint32_t>("the version");
-  PAGEDINFER_CHECK(version == 1 || version == Storage::kVersion, "load_weight", "format version ", version,
+  PAGEDINFER_CHECK(version >= 1 && version <= Storage::kVersion, "load_weight", "format version ", version,
                    " is not supported (this library reads versions 1 to ", Storage::kVersion, ")");
   const auto reserved = in.get<uint32_t>("the reserved field");
   PAGEDINFER_CHECK(reserved == 0, "load_weight", "the reserved header field is ", reserved, ", not 0");
@@ -145,7 +148,15 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
   f.zero = QuantZero(in.get<int32_t>("zero"));
   const auto gate_up = in.get<int32_t>("gate_up");
   PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load_weight", "gate_up = ", gate_up, " is not 0 or 1");
-  auto s = detail::new_storage("load_weight", n, k, f, gate_up == 1, int64_t(size - in.offset()));
+  const int64_t k_packed = version >= 3 ? in.get<int64_t>("k_packed") : 0;
+  Storage shape;
+  shape.n = n;
+  shape.k = k;
+  shape.format = f;
+  shape.derive_shape();
+  const bool padded = version >= 3 && k_packed != shape.k_packed;
+  auto s = detail::new_storage("load_weight", n, k, f, gate_up == 1, int64_t(size - in.offset()),
+                               padded ? k_packed : 0);
   in.get_array(s->q, s->q.size(), "q");
   in.get_array(s->scales, s->scales.size(), "scales");
   in.get_array(s->zeros, s->zeros.size(), "zeros");
@@ -166,6 +177,8 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
       PAGEDINFER_CHECK(seen[i], "load_weight", "k_order does not contain source column ", i);
     s->index_k_order();
   }
+  PAGEDINFER_CHECK(!padded || !s->k_order.empty(), "load_weight", "k_packed = ", k_packed, " differs from k = ", k,
+                   " but the weight has no k_order (only act-order weights pad their groups)");
   return QuantizedWeight(std::move(s));
 }
 

@@ -9,7 +9,7 @@ namespace pagedinfer {
 
 using Storage = QuantizedWeight::Storage;
 
-void Storage::derive_shape() {
+void Storage::derive_shape(int64_t k_packed_padded) {
   // Kernels take 1, 2 or 4 tiles at a time: columns are padded to 4 tiles (gate_up: 2 pairs).
   const int64_t rows = gate_up ? n / 2 : n;
   const int64_t align = gate_up ? 2 * kTileN : 4 * kTileN;
@@ -20,9 +20,9 @@ void Storage::derive_shape() {
     group = k_packed;
     groups = 1;
   } else {
-    k_packed = k;
+    k_packed = k_packed_padded > 0 ? k_packed_padded : k;
     group = format.group_size;
-    groups = k / group;
+    groups = k_packed / group;
   }
 }
 
@@ -31,8 +31,8 @@ int64_t Storage::array_bytes() const {
   return n_packed * k_packed / kpw() * 4 + params * 2 + (format.zero == QuantZero::symmetric ? 0 : params * 2);
 }
 
-void Storage::allocate() {
-  derive_shape();
+void Storage::allocate(int64_t k_packed_padded) {
+  derive_shape(k_packed_padded);
   q.assign(size_t(n_packed * k_packed / kpw()), 0u);
   scales.assign(size_t(groups * n_packed), 0);
   zeros.assign(format.zero == QuantZero::symmetric ? 0 : size_t(groups * n_packed), 0);
@@ -57,7 +57,7 @@ int64_t Storage::packed_column(int64_t row) const {
 namespace detail {
 
 std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
-                                     bool gate_up, int64_t max_array_bytes) {
+                                     bool gate_up, int64_t max_array_bytes, int64_t k_packed_padded) {
   PAGEDINFER_CHECK(n > 0, where, "n = ", n, " must be positive");
   PAGEDINFER_CHECK(k > 0, where, "k = ", k, " must be positive");
   // 255 * 127 * 65536 < 2^31: an int8 dot product over a whole row cannot overflow int32.
@@ -67,8 +67,15 @@ std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, co
   PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8, where, "format.bits = ", f.bits, " must be 4 or 8");
   PAGEDINFER_CHECK(f.group_size == 0 || f.group_size == 32 || f.group_size == 64 || f.group_size == 128, where,
                    "format.group_size = ", f.group_size, " must be 0 (per-channel), 32, 64 or 128");
-  PAGEDINFER_CHECK(f.group_size == 0 || k % f.group_size == 0, where, "format.group_size = ", f.group_size,
-                   " does not divide k = ", k);
+  if (k_packed_padded > 0) {
+    PAGEDINFER_CHECK(f.group_size > 0 && k_packed_padded > k && k_packed_padded <= 32 * k &&
+                         k_packed_padded % f.group_size == 0,
+                     where, "packed k = ", k_packed_padded, " must be a multiple of the group (", f.group_size,
+                     ") in (k, 32 k] = (", k, ", ", 32 * k, "] (padded act-order groups)");
+  } else {
+    PAGEDINFER_CHECK(f.group_size == 0 || k % f.group_size == 0, where, "format.group_size = ", f.group_size,
+                     " does not divide k = ", k);
+  }
   PAGEDINFER_CHECK(f.zero == QuantZero::symmetric || f.zero == QuantZero::zero_point ||
                        f.zero == QuantZero::float_offset,
                    where, "format.zero = ", int(f.zero), " is not a QuantZero");
@@ -78,11 +85,11 @@ std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, co
   s->k = k;
   s->format = f;
   s->gate_up = gate_up;
-  s->derive_shape();
+  s->derive_shape(k_packed_padded);
   PAGEDINFER_CHECK(max_array_bytes < 0 || s->array_bytes() <= max_array_bytes, where, "the header's shape (n = ", n,
                    ", k = ", k, ", ", f.bits, " bits) needs ", s->array_bytes(), " bytes of arrays but only ",
                    max_array_bytes, " follow: the data is truncated or the header corrupt");
-  s->allocate();
+  s->allocate(k_packed_padded);
   return s;
 }
 
