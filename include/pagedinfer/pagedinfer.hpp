@@ -7,6 +7,7 @@
 #include "pagedinfer/export.hpp"
 #include "pagedinfer/kernels.hpp"
 #include "pagedinfer/kv_cache.hpp"
+#include "pagedinfer/kv_transfer.hpp"
 #include "pagedinfer/linear.hpp"
 #include "pagedinfer/memory.hpp"
 #include "pagedinfer/norm.hpp"

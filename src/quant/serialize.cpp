@@ -3,9 +3,8 @@
 //   | version >= 3: i64 k_packed (differs from the shape's default only for padded act-order
 //     groups, layout.hpp)
 //   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
-//   | u64 checksum of every byte before it: versions 2 and 3, checksum_v2 below (word lanes, so that
-//     verifying is not one serial multiply chain per byte); version 1, FNV-1a 64 byte by byte
-//     (still read)
+//   | u64 checksum of every byte before it: versions 2 and 3, word_checksum (common/checksum.hpp);
+//     version 1, FNV-1a 64 byte by byte (still read)
 // load_weight() re-derives every size from the header and checks it, so a file that is truncated,
 // corrupt, of another version or internally inconsistent is refused with a clear message.
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <iterator>
 
 #include "common/check.hpp"
+#include "common/checksum.hpp"
 #include "quant/layout.hpp"
 
 namespace pagedinfer {
@@ -24,38 +24,14 @@ namespace {
 
 constexpr char kMagic[8] = {'P', 'G', 'D', 'I', 'Q', 'W', 'T', '\0'};
 
-constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull, kFnvPrime = 0x100000001b3ull;
-
 uint64_t fnv1a64(const uint8_t* p, size_t n) {
-  uint64_t h = kFnvBasis;
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
+  uint64_t h = detail::kFnvBasis;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * detail::kFnvPrime;
   return h;
 }
 
-// Version 2: FNV-1a's step on 8-byte little-endian words in four independent lanes (so the
-// multiplies overlap), each step folding the high half down so that every bit reaches the low
-// ones; trailing bytes go to lane 0 byte by byte; the lanes and the length are combined last.
-uint64_t checksum_v2(const uint8_t* p, size_t n) {
-  uint64_t h[4] = {kFnvBasis, kFnvBasis ^ 1, kFnvBasis ^ 2, kFnvBasis ^ 3};
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int lane = 0; lane < 4; ++lane) {
-      uint64_t word;
-      std::memcpy(&word, p + i + 8 * lane, 8);
-      h[lane] = (h[lane] ^ word) * kFnvPrime;
-      h[lane] ^= h[lane] >> 32;
-    }
-  for (; i < n; ++i) h[0] = (h[0] ^ p[i]) * kFnvPrime;
-  uint64_t out = kFnvBasis ^ uint64_t(n);
-  for (uint64_t lane : h) {
-    out = (out ^ lane) * kFnvPrime;
-    out ^= out >> 32;
-  }
-  return out;
-}
-
 uint64_t checksum(uint32_t version, const uint8_t* p, size_t n) {
-  return version == 1 ? fnv1a64(p, n) : checksum_v2(p, n);
+  return version == 1 ? fnv1a64(p, n) : detail::word_checksum(p, n);
 }
 
 class Writer {
