@@ -233,7 +233,9 @@ TEST_F(Decoder, PrefillToDecodeTransferContinuesExactly) {
   const ModelConfig c = tiny();
   const Request r = request(4, 57, 10, 99, 0.7f);
   const std::vector<int32_t> alone = run_alone(c, *weights_, engine_config(16), r);
-  Engine prefill(c, *weights_, engine_config(16)), decode(c, *weights_, engine_config(16));
+  EngineConfig hnd = engine_config(16);
+  hnd.kv_hnd = true;  // the decode instance's pools have another layout
+  Engine prefill(c, *weights_, engine_config(16)), decode(c, *weights_, hnd);
   prefill.add_request(r);
   while (!prefill.prefilled(4)) ASSERT_TRUE(prefill.step());
   const int64_t free_before = prefill.free_blocks();
@@ -245,7 +247,12 @@ TEST_F(Decoder, PrefillToDecodeTransferContinuesExactly) {
   decode.run_until_done();
   EXPECT_EQ(decode.results().at(4).tokens, alone);
   std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + std::ptrdiff_t(bytes.size() / 2));
+  const int64_t free_blocks = decode.free_blocks();
   EXPECT_THROW(decode.import_sequence(cut), std::invalid_argument);
+  std::vector<uint8_t> flipped = bytes;
+  flipped[bytes.size() - 100] ^= 4;  // inside the KV pages: the checksum refuses it
+  EXPECT_THROW(decode.import_sequence(flipped), std::invalid_argument);
+  EXPECT_EQ(decode.free_blocks(), free_blocks);  // nothing kept
 }
 
 // Forks share the parent's blocks; the first write into the shared partial block copies it.

@@ -1,8 +1,22 @@
 #include "config.hpp"
 
 #include <stdexcept>
+#include <utility>
 
 namespace decoder {
+
+ModelConfig ModelConfig::shard(int ranks) const {
+  if (ranks < 1) throw std::invalid_argument("ModelConfig::shard: ranks = " + std::to_string(ranks) + " must be >= 1");
+  ModelConfig c = *this;
+  for (auto [value, name] : {std::pair{&c.heads, "heads"}, std::pair{&c.kv_heads, "kv_heads"},
+                             std::pair{&c.intermediate, "intermediate"}, std::pair{&c.vocab, "vocab"}}) {
+    if (*value % ranks != 0)
+      throw std::invalid_argument("ModelConfig::shard: " + std::string(name) + " = " + std::to_string(*value) +
+                                  " does not divide by " + std::to_string(ranks) + " ranks");
+    *value /= ranks;
+  }
+  return c;
+}
 
 ModelConfig model_preset(const std::string& name) {
   ModelConfig c;

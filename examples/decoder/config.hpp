@@ -30,10 +30,17 @@ struct ModelConfig {
   int32_t kv_size() const { return kv_heads * head_dim; }
   int32_t qkv_size() const { return q_size() + 2 * kv_size(); }
   int32_t stored_layers() const { return distinct_layers > 0 && distinct_layers < layers ? distinct_layers : layers; }
+
+  // The shape one of `ranks` tensor-parallel ranks computes: heads, KV heads, intermediate and
+  // vocabulary divided (each must divide; throws std::invalid_argument naming the one that does
+  // not).
+  ModelConfig shard(int ranks) const;
 };
 
 // tiny (tests), qwen2-7b, llama3-8b; throws std::invalid_argument for another name.
 ModelConfig model_preset(const std::string& name);
+
+class TensorParallel;  // parallel.hpp
 
 struct EngineConfig {
   int32_t block_size = 16;        // tokens per KV block
@@ -49,6 +56,11 @@ struct EngineConfig {
   // Never split attention over KV chunks: split plans depend on the batch, so they would make a
   // sequence's numbers depend on its neighbours.
   bool batch_invariant = true;
+  // KV pools in HND ([pages, heads, page_size, dim]) instead of NHD: sequences move between
+  // engines of either layout.
+  bool kv_hnd = false;
+  // Tensor parallel: this engine is one rank (with weights from shard_weights); null: alone.
+  TensorParallel* tensor_parallel = nullptr;
 };
 
 }  // namespace decoder

@@ -8,22 +8,27 @@
 namespace decoder {
 
 Engine::Engine(const ModelConfig& model, const ModelWeights& weights, const EngineConfig& config)
-    : model_(model), weights_(weights), config_(config), blocks_(config.num_blocks) {
+    : model_(model),
+      local_(config.tensor_parallel ? model.shard(config.tensor_parallel->size()) : model),
+      weights_(weights),
+      config_(config),
+      blocks_(config.num_blocks) {
   if (config.block_size < 1 || config.prefill_chunk < 1 || config.max_batch_tokens < 1 || config.max_running < 1 ||
       config.num_threads < 1)
     throw std::invalid_argument("EngineConfig: block_size, prefill_chunk, max_batch_tokens, max_running and "
                                 "num_threads must be >= 1");
-  if (int32_t(weights.layers.size()) != model.stored_layers())
-    throw std::invalid_argument("Engine: the weights were made for another ModelConfig");
-  const size_t pool = size_t(config.num_blocks) * size_t(config.block_size) * size_t(model.kv_size());
+  if (int32_t(weights.layers.size()) != model.stored_layers() || weights.lm_head.n() != local_.vocab ||
+      weights.layers[0].qkv.n() != local_.qkv_size())
+    throw std::invalid_argument("Engine: the weights were made for another ModelConfig (or another rank count)");
+  const size_t pool = size_t(config.num_blocks) * size_t(config.block_size) * size_t(local_.kv_size());
+  const auto view = config.kv_hnd ? pagedinfer::kv_cache_hnd : pagedinfer::kv_cache_nhd;
   for (int32_t l = 0; l < model.layers; ++l) {
     k_pool_.emplace_back(pool);
     v_pool_.emplace_back(pool);
-    caches_.push_back(pagedinfer::kv_cache_nhd(k_pool_.back().data(), v_pool_.back().data(), pagedinfer::DType::bf16,
-                                               config.num_blocks, config.block_size, model.kv_heads, model.head_dim,
-                                               model.head_dim));
+    caches_.push_back(view(k_pool_.back().data(), v_pool_.back().data(), pagedinfer::DType::bf16, config.num_blocks,
+                           config.block_size, local_.kv_heads, local_.head_dim, local_.head_dim));
   }
-  forward_ = std::make_unique<Forward>(model, config);
+  forward_ = std::make_unique<Forward>(local_, model.vocab, config);
   batch_ = std::make_unique<Batch>();
 }
 
@@ -143,17 +148,30 @@ bool Engine::step() {
   return true;
 }
 
+// Samples on this engine, or under tensor parallelism on rank 0 (the only one with logits),
+// which broadcasts the tokens.
 void Engine::finish_step(Batch& b) {
   for (size_t r = 0; r < b.seqs.size(); ++r) b.seqs[r]->computed += b.q_indptr[r + 1] - b.q_indptr[r];
-  {
+  TensorParallel* tp = config_.tensor_parallel;
+  std::vector<int32_t>& tokens = sampled_;
+  tokens.assign(b.sample_seqs.size(), 0);
+  if (!tp || tp->rank() == 0) {
     ScopedTimer timer(times_.sampling);
     for (size_t i = 0; i < b.sample_seqs.size(); ++i) {
       Sequence& s = *b.sample_seqs[i];
       const float* logits = forward_->logits(i);
       if (on_logits) on_logits(s.id, logits);
-      s.tokens.push_back(sample(logits, model_.vocab, s.sampling, uint64_t(s.generated)));
-      if (s.generated++ == 0) s.first_token_seconds = seconds_between(s.arrival, Clock::now());
+      tokens[i] = sample(logits, model_.vocab, s.sampling, uint64_t(s.generated));
     }
+  }
+  if (tp && !tokens.empty()) {
+    ScopedTimer timer(times_.all_reduce);
+    tp->broadcast_from_root(tokens.data(), tokens.size());
+  }
+  for (size_t i = 0; i < b.sample_seqs.size(); ++i) {
+    Sequence& s = *b.sample_seqs[i];
+    s.tokens.push_back(tokens[i]);
+    if (s.generated++ == 0) s.first_token_seconds = seconds_between(s.arrival, Clock::now());
   }
   for (Sequence* s : b.sample_seqs)
     if (s->generated >= s->max_new_tokens || s->tokens.back() == s->eos) retire(*s);

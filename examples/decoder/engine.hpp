@@ -45,8 +45,10 @@ struct Result {
 };
 
 // Seconds spent per op kind since construction (or reset_times).
+// all_reduce: waiting in the tensor-parallel collectives (sums, the logits gather, the token
+// broadcast), which includes waiting for the slowest rank.
 struct OpTimes {
-  double embed = 0, norm = 0, gemm = 0, rope = 0, attention = 0, sampling = 0, step = 0;
+  double embed = 0, norm = 0, gemm = 0, rope = 0, attention = 0, sampling = 0, all_reduce = 0, step = 0;
   double kernels() const { return embed + norm + gemm + rope + attention + sampling; }
 };
 
@@ -79,7 +81,8 @@ class Engine {
   bool finished(int64_t id) const { return results_.count(id) != 0; }
   const std::map<int64_t, Result>& results() const { return results_; }
   bool prefilled(int64_t id) const;  // running, prompt in the cache, first token sampled
-  // Called with (request id, logits [vocab]) for every row that is sampled (tests).
+  // Called with (request id, logits [vocab]) for every row that is sampled (tests); under tensor
+  // parallelism on rank 0 only.
   std::function<void(int64_t, const float*)> on_logits;
 
   const OpTimes& times() const { return times_; }
@@ -100,19 +103,21 @@ class Engine {
   int32_t blocks_for(int64_t tokens) const;
 
   ModelConfig model_;
+  ModelConfig local_;  // this rank's shape: model_.shard(ranks), or model_ alone
   const ModelWeights& weights_;
   EngineConfig config_;
   BlockAllocator blocks_;
   // KV pools on huge pages, as pagedinfer/kv_cache.hpp advises.
   using KVPool = std::vector<uint16_t, pagedinfer::HugePageAllocator<uint16_t>>;
 
-  std::vector<KVPool> k_pool_, v_pool_;  // per layer [blocks, block_size, kv_heads, head_dim] bf16
+  std::vector<KVPool> k_pool_, v_pool_;  // per layer, NHD or HND (EngineConfig::kv_hnd), bf16
   std::vector<pagedinfer::KVCacheView> caches_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::map<int64_t, Result> results_;
   std::unique_ptr<Forward> forward_;
   std::unique_ptr<Batch> batch_;
+  std::vector<int32_t> sampled_;  // this step's tokens
   OpTimes times_;
 };
 

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "engine.hpp"
+#include "parallel.hpp"
 
 namespace decoder {
 
@@ -70,21 +71,32 @@ struct Engine::Batch {
 // so steady-state steps allocate nothing).
 class Engine::Forward {
  public:
-  Forward(const ModelConfig& model, const EngineConfig& config);
-  // Runs every layer, writing K/V into `caches`, then the LM head for the sampled rows.
+  // `model` is this rank's shape (ModelConfig::shard) under tensor parallelism; `vocab` the
+  // whole model's.
+  Forward(const ModelConfig& model, int32_t vocab, const EngineConfig& config);
+  // Runs every layer, writing K/V into `caches`, then the LM head for the sampled rows. Under
+  // tensor parallelism every rank calls it with the same batch; rank 0 gets the logits.
   void run(const Batch& b, const ModelWeights& w, const std::vector<pagedinfer::KVCacheView>& caches, OpTimes& t);
-  const float* logits(size_t sample) const { return logits_.data() + sample * size_t(model_.vocab); }
+  const float* logits(size_t sample) const { return logits_.data() + sample * size_t(vocab_); }
 
  private:
+  void embed(const Batch& b, const ModelWeights& w, OpTimes& t);
+  // h += x W^T for a row-parallel weight: each rank's partial product in fp32, summed over the
+  // ranks, added to the residual and rounded to bf16 once, as the fused residual does alone.
+  void add_row_parallel(const pagedinfer::QuantizedWeight& w, const void* x, int64_t m, OpTimes& t);
+  void lm_head(const ModelWeights& w, int64_t rows, OpTimes& t);
+
   void linear(const pagedinfer::QuantizedWeight& w, const void* x, int64_t m, void* y, pagedinfer::DType y_dtype,
               bool residual, bool silu, const std::vector<uint16_t>* bias);
   void* workspace(std::size_t bytes);
 
   ModelConfig model_;
+  int32_t vocab_;
   EngineConfig config_;
+  TensorParallel* tp_;
   pagedinfer::RopeCache rope_;
   std::vector<uint16_t> h_, x_, qkv_, attn_, gate_up_, sample_h_, sample_x_;  // bf16
-  std::vector<float> logits_;
+  std::vector<float> logits_, partial_, local_logits_, gathered_;
   std::vector<uint8_t> workspace_;
 };
 

@@ -1,4 +1,5 @@
 // The decoder layer, exactly as the deployments cut it (see engine.hpp), on pagedinfer ops.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -8,7 +9,8 @@ namespace decoder {
 
 using pagedinfer::DType;
 
-Engine::Forward::Forward(const ModelConfig& model, const EngineConfig& config) : model_(model), config_(config) {
+Engine::Forward::Forward(const ModelConfig& model, int32_t vocab, const EngineConfig& config)
+    : model_(model), vocab_(vocab), config_(config), tp_(config.tensor_parallel) {
   pagedinfer::RopeConfig rc;
   rc.rotary_dim = model.head_dim;
   rc.max_position = model.max_position;
@@ -63,12 +65,7 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
   attn_.resize(size_t(T * c.q_size()));
   gate_up_.resize(size_t(T * c.intermediate));
 
-  {
-    ScopedTimer timer(t.embed);
-    for (int64_t i = 0; i < T; ++i)
-      std::memcpy(&h_[size_t(i * c.hidden)], &w.embed[size_t(b.token_ids[size_t(i)]) * size_t(c.hidden)],
-                  size_t(c.hidden) * 2);
-  }
+  embed(b, w, t);
 
   pagedinfer::AttentionPlan plan;
   {
@@ -140,7 +137,9 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
       pagedinfer::paged_attention(plan, ap);
     }
     // Post-attention.
-    {
+    if (tp_) {
+      add_row_parallel(lw.o, attn_.data(), T, t);
+    } else {
       ScopedTimer timer(t.gemm);
       linear(lw.o, attn_.data(), T, h_.data(), DType::bf16, true, false, nullptr);
     }
@@ -152,14 +151,15 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     {
       ScopedTimer timer(t.gemm);
       linear(lw.gate_up, x_.data(), T, gate_up_.data(), DType::bf16, false, true, nullptr);
-      linear(lw.down, gate_up_.data(), T, h_.data(), DType::bf16, true, false, nullptr);
+      if (!tp_) linear(lw.down, gate_up_.data(), T, h_.data(), DType::bf16, true, false, nullptr);
     }
+    if (tp_) add_row_parallel(lw.down, gate_up_.data(), T, t);
   }
 
   // LM head on the sampled rows only.
   sample_h_.resize(size_t(S * c.hidden));
   sample_x_.resize(size_t(S * c.hidden));
-  logits_.resize(size_t(S * c.vocab));
+  logits_.resize(size_t(S * vocab_));
   if (S == 0) return;
   for (int64_t i = 0; i < S; ++i)
     std::memcpy(&sample_h_[size_t(i * c.hidden)], &h_[size_t(b.sample_rows[size_t(i)]) * size_t(c.hidden)],
@@ -172,10 +172,75 @@ void Engine::Forward::run(const Batch& b, const ModelWeights& w, const std::vect
     norm.output = {sample_x_.data(), DType::bf16, c.hidden, c.hidden};
     pagedinfer::rms_norm(norm);
   }
+  lm_head(w, S, t);
+}
+
+// Under tensor parallelism each rank holds vocabulary rows [rank V / n, (rank + 1) V / n): it
+// copies the rows of its tokens, zeros elsewhere, and the sum over the ranks (exact: one term
+// is non-zero) is the embedding.
+void Engine::Forward::embed(const Batch& b, const ModelWeights& w, OpTimes& t) {
+  ScopedTimer timer(t.embed);
+  const int64_t T = b.tokens(), hidden = model_.hidden, first = tp_ ? int64_t(tp_->rank()) * model_.vocab : 0;
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t row = b.token_ids[size_t(i)] - first;
+    if (row >= 0 && row < model_.vocab)
+      std::memcpy(&h_[size_t(i * hidden)], &w.embed[size_t(row * hidden)], size_t(hidden) * 2);
+    else
+      std::fill_n(&h_[size_t(i * hidden)], hidden, uint16_t(0));
+  }
+  if (!tp_) return;
+  partial_.resize(size_t(T * hidden));
+  pagedinfer::convert(h_.data(), DType::bf16, partial_.data(), DType::f32, partial_.size());
+  {
+    double in_collective = 0;
+    {
+      ScopedTimer collective(in_collective);
+      tp_->all_reduce_sum(partial_.data(), partial_.size());
+    }
+    t.all_reduce += in_collective;
+    t.embed -= in_collective;  // the embed timer still runs: counted once, as all_reduce
+  }
+  pagedinfer::convert(partial_.data(), DType::f32, h_.data(), DType::bf16, partial_.size());
+}
+
+void Engine::Forward::add_row_parallel(const pagedinfer::QuantizedWeight& w, const void* x, int64_t m, OpTimes& t) {
+  const size_t n = size_t(m * model_.hidden);
+  partial_.resize(n);
   {
     ScopedTimer timer(t.gemm);
-    linear(w.lm_head, sample_x_.data(), S, logits_.data(), DType::f32, false, false, nullptr);
+    linear(w, x, m, partial_.data(), DType::f32, false, false, nullptr);
   }
+  {
+    ScopedTimer timer(t.all_reduce);
+    tp_->all_reduce_sum(partial_.data(), n);
+  }
+  ScopedTimer timer(t.gemm);
+  for (size_t i = 0; i < n; ++i)
+    h_[i] = pagedinfer::float_to_bf16(pagedinfer::bf16_to_float(h_[i]) + partial_[i]);
+}
+
+// Logits of the sampled rows; under tensor parallelism each rank computes its vocabulary slice
+// and rank 0 gathers them (vLLM's ParallelLMHead with a gather to the sampling rank).
+void Engine::Forward::lm_head(const ModelWeights& w, int64_t rows, OpTimes& t) {
+  if (!tp_) {
+    ScopedTimer timer(t.gemm);
+    linear(w.lm_head, sample_x_.data(), rows, logits_.data(), DType::f32, false, false, nullptr);
+    return;
+  }
+  const size_t slice = size_t(rows) * size_t(model_.vocab);
+  local_logits_.resize(slice);
+  {
+    ScopedTimer timer(t.gemm);
+    linear(w.lm_head, sample_x_.data(), rows, local_logits_.data(), DType::f32, false, false, nullptr);
+  }
+  ScopedTimer timer(t.all_reduce);
+  gathered_.resize(slice * size_t(tp_->size()));
+  tp_->gather_to_root(local_logits_.data(), slice, gathered_.data());
+  if (tp_->rank() != 0) return;
+  for (int r = 0; r < tp_->size(); ++r)  // [rank][row][vocab / n] -> [row][vocab]
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(&logits_[size_t(i) * size_t(vocab_) + size_t(r) * size_t(model_.vocab)],
+                  &gathered_[size_t(r) * slice + size_t(i) * size_t(model_.vocab)], size_t(model_.vocab) * 4);
 }
 
 }  // namespace decoder

@@ -1,5 +1,6 @@
-// Disaggregated prefill / decode: a prefilled sequence leaves one engine as bytes (its state
-// and its KV blocks in pagedinfer's flat transfer format, layer by layer) and enters another.
+// Disaggregated prefill / decode: a prefilled sequence leaves one engine as bytes (its state,
+// then its KV cache in pagedinfer's KV transfer format, which the receiver validates before
+// writing into its pool) and enters another, whatever its pool layout.
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -56,15 +57,12 @@ std::vector<uint8_t> Engine::export_sequence(int64_t id) {
   w.put(s.first_token_seconds);
   w.put(uint64_t(s.tokens.size()));
   for (int32_t t : s.tokens) w.put(t);
-  const int32_t blocks = blocks_for(s.computed);
-  w.put(model_.layers);
-  w.put(config_.block_size);
-  const size_t block_bytes = pagedinfer::kv_block_bytes(caches_[0]);
-  for (const auto& cache : caches_) {
-    const size_t at = w.out.size();
-    w.out.resize(at + size_t(blocks) * block_bytes);
-    pagedinfer::gather_blocks({cache, s.blocks.data(), blocks, w.out.data() + at, config_.num_threads});
-  }
+  const size_t kv_bytes = pagedinfer::kv_transfer_bytes(caches_[0], model_.layers, s.computed);
+  w.put(uint64_t(kv_bytes));
+  const size_t at = w.out.size();
+  w.out.resize(at + kv_bytes);
+  pagedinfer::export_kv({caches_.data(), model_.layers, s.blocks.data(), s.computed, w.out.data() + at, kv_bytes,
+                         config_.num_threads});
   for (int32_t b : s.blocks) blocks_.release(b);
   running_.erase(it);
   return w.out;
@@ -82,26 +80,37 @@ void Engine::import_sequence(const std::vector<uint8_t>& data) {
   s->eos = r.get<int32_t>();
   s->sampling = r.get<SamplingParams>();
   s->first_token_seconds = r.get<double>();
-  s->tokens.resize(size_t(r.get<uint64_t>()));
-  for (int32_t& t : s->tokens) t = r.get<int32_t>();
-  const auto layers = r.get<int32_t>(), block_size = r.get<int32_t>();
-  if (layers != model_.layers || block_size != config_.block_size)
-    throw std::invalid_argument("import_sequence: exported with " + std::to_string(layers) + " layers and block size " +
-                                std::to_string(block_size) + "; this engine has " + std::to_string(model_.layers) +
-                                " and " + std::to_string(config_.block_size));
-  const int32_t needed = blocks_for(int64_t(s->prompt_len) + s->max_new_tokens), used = blocks_for(s->computed);
+  const auto count = r.get<uint64_t>();
+  if (count > (data.size() - r.off) / 4) throw std::invalid_argument("import_sequence: the data is truncated");
+  s->tokens.resize(size_t(count));
+  for (int32_t& t : s->tokens) {
+    t = r.get<int32_t>();
+    if (t < 0 || t >= model_.vocab) throw std::invalid_argument("import_sequence: a token is outside the vocabulary");
+  }
+  if (s->computed < 1 || s->computed >= int32_t(s->tokens.size()) || s->prompt_len > s->computed)
+    throw std::invalid_argument("import_sequence: inconsistent sequence state (not a prefilled sequence)");
+  const auto kv_bytes = r.get<uint64_t>();
+  if (kv_bytes != data.size() - r.off) throw std::invalid_argument("import_sequence: the data is truncated");
+  const uint8_t* kv = data.data() + r.off;
+  const pagedinfer::KVTransferInfo info = pagedinfer::read_kv_transfer(kv, kv_bytes);  // validates first
+  if (info.num_layers != model_.layers || info.page_size != config_.block_size || info.num_tokens != s->computed)
+    throw std::invalid_argument("import_sequence: the KV of " + std::to_string(info.num_tokens) + " tokens in " +
+                                std::to_string(info.num_layers) + " layers with block size " +
+                                std::to_string(info.page_size) + " does not fit this engine (" +
+                                std::to_string(model_.layers) + " layers, block size " +
+                                std::to_string(config_.block_size) + ") or the sequence's " +
+                                std::to_string(s->computed) + " tokens");
+  const int32_t needed = blocks_for(int64_t(s->prompt_len) + s->max_new_tokens);
   if (blocks_.free_blocks() < needed)
     throw OutOfBlocks("import_sequence: " + std::to_string(needed) + " KV blocks needed, " +
                       std::to_string(blocks_.free_blocks()) + " free");
   for (int32_t i = 0; i < needed; ++i) s->blocks.push_back(blocks_.allocate());
-  const size_t block_bytes = pagedinfer::kv_block_bytes(caches_[0]);
-  for (const auto& cache : caches_) {
-    if (size_t(used) * block_bytes > data.size() - r.off) {
-      for (int32_t b : s->blocks) blocks_.release(b);
-      throw std::invalid_argument("import_sequence: the data is truncated");
-    }
-    pagedinfer::scatter_blocks({cache, data.data() + r.off, s->blocks.data(), used, config_.num_threads});
-    r.off += size_t(used) * block_bytes;
+  try {
+    pagedinfer::import_kv({caches_.data(), model_.layers, kv, kv_bytes, s->blocks.data(), info.num_pages,
+                           config_.num_threads});
+  } catch (...) {
+    for (int32_t b : s->blocks) blocks_.release(b);
+    throw;
   }
   s->arrival = Clock::now();
   running_.push_back(std::move(s));

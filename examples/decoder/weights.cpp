@@ -87,4 +87,34 @@ ModelWeights make_weights(const ModelConfig& c, uint64_t seed, int num_threads) 
   return m;
 }
 
+ModelWeights shard_weights(const ModelConfig& c, const ModelWeights& whole, int rank, int ranks, int num_threads) {
+  const ModelConfig local = c.shard(ranks);  // validates the divisions
+  const auto slice = [&](const std::vector<uint16_t>& v, int64_t offset, int64_t count) {
+    return std::vector<uint16_t>(v.begin() + offset + rank * count, v.begin() + offset + (rank + 1) * count);
+  };
+  ModelWeights m;
+  m.embed = slice(whole.embed, 0, int64_t(local.vocab) * c.hidden);
+  const std::vector<int64_t> qkv_segments = {c.q_size(), c.kv_size(), c.kv_size()};
+  for (const LayerWeights& w : whole.layers) {
+    LayerWeights s;
+    s.input_norm = w.input_norm;
+    s.post_norm = w.post_norm;
+    s.qkv = pagedinfer::shard_output_features(w.qkv, rank, ranks, qkv_segments, num_threads);
+    if (!w.qkv_bias.empty()) {
+      s.qkv_bias = slice(w.qkv_bias, 0, local.q_size());
+      for (int64_t part : {int64_t(c.q_size()), int64_t(c.q_size() + c.kv_size())}) {
+        const std::vector<uint16_t> kv = slice(w.qkv_bias, part, local.kv_size());
+        s.qkv_bias.insert(s.qkv_bias.end(), kv.begin(), kv.end());
+      }
+    }
+    s.o = pagedinfer::shard_input_features(w.o, rank, ranks, num_threads);
+    s.gate_up = pagedinfer::shard_output_features(w.gate_up, rank, ranks, {}, num_threads);
+    s.down = pagedinfer::shard_input_features(w.down, rank, ranks, num_threads);
+    m.layers.push_back(std::move(s));
+  }
+  m.final_norm = whole.final_norm;
+  m.lm_head = pagedinfer::shard_output_features(whole.lm_head, rank, ranks, {}, num_threads);
+  return m;
+}
+
 }  // namespace decoder

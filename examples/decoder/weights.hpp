@@ -32,6 +32,14 @@ struct ModelWeights {
 
 ModelWeights make_weights(const ModelConfig& config, uint64_t seed, int num_threads);
 
+// Rank `rank` of `ranks`' part of whole-model weights, cut as the deployments cut them (no
+// re-quantization, pagedinfer's shard_* functions): QKV and gate_up by output features (each
+// rank's q, k, v heads and gate / up rows together; the QKV bias alike), o_proj and down by input
+// features, the embedding and the LM head by vocabulary rows; norms are replicated. The result
+// fits config.shard(ranks). Throws std::invalid_argument (or pagedinfer::Error for a split off
+// the quantization groups) when the model does not divide.
+ModelWeights shard_weights(const ModelConfig& config, const ModelWeights& whole, int rank, int ranks, int num_threads);
+
 // The quantization format of config.weight_bits: int4 g128 with zero points (AWQ-style; group
 // 128 where it divides k, else per-channel), or int8 per-channel symmetric.
 pagedinfer::QuantFormat weight_format(const ModelConfig& config, int64_t k);
