@@ -107,6 +107,28 @@ void gather_scatter(benchmark::State& s, int64_t n, int threads, bool gather) {
   s.SetLabel("ceiling=dram");
 }
 
+// One sequence's KV transfer (kv_transfer.hpp) of n pages of this layer: export_kv gathers the
+// pages and checksums what it wrote; import_kv checksums the transfer, then scatters it. The
+// checksum pass re-reads the 64 MiB from DRAM, which the byte count (pages read + written, as
+// gather / scatter) leaves out.
+void transfer(benchmark::State& s, int64_t n, int threads, bool is_export) {
+  Pool& p = pool();
+  const std::size_t sets = bench::cold_copies(kTokenBytes * kPage * double(n));
+  std::vector<std::vector<int32_t>> ids;
+  for (std::size_t r = 0; r < sets; ++r) ids.push_back(random_pages(std::size_t(n), uint32_t(9 + r)));
+  const int64_t tokens = n * kPage;
+  std::vector<uint8_t> bytes(kv_transfer_bytes(p.view, 1, tokens));
+  export_kv({&p.view, 1, ids[0].data(), tokens, bytes.data(), bytes.size(), threads});
+  std::size_t r = 0;
+  for (auto _ : s) {
+    if (is_export) export_kv({&p.view, 1, ids[r].data(), tokens, bytes.data(), bytes.size(), threads});
+    else import_kv({&p.view, 1, bytes.data(), bytes.size(), ids[r].data(), n, threads});
+    r = (r + 1) % sets;
+  }
+  bench::report_bytes(s, 2 * kTokenBytes * kPage * double(n), threads);
+  s.SetLabel("ceiling=dram");
+}
+
 void register_all() {
   for (int t : {1, 2}) {
     const std::string th = "/threads:" + std::to_string(t);
@@ -115,6 +137,8 @@ void register_all() {
     benchmark::RegisterBenchmark(("kv_cache/copy_blocks_256" + th).c_str(), copy, 256, t);
     benchmark::RegisterBenchmark(("kv_cache/gather_blocks_1024" + th).c_str(), gather_scatter, 1024, t, true);
     benchmark::RegisterBenchmark(("kv_cache/scatter_blocks_1024" + th).c_str(), gather_scatter, 1024, t, false);
+    benchmark::RegisterBenchmark(("kv_cache/export_kv_1024" + th).c_str(), transfer, 1024, t, true);
+    benchmark::RegisterBenchmark(("kv_cache/import_kv_1024" + th).c_str(), transfer, 1024, t, false);
   }
 }
 

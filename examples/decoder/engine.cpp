@@ -193,6 +193,14 @@ void Engine::run_until_done() {
   }
 }
 
+double Engine::first_token_seconds(int64_t id) const {
+  for (const auto& s : running_)
+    if (s->id == id) return s->first_token_seconds;
+  const auto done = results_.find(id);
+  if (done == results_.end()) throw std::invalid_argument("first_token_seconds: no sequence " + std::to_string(id));
+  return done->second.first_token_seconds;
+}
+
 bool Engine::prefilled(int64_t id) const {
   for (const auto& s : running_)
     if (s->id == id) return !s->prefilling() && s->generated > 0;

@@ -70,6 +70,9 @@ class Engine {
   // Disaggregated serving. Exports a sequence whose prompt is prefilled (its first token
   // sampled) and removes it here; import continues it in this engine.
   std::vector<uint8_t> export_sequence(int64_t id);
+  // The same into `out`, whose capacity is reused (a sender exporting many sequences avoids a
+  // page fault per 4 KiB of every transfer).
+  void export_sequence(int64_t id, std::vector<uint8_t>& out);
   void import_sequence(const std::vector<uint8_t>& data);
 
   // Benchmarks: a running sequence whose prompt r.prompt is already in the cache with
@@ -81,6 +84,8 @@ class Engine {
   bool finished(int64_t id) const { return results_.count(id) != 0; }
   const std::map<int64_t, Result>& results() const { return results_; }
   bool prefilled(int64_t id) const;  // running, prompt in the cache, first token sampled
+  // Admission to first token of a running or finished sequence (-1 before its first token).
+  double first_token_seconds(int64_t id) const;
   // Called with (request id, logits [vocab]) for every row that is sampled (tests); under tensor
   // parallelism on rank 0 only.
   std::function<void(int64_t, const float*)> on_logits;

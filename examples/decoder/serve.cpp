@@ -51,10 +51,12 @@ std::string ServeReport::text() const {
                 "first-token latency: mean %.3f s, max %.3f s\n"
                 "decode: %.1f tokens/s over %lld steps (%.3f s)\n"
                 "decode time by op: gemm %.1f%%, attention %.1f%%, norm %.1f%%, rope+kv append %.1f%%, "
-                "embedding %.1f%%, sampling %.1f%%; glue (scheduling, copies, allocation) %.1f%%\n",
+                "embedding %.1f%%, sampling %.1f%%, tensor-parallel collectives %.1f%%; "
+                "glue (scheduling, copies, allocation) %.1f%%\n",
                 ftl_mean_s, ftl_max_s, decode_tps, static_cast<long long>(decode_steps), decode_seconds,
                 100 * t.gemm / step, 100 * t.attention / step, 100 * t.norm / step, 100 * t.rope / step,
-                100 * t.embed / step, 100 * t.sampling / step, 100 * (step - t.kernels()) / step);
+                100 * t.embed / step, 100 * t.sampling / step, 100 * t.all_reduce / step,
+                100 * (step - t.kernels() - t.all_reduce) / step);
   return buf;
 }
 

@@ -14,7 +14,7 @@ namespace {
 constexpr uint32_t kMagic = 0x50444b56;  // "PDKV"
 
 struct Writer {
-  std::vector<uint8_t> out;
+  std::vector<uint8_t>& out;
   template <class T>
   void put(const T& v) {
     const auto* p = reinterpret_cast<const uint8_t*>(&v);
@@ -41,11 +41,18 @@ struct Reader {
 }  // namespace
 
 std::vector<uint8_t> Engine::export_sequence(int64_t id) {
+  std::vector<uint8_t> out;
+  export_sequence(id, out);
+  return out;
+}
+
+void Engine::export_sequence(int64_t id, std::vector<uint8_t>& out) {
   auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& s) { return s->id == id; });
   if (it == running_.end() || (*it)->prefilling() || (*it)->generated == 0)
     throw std::invalid_argument("export_sequence: " + std::to_string(id) + " is not a prefilled running sequence");
   Sequence& s = **it;
-  Writer w;
+  out.clear();  // keeps the capacity: fresh pages cost a fault each
+  Writer w{out};
   w.put(kMagic);
   w.put(s.id);
   w.put(s.prompt_len);
@@ -65,7 +72,6 @@ std::vector<uint8_t> Engine::export_sequence(int64_t id) {
                          config_.num_threads});
   for (int32_t b : s.blocks) blocks_.release(b);
   running_.erase(it);
-  return w.out;
 }
 
 void Engine::import_sequence(const std::vector<uint8_t>& data) {
