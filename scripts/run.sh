@@ -34,6 +34,16 @@ for b in bench_attention bench_gemm bench_kv_cache bench_norm bench_rope bench_e
                              --benchmark_report_aggregates_only=true)
   ./build/bench/$b "${filter[@]}" --benchmark_out=build/report/$b.json --benchmark_out_format=json "${args[@]}"
 done
+echo "=== bench_distributed: the tensor-parallel engine at 1 rank x 1 and 2 threads and 2 ranks x 1 thread"
+for config in "1 1 core" "1 2 none" "2 1 core"; do
+  read -r ranks threads bind <<< "$config"
+  mpirun --allow-run-as-root --bind-to $bind -np $ranks ./build/bench/bench_distributed --threads $threads \
+    --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_out=build/report/bench_distributed_r${ranks}t${threads}.json --benchmark_out_format=json "${args[@]}"
+done
+echo "=== disaggregated_serve (examples/distributed): prefill on rank 0, decode on rank 1"
+mpirun --allow-run-as-root --bind-to core -np 2 ./build/examples/distributed/disaggregated_serve --model llama3-8b \
+  --distinct-layers 1 --requests 3 --context 512 --decode 4 --local 1
 echo "=== serve_decoder (examples/decoder): continuous batching on the tiny model"
 ./build/examples/serve_decoder --model tiny --batch 8 --context 256 --decode 32 --threads 2
 echo "=== summary (build/report/summary.md)"

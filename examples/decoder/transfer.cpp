@@ -131,7 +131,7 @@ void Engine::add_synthetic_prefilled(const Request& r, uint64_t seed) {
     throw OutOfBlocks("add_synthetic_prefilled: " + std::to_string(needed) + " KV blocks needed, " +
                       std::to_string(blocks_.free_blocks()) + " free");
   for (int32_t i = 0; i < needed; ++i) s->blocks.push_back(blocks_.allocate());
-  const size_t block_elems = size_t(config_.block_size) * size_t(model_.kv_size());
+  const size_t block_elems = size_t(config_.block_size) * size_t(local_.kv_size());
   uint64_t state = seed;
   for (int32_t l = 0; l < model_.layers; ++l)
     for (KVPool* pool : {&k_pool_[size_t(l)], &v_pool_[size_t(l)]})
