@@ -1,5 +1,5 @@
 // The parameters of RoPE, RMSNorm, linear and the KV-cache operations (append, copy, gather /
-// scatter in the transfer format) decoded from the input, with buffers sized exactly as the
+// scatter in the flat format, export / import of KV transfers, damaged or foreign) decoded from the input, with buffers sized exactly as the
 // description implies. What validation accepts must run in bounds; RoPE, RMSNorm and linear
 // results must agree with the reference.
 #include "fuzz_util.hpp"
@@ -142,7 +142,7 @@ void kv_ops(FuzzedDataProvider& in) {
                                     : kv_cache_combined_hnd(base, t, pages, page, heads, d);
   const int threads = in.ConsumeIntegralInRange<int>(1, 2);
   const int64_t count = in.ConsumeIntegralInRange<int64_t>(0, 6);
-  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
     case 0: {  // append_kv by slot_mapping (slots possibly negative, outside, repeated)
       std::vector<int64_t> slots(static_cast<std::size_t>(count));
       for (int64_t& s : slots) s = in.ConsumeIntegralInRange<int64_t>(-2, pages * page + 1);
@@ -157,6 +157,31 @@ void kv_ops(FuzzedDataProvider& in) {
       std::vector<int32_t> pairs(std::size_t(2 * count));
       for (int32_t& id : pairs) id = in.ConsumeIntegralInRange<int32_t>(-1, int32_t(pages));
       fuzz::accepted([&] { copy_blocks({cache, pairs.data(), count, threads}); });
+      break;
+    }
+    case 2: {  // a KV transfer of two layers (kv_transfer.hpp), damaged or not, imported back
+      const KVCacheView layers[2] = {cache, cache};
+      const int64_t tokens = in.ConsumeIntegralInRange<int64_t>(0, 12);
+      std::vector<int32_t> ids(std::size_t((tokens + page - 1) / page));
+      for (int32_t& id : ids) id = in.ConsumeIntegralInRange<int32_t>(-1, int32_t(pages));
+      std::size_t bytes = 0;
+      if (!fuzz::accepted([&] { bytes = kv_transfer_bytes(cache, 2, tokens); })) return;
+      fuzz::Bytes transfer(bytes);
+      if (!fuzz::accepted([&] { export_kv({layers, 2, ids.data(), tokens, transfer.data(), bytes, threads}); })) return;
+      const auto* out = static_cast<const uint8_t*>(transfer.data());
+      std::vector<uint8_t> sent(out, out + bytes), received = sent;
+      const int damage = in.ConsumeIntegralInRange<int>(0, 3);
+      if (damage == 1 && !received.empty())  // one byte changed
+        received[in.ConsumeIntegralInRange<std::size_t>(0, received.size() - 1)] ^= in.ConsumeIntegralInRange<uint8_t>(1, 255);
+      if (damage == 2) received.resize(in.ConsumeIntegralInRange<std::size_t>(0, received.size()));
+      if (damage == 3) received = in.ConsumeBytes<uint8_t>(received.size());  // foreign bytes
+      std::vector<int32_t> to(ids.size());
+      for (int32_t& id : to) id = in.ConsumeIntegralInRange<int32_t>(-1, int32_t(pages));
+      fuzz::Bytes copy(received.size());
+      std::copy(received.begin(), received.end(), static_cast<uint8_t*>(copy.data()));
+      if (fuzz::accepted([&] { import_kv({layers, 2, copy.data(), received.size(), to.data(), int64_t(to.size()), threads}); }) &&
+          received != sent)
+        __builtin_trap();  // a damaged transfer was accepted
       break;
     }
     default: {  // gather to the transfer format, scatter back
