@@ -7,6 +7,7 @@
 
 #include "common/check.hpp"
 #include "common/checksum.hpp"
+#include "common/threading.hpp"
 #include "kv_cache/paged.hpp"
 #include "pagedinfer/kv_transfer.hpp"
 
@@ -19,6 +20,19 @@ namespace {
 constexpr char kMagic[8] = {'P', 'G', 'D', 'I', 'K', 'V', 'T', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr std::size_t kHeaderBytes = 64, kChecksumBytes = 8;
+constexpr std::size_t kChecksumChunk = std::size_t(1) << 20;
+
+// The transfer's checksum (kv_transfer.hpp): each 1 MiB chunk's word checksum, computed on up to
+// num_threads threads, then the word checksum of those.
+uint64_t transfer_checksum(const uint8_t* p, std::size_t n, int num_threads) {
+  const std::size_t chunks = (n + kChecksumChunk - 1) / kChecksumChunk;
+  std::vector<uint64_t> sums(chunks);
+  detail::parallel_for(int64_t(chunks), num_threads, 1, [&](int64_t c) {
+    const std::size_t at = std::size_t(c) * kChecksumChunk;
+    sums[std::size_t(c)] = detail::word_checksum(p + at, std::min(kChecksumChunk, n - at));
+  });
+  return detail::word_checksum(reinterpret_cast<const uint8_t*>(sums.data()), chunks * sizeof(uint64_t));
+}
 
 struct Header {  // the wire header, field by field (no padding: 64 bytes)
   char magic[8];
@@ -80,6 +94,7 @@ std::size_t kv_transfer_bytes(const KVCacheView& cache, int32_t num_layers, int6
 void export_kv(const ExportKVParams& p) {
   const char* where = "export_kv";
   check_caches(p.caches, p.num_layers, where);
+  detail::check_num_threads(p.num_threads, where, "num_threads");
   const std::size_t bytes = kv_transfer_bytes(p.caches[0], p.num_layers, p.num_tokens);
   PAGEDINFER_CHECK(p.dst != nullptr, where, "dst is null");
   PAGEDINFER_CHECK(p.dst_bytes >= bytes, where, "dst_bytes = ", p.dst_bytes, " is smaller than the transfer's ",
@@ -104,14 +119,14 @@ void export_kv(const ExportKVParams& p) {
   for (int32_t l = 0; l < p.num_layers; ++l)
     gather_blocks({p.caches[l], p.block_ids, info.num_pages, out + kHeaderBytes + std::size_t(l) * layer_bytes,
                    p.num_threads});
-  const uint64_t sum = detail::word_checksum(out, bytes - kChecksumBytes);
+  const uint64_t sum = transfer_checksum(out, bytes - kChecksumBytes, p.num_threads);
   std::memcpy(out + bytes - kChecksumBytes, &sum, kChecksumBytes);
 }
 
 namespace {
 
 // read_kv_transfer, with errors in the name of the API call `where`.
-KVTransferInfo parse(const void* data, std::size_t size, const char* where) {
+KVTransferInfo parse(const void* data, std::size_t size, const char* where, int num_threads) {
   PAGEDINFER_CHECK(data != nullptr || size == 0, where, "data is null");
   PAGEDINFER_CHECK(size >= kHeaderBytes + kChecksumBytes, where, "the transfer is truncated: ", size,
                    " bytes, less than its header and checksum");
@@ -152,20 +167,22 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where) {
   const auto* bytes = static_cast<const uint8_t*>(data);
   uint64_t stored;
   std::memcpy(&stored, bytes + size - kChecksumBytes, kChecksumBytes);
-  PAGEDINFER_CHECK(stored == detail::word_checksum(bytes, size - kChecksumBytes), where,
+  PAGEDINFER_CHECK(stored == transfer_checksum(bytes, size - kChecksumBytes, num_threads), where,
                    "checksum mismatch: the transfer is corrupt");
   return info;
 }
 
 }  // namespace
 
-KVTransferInfo read_kv_transfer(const void* data, std::size_t size) { return parse(data, size, "read_kv_transfer"); }
+KVTransferInfo read_kv_transfer(const void* data, std::size_t size) {
+  return parse(data, size, "read_kv_transfer", 1);
+}
 
 KVTransferInfo import_kv(const ImportKVParams& p) {
   const char* where = "import_kv";
   check_caches(p.caches, p.num_layers, where);
   detail::check_num_threads(p.num_threads, where, "num_threads");
-  const KVTransferInfo info = parse(p.src, p.src_bytes, where);
+  const KVTransferInfo info = parse(p.src, p.src_bytes, where, p.num_threads);
   const KVCacheView& c = p.caches[0];
   PAGEDINFER_CHECK(info.num_layers == p.num_layers, where, "the transfer has ", info.num_layers,
                    " layers; num_layers = ", p.num_layers);
