@@ -110,6 +110,49 @@ Any strides (a combined [pages, 2, ...] tensor's kv[:, 0] and kv[:, 1] work); un
         scatter_blocks(p);
       },
       py::arg("cache"), py::arg("src"), py::arg("block_ids"), py::arg("num_threads") = 1);
+  const auto views = [](const std::vector<KVCache>& caches) {
+    std::vector<KVCacheView> v;
+    for (const KVCache& c : caches) v.push_back(c.view);
+    if (v.empty()) throw Error("pagedinfer: caches is empty (one KVCache per layer)");
+    return v;
+  };
+  m.def(
+      "export_kv",
+      [views](const std::vector<KVCache>& caches, py::handle block_ids, int64_t num_tokens, int num_threads) {
+        const std::vector<KVCacheView> v = views(caches);
+        const std::vector<int32_t> ids = int32_values(block_ids, "block_ids");
+        const std::size_t bytes = kv_transfer_bytes(v[0], int32_t(v.size()), num_tokens);
+        if (ids.size() * std::size_t(v[0].page_size) < std::size_t(num_tokens))
+          throw Error("pagedinfer: block_ids holds fewer pages than num_tokens needs");
+        py::object out = empty_with({int64_t(bytes)}, "uint8");
+        Borrowed o(out, "out");
+        ExportKVParams p{v.data(), int32_t(v.size()), ids.data(), num_tokens, o.data(), bytes, num_threads};
+        {
+          py::gil_scoped_release nogil;
+          export_kv(p);
+        }
+        return out;
+      },
+      py::arg("caches"), py::arg("block_ids"), py::arg("num_tokens"), py::arg("num_threads") = 1,
+      "One sequence's KV of every layer (caches: one KVCache per layer) as a checked transfer: a uint8 tensor.");
+  m.def(
+      "import_kv",
+      [views](const std::vector<KVCache>& caches, py::handle data, py::handle block_ids, int num_threads) {
+        const std::vector<KVCacheView> v = views(caches);
+        const std::vector<int32_t> ids = int32_values(block_ids, "block_ids");
+        Borrowed d(data, "data");
+        d.contiguous();
+        ImportKVParams p{v.data(),         int32_t(v.size()), d.data(), std::size_t(d.numel()) * (d.t().dtype.bits / 8),
+                         ids.data(),       int64_t(ids.size()), num_threads};
+        KVTransferInfo info;
+        {
+          py::gil_scoped_release nogil;
+          info = import_kv(p);
+        }
+        return info.num_tokens;
+      },
+      py::arg("caches"), py::arg("data"), py::arg("block_ids"), py::arg("num_threads") = 1,
+      "Validates a transfer (header, length, checksum, shapes, ids), then writes its pages; returns its token count.");
 }
 
 namespace {

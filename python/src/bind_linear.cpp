@@ -179,6 +179,22 @@ void bind_linear(py::module_& m, py::module_& ref) {
         },
         py::arg("blocks"), py::arg("n"), py::arg("k"), py::arg("num_threads") = 1, "llama.cpp blocks (bytes) of a [n, k] weight.");
   }
+  m.def(
+      "shard_output_features",
+      [](const QuantizedWeight& w, int rank, int ranks, std::vector<int64_t> segments, int num_threads) {
+        py::gil_scoped_release unlocked;
+        return shard_output_features(w, rank, ranks, segments, num_threads);
+      },
+      py::arg("weight"), py::arg("rank"), py::arg("ranks"), py::arg("segments") = std::vector<int64_t>{},
+      py::arg("num_threads") = 1, "Column-parallel shard: rank's part of every segment of rows (QKV: [q, k, v]).");
+  m.def(
+      "shard_input_features",
+      [](const QuantizedWeight& w, int rank, int ranks, int num_threads) {
+        py::gil_scoped_release unlocked;
+        return shard_input_features(w, rank, ranks, num_threads);
+      },
+      py::arg("weight"), py::arg("rank"), py::arg("ranks"), py::arg("num_threads") = 1,
+      "Row-parallel shard: columns [rank k / ranks, (rank + 1) k / ranks), whole groups.");
   m.def("save_weight", [](const QuantizedWeight& w) {
     const std::vector<uint8_t> bytes = save_weight(w);
     return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());

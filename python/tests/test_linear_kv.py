@@ -90,6 +90,47 @@ def test_kv_cache_moves():
     assert (combined.num_pages, combined.page_size, combined.num_kv_heads) == (4, 4, 2)
 
 
+def test_kv_transfer_between_layouts_and_its_checks():
+    layers = [pi.KVCache(torch.randn(6, 4, 2, 32).to(torch.bfloat16), torch.randn(6, 4, 2, 32).to(torch.bfloat16), "nhd")
+              for _ in range(3)]
+    data = pi.export_kv(layers, [4, 1], num_tokens=7)
+    assert data.dtype == torch.uint8
+    other = [pi.KVCache(torch.zeros(5, 2, 4, 32, dtype=torch.bfloat16), torch.zeros(5, 2, 4, 32, dtype=torch.bfloat16),
+                        "hnd") for _ in range(3)]
+    assert pi.import_kv(other, data, [0, 3]) == 7
+    for src, dst in zip(layers, other):
+        assert torch.equal(dst.k[0].transpose(0, 1), src.k[4]) and torch.equal(dst.v[3].transpose(0, 1), src.v[1])
+    damaged = data.clone()
+    damaged[100] ^= 1
+    before = [c.k.clone() for c in other]
+    with pytest.raises(pi.Error, match="checksum"):
+        pi.import_kv(other, damaged, [1, 2])
+    with pytest.raises(pi.Error, match="truncated"):
+        pi.import_kv(other, data[:-1], [1, 2])
+    with pytest.raises(pi.Error, match="appears twice"):
+        pi.import_kv(other, data, [1, 1])
+    assert all(torch.equal(a, c.k) for a, c in zip(before, other))
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_tensor_parallel_shards_recombine(ranks):
+    torch.manual_seed(5)
+    qkv = pi.quantize(torch.randn(128, 256) * 0.05, bits=4, group_size=64)
+    x = torch.randn(3, 256)
+    whole = pi.linear(qkv, x)
+    parts = [pi.linear(pi.shard_output_features(qkv, r, ranks, segments=[64, 32, 32]), x) for r in range(ranks)]
+    for s, (begin, size) in enumerate([(0, 64), (64, 32), (96, 32)]):  # q, k, v: each rank's slice of each
+        each = size // ranks
+        joined = torch.cat([p[:, sum([64, 32, 32][:s]) // ranks:][:, :each] for p in parts], dim=1)
+        assert torch.equal(joined, whole[:, begin:begin + size])
+    down = pi.quantize(torch.randn(64, 512) * 0.05, bits=8, group_size=0)
+    summed = sum(pi.linear(pi.shard_input_features(down, r, ranks), x.repeat(1, 2)[:, r * 512 // ranks:(r + 1) * 512 // ranks])
+                 for r in range(ranks))
+    assert torch.allclose(summed, pi.linear(down, x.repeat(1, 2)), atol=1e-3, rtol=1e-3)
+    with pytest.raises(pi.Error, match="divide by ranks"):
+        pi.shard_input_features(down, 0, 3)
+
+
 def test_errors():
     cache = pi.KVCache(torch.zeros(2, 4, 2, 32), torch.zeros(2, 4, 2, 32))
     with pytest.raises(pi.Error, match="slot_mapping"):
