@@ -43,7 +43,7 @@ for config in "1 1 core" "1 2 none" "2 1 core"; do
 done
 echo "=== disaggregated_serve (examples/distributed): prefill on rank 0, decode on rank 1"
 mpirun --allow-run-as-root --bind-to core -np 2 ./build/examples/distributed/disaggregated_serve --model llama3-8b \
-  --distinct-layers 1 --requests 3 --context 512 --decode 4 --local 1
+  --distinct-layers 1 --batch 3 --context 512 --decode 4 --local 1
 echo "=== serve_decoder (examples/decoder): continuous batching on the tiny model"
 ./build/examples/serve_decoder --model tiny --batch 8 --context 256 --decode 32 --threads 2
 echo "=== summary (build/report/summary.md)"

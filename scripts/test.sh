@@ -2,7 +2,8 @@
 # Tests: install dependencies, build, run every test (every registered kernel this CPU runs, the
 # Python module against PyTorch, golden vectors, the randomized differential test); check that an
 # installed package can be consumed; cross-build for aarch64 and run the tests under qemu-user;
-# build and test with clang 14; run the tests again under AddressSanitizer + UBSan.
+# build and test with clang 14; run the tests again under AddressSanitizer + UBSan. The MPI tests
+# (ctest distributed_*) run in the Release and clang stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

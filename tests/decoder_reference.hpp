@@ -132,6 +132,25 @@ inline std::vector<float> dense_logits(const ModelConfig& c, const ModelWeights&
   return logits;
 }
 
+// Every sampled row of request r against the dense model: `seen` holds the engine's logits of
+// each token it generated (`out`). Bound, as test_decoder states it: five bf16 flips on a path,
+// 2% of the logits' spread.
+inline void expect_logits_match_dense(const ModelConfig& c, const ModelWeights& w, const decoder::Request& r,
+                                      const std::vector<int32_t>& out, const std::vector<std::vector<float>>& seen,
+                                      LinearActivations mode) {
+  std::vector<int32_t> all = r.prompt;
+  all.insert(all.end(), out.begin(), out.end() - 1);
+  const std::vector<float> dense = dense_logits(c, w, all, mode);
+  ASSERT_EQ(seen.size(), out.size());
+  for (size_t s = 0; s < out.size(); ++s) {
+    const float* d = &dense[(r.prompt.size() - 1 + s) * size_t(c.vocab)];
+    double spread = 0, worst = 0;
+    for (int32_t v = 0; v < c.vocab; ++v) spread = std::max(spread, std::fabs(double(d[v])));
+    for (int32_t v = 0; v < c.vocab; ++v) worst = std::max(worst, std::fabs(double(seen[s][size_t(v)]) - d[v]));
+    EXPECT_LE(worst, 0.02 * spread) << "request " << r.id << " token " << s;
+  }
+}
+
 // A request of prompt_len deterministic tokens; sampled at `temperature` (top-k 50, top-p 0.9),
 // greedy at 0.
 inline decoder::Request request(int64_t id, int32_t prompt_len, int32_t new_tokens, uint64_t seed, float temperature) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "engine_internal.hpp"
 
@@ -41,6 +42,49 @@ ServeReport serve(Engine& engine, const ServeRun& run) {
   }
   rep.decode_tps = rep.decode_seconds > 0 ? double(generated_after_first) / rep.decode_seconds : 0;
   return rep;
+}
+
+ModelConfig ServeOptions::model_config() const {
+  ModelConfig mc = model_preset(model);
+  if (layers > 0) mc.layers = layers;
+  mc.distinct_layers = distinct_layers;
+  mc.weight_bits = bits;
+  return mc;
+}
+
+EngineConfig ServeOptions::engine_config() const {
+  EngineConfig ec;
+  ec.prefill_chunk = chunk;
+  ec.num_threads = threads;
+  ec.max_batch_tokens = std::max(chunk, batch) + batch;
+  ec.activations = activations == "float" ? pagedinfer::LinearActivations::float_
+                                          : pagedinfer::LinearActivations::int8_per_token;
+  ec.num_blocks = int64_t(batch) * ((context + decode + ec.block_size - 1) / ec.block_size + 1);
+  return ec;
+}
+
+bool parse_serve_flags(int argc, char** argv, ServeOptions& o,
+                       const std::function<bool(const std::string&, const std::string&)>& extra) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    int* number = flag == "--layers"            ? &o.layers
+                  : flag == "--distinct-layers" ? &o.distinct_layers
+                  : flag == "--batch"           ? &o.batch
+                  : flag == "--context"         ? &o.context
+                  : flag == "--decode"          ? &o.decode
+                  : flag == "--chunk"           ? &o.chunk
+                  : flag == "--threads"         ? &o.threads
+                  : flag == "--bits"            ? &o.bits
+                                                : nullptr;
+    if (number) *number = std::atoi(value.c_str());
+    else if (flag == "--model") o.model = value;
+    else if (flag == "--activations") o.activations = value;
+    else if (!extra || !extra(flag, value)) {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string ServeReport::text() const {

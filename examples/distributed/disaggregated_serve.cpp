@@ -2,8 +2,8 @@
 // rank 1 decodes; rank 1 starts busy with `--local` requests of its own and takes the prefilled
 // sequences into its running batch as they arrive.
 //
-//   mpirun -np 2 disaggregated_serve [--model tiny|qwen2-7b|llama3-8b] [--layers L]
-//        [--distinct-layers D] [--requests R] [--context C] [--decode T] [--local N] [--threads P]
+//   mpirun -np 2 disaggregated_serve [--batch R prompts] [--local N] [the other serve_decoder
+//        flags: --model, --layers, --distinct-layers, --context, --decode, --threads, ...]
 //
 // Rank 1 prints, per transferred sequence, time to first token split into prefill, transfer
 // (export, wire, import) and first decode step, and the transfer's bytes and GB/s.
@@ -13,30 +13,26 @@
 #include <cstdlib>
 #include <string>
 
+#include "decoder/serve.hpp"
 #include "decoder/weights.hpp"
 #include "disaggregated.hpp"
-#include "mpi_tensor_parallel.hpp"
+#include "mpi_program.hpp"
 
 namespace {
 
 int run(int argc, char** argv) {
-  std::string model = "tiny";
-  int layers = 0, distinct = 0, requests = 4, context = 256, decode = 16, local = 2, threads = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--model") model = value;
-    else if (flag == "--layers") layers = std::atoi(value.c_str());
-    else if (flag == "--distinct-layers") distinct = std::atoi(value.c_str());
-    else if (flag == "--requests") requests = std::atoi(value.c_str());
-    else if (flag == "--context") context = std::atoi(value.c_str());
-    else if (flag == "--decode") decode = std::atoi(value.c_str());
-    else if (flag == "--local") local = std::atoi(value.c_str());
-    else if (flag == "--threads") threads = std::atoi(value.c_str());
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
+  decoder::ServeOptions o;  // --batch is the number of prompts sent from rank 0
+  o.batch = 4;
+  o.decode = 16;
+  o.threads = 1;
+  int local = 2;
+  const auto own = [&](const std::string& flag, const std::string& value) {
+    if (flag != "--local") return false;
+    local = std::atoi(value.c_str());
+    return true;
+  };
+  if (!decoder::parse_serve_flags(argc, argv, o, own)) return 2;
+  const int requests = o.batch, context = o.context, decode = o.decode;
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -44,14 +40,11 @@ int run(int argc, char** argv) {
     if (rank == 0) std::fprintf(stderr, "disaggregated_serve runs on 2 ranks (prefill, decode), not %d\n", size);
     return 2;
   }
-  decoder::ModelConfig mc = decoder::model_preset(model);
-  if (layers > 0) mc.layers = layers;
-  mc.distinct_layers = distinct;
-  decoder::EngineConfig ec;
-  ec.num_threads = threads;
+  const decoder::ModelConfig mc = o.model_config();
+  decoder::EngineConfig ec = o.engine_config();
   ec.kv_hnd = rank == 1;  // the decode rank keeps another pool layout: pages move all the same
   ec.num_blocks = int64_t(requests + local) * ((context + decode + ec.block_size - 1) / ec.block_size + 1);
-  const decoder::ModelWeights weights = decoder::make_weights(mc, 1, threads);
+  const decoder::ModelWeights weights = decoder::make_weights(mc, 1, o.threads);
   decoder::Engine engine(mc, weights, ec);
   const auto request = [&](int64_t id, int32_t length) {
     decoder::Request r;
@@ -70,7 +63,7 @@ int run(int argc, char** argv) {
   const auto timings = distributed::run_decode(engine, requests, MPI_COMM_WORLD, 0);
   std::printf("model %s, %d layers; %d prompts of %d tokens prefilled on rank 0 (NHD pool), decoded on rank 1 (HND pool) "
               "beside %d local requests; %d thread(s) per rank\n",
-              mc.name.c_str(), mc.layers, requests, context, local, threads);
+              mc.name.c_str(), mc.layers, requests, context, local, o.threads);
   for (const auto& [id, t] : timings)
     std::printf("request %lld: first token %.1f ms = prefill %.1f + transfer %.2f (export %.2f, wire %.2f, import %.2f) "
                 "+ first decode step %.2f; %.2f MB at %.2f GB/s on the wire, %.2f GB/s export to import\n",
@@ -85,14 +78,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int code = 1;
-  try {
-    code = run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "disaggregated_serve: %s\n", e.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  MPI_Finalize();
-  return code;
+  return distributed::run_mpi_program(argc, argv, "disaggregated_serve", run);
 }

@@ -44,6 +44,18 @@ struct Header {  // the wire header, field by field (no padding: 64 bytes)
 };
 static_assert(sizeof(Header) == kHeaderBytes, "the header is 64 bytes");
 
+// The shape fields that KVTransferInfo and the wire header share, copied either way.
+template <class From, class To>
+void copy_shape(const From& f, To& t) {
+  t.page_size = f.page_size;
+  t.num_kv_heads = f.num_kv_heads;
+  t.head_dim_qk = f.head_dim_qk;
+  t.head_dim_v = f.head_dim_v;
+  t.num_layers = f.num_layers;
+  t.num_pages = f.num_pages;
+  t.num_tokens = f.num_tokens;
+}
+
 KVTransferInfo info_of(const KVCacheView& c, int32_t layers, int64_t tokens) {
   KVTransferInfo i;
   i.dtype = c.dtype;
@@ -104,13 +116,7 @@ void export_kv(const ExportKVParams& p) {
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.version = kVersion;
   h.dtype = uint32_t(info.dtype);
-  h.page_size = info.page_size;
-  h.num_kv_heads = info.num_kv_heads;
-  h.head_dim_qk = info.head_dim_qk;
-  h.head_dim_v = info.head_dim_v;
-  h.num_layers = info.num_layers;
-  h.num_pages = info.num_pages;
-  h.num_tokens = info.num_tokens;
+  copy_shape(info, h);
   h.k_scale = info.k_scale;
   h.v_scale = info.v_scale;
   auto* out = static_cast<uint8_t*>(p.dst);
@@ -150,13 +156,7 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
                    h.v_scale, " must be 1 for an unquantized cache");
   KVTransferInfo info;
   info.dtype = DType(h.dtype);
-  info.page_size = h.page_size;
-  info.num_kv_heads = h.num_kv_heads;
-  info.head_dim_qk = h.head_dim_qk;
-  info.head_dim_v = h.head_dim_v;
-  info.num_layers = h.num_layers;
-  info.num_pages = h.num_pages;
-  info.num_tokens = h.num_tokens;
+  copy_shape(h, info);
   // In double first: the header's product may overflow 64 bits; sizes in memory are exact there.
   const double expected = double(kHeaderBytes) + double(kChecksumBytes) +
                           double(info.num_layers) * double(info.num_pages) * double(info.page_size) *
