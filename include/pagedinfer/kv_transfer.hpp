@@ -7,8 +7,9 @@
 //   pages              for each layer, num_pages pages in the flat transfer format of
 //                      kv_cache.hpp (page_layout 0: K [page_size, heads, head_dim_qk] then V
 //                      [page_size, heads, head_dim_v]), whatever either side's pool layout is
-//   u64 checksum       of every byte before it: the packed weight file's word checksum of each
-//                      1 MiB chunk, then the word checksum of those (so chunks run in parallel)
+//   u64 checksum       of every byte before it: the packed weight file's word checksum of the
+//                      header followed by each page's word checksum (pages layer-major), so
+//                      that export_kv checksums each page as it gathers it, on every thread
 // num_pages = ceil(num_tokens / page_size); tokens past num_tokens in the last page are carried
 // as they are. k_scale and v_scale are the per-tensor scales of a quantized cache (1 for
 // f32 / bf16 / f16, the dtypes this version carries), sent so that a receiver with other scales

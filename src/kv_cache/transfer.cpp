@@ -20,19 +20,6 @@ namespace {
 constexpr char kMagic[8] = {'P', 'G', 'D', 'I', 'K', 'V', 'T', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr std::size_t kHeaderBytes = 64, kChecksumBytes = 8;
-constexpr std::size_t kChecksumChunk = std::size_t(1) << 20;
-
-// The transfer's checksum (kv_transfer.hpp): each 1 MiB chunk's word checksum, computed on up to
-// num_threads threads, then the word checksum of those.
-uint64_t transfer_checksum(const uint8_t* p, std::size_t n, int num_threads) {
-  const std::size_t chunks = (n + kChecksumChunk - 1) / kChecksumChunk;
-  std::vector<uint64_t> sums(chunks);
-  detail::parallel_for(int64_t(chunks), num_threads, 1, [&](int64_t c) {
-    const std::size_t at = std::size_t(c) * kChecksumChunk;
-    sums[std::size_t(c)] = detail::word_checksum(p + at, std::min(kChecksumChunk, n - at));
-  });
-  return detail::word_checksum(reinterpret_cast<const uint8_t*>(sums.data()), chunks * sizeof(uint64_t));
-}
 
 struct Header {  // the wire header, field by field (no padding: 64 bytes)
   char magic[8];
@@ -78,6 +65,15 @@ std::size_t total_bytes(const KVTransferInfo& i) {
   return kHeaderBytes + std::size_t(i.num_layers) * std::size_t(i.num_pages) * page_bytes(i) + kChecksumBytes;
 }
 
+// The transfer's checksum (kv_transfer.hpp): the word checksum of the header followed by each
+// page's word checksum, pages layer-major. `page_sums` holds those, computed by the caller.
+uint64_t combine(const uint8_t* header, const std::vector<uint64_t>& page_sums) {
+  std::vector<uint8_t> bytes(kHeaderBytes + page_sums.size() * sizeof(uint64_t));
+  std::memcpy(bytes.data(), header, kHeaderBytes);
+  if (!page_sums.empty()) std::memcpy(bytes.data() + kHeaderBytes, page_sums.data(), page_sums.size() * sizeof(uint64_t));
+  return detail::word_checksum(bytes.data(), bytes.size());
+}
+
 // Every layer's cache: valid, and shaped like the first.
 void check_caches(const KVCacheView* caches, int32_t layers, const char* where) {
   PAGEDINFER_CHECK(layers >= 1, where, "num_layers = ", layers, " must be >= 1");
@@ -119,13 +115,23 @@ void export_kv(const ExportKVParams& p) {
   copy_shape(info, h);
   h.k_scale = info.k_scale;
   h.v_scale = info.v_scale;
+  const int64_t pages = info.num_pages;
+  PAGEDINFER_CHECK(p.block_ids != nullptr, where, "block_ids is null");
+  for (int64_t i = 0; i < pages; ++i)  // before the parallel loop, which must not throw
+    for (int32_t l = 0; l < p.num_layers; ++l)
+      PAGEDINFER_CHECK(p.block_ids[i] >= 0 && p.block_ids[i] < p.caches[l].num_pages, where, "block_ids[", i,
+                       "] = ", p.block_ids[i], " is outside [0, ", p.caches[l].num_pages, ") of caches[", l, "]");
   auto* out = static_cast<uint8_t*>(p.dst);
   std::memcpy(out, &h, kHeaderBytes);
-  const std::size_t layer_bytes = std::size_t(info.num_pages) * page_bytes(info);
-  for (int32_t l = 0; l < p.num_layers; ++l)
-    gather_blocks({p.caches[l], p.block_ids, info.num_pages, out + kHeaderBytes + std::size_t(l) * layer_bytes,
-                   p.num_threads});
-  const uint64_t sum = transfer_checksum(out, bytes - kChecksumBytes, p.num_threads);
+  // Each page is gathered and checksummed while it is in cache.
+  const std::size_t bytes_per_page = page_bytes(info);
+  std::vector<uint64_t> sums(std::size_t(p.num_layers * pages));
+  detail::parallel_for(p.num_layers * pages, p.num_threads, 4, [&](int64_t i) {
+    uint8_t* page = out + kHeaderBytes + std::size_t(i) * bytes_per_page;
+    gather_blocks({p.caches[i / pages], p.block_ids + i % pages, 1, page, 1});
+    sums[std::size_t(i)] = detail::word_checksum(page, bytes_per_page);
+  });
+  const uint64_t sum = combine(out, sums);
   std::memcpy(out + bytes - kChecksumBytes, &sum, kChecksumBytes);
 }
 
@@ -167,7 +173,12 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
   const auto* bytes = static_cast<const uint8_t*>(data);
   uint64_t stored;
   std::memcpy(&stored, bytes + size - kChecksumBytes, kChecksumBytes);
-  PAGEDINFER_CHECK(stored == transfer_checksum(bytes, size - kChecksumBytes, num_threads), where,
+  const std::size_t bytes_per_page = page_bytes(info), pages = std::size_t(info.num_layers) * std::size_t(info.num_pages);
+  std::vector<uint64_t> sums(pages);
+  detail::parallel_for(int64_t(pages), num_threads, 4, [&](int64_t i) {
+    sums[std::size_t(i)] = detail::word_checksum(bytes + kHeaderBytes + std::size_t(i) * bytes_per_page, bytes_per_page);
+  });
+  PAGEDINFER_CHECK(stored == combine(bytes, sums), where,
                    "checksum mismatch: the transfer is corrupt");
   return info;
 }
