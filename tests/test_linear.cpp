@@ -201,12 +201,8 @@ struct Call {
 };
 
 std::vector<float> random_weights(int64_t n, int64_t k, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.f, 0.05f);
-  std::vector<float> w(size_t(n * k));
-  for (auto& v : w) v = d(rng);
-  return w;
+  return testutil::random_weights(n, k, rng, 0.05f);
 }
-
 struct Case {
   int bits, group;
   QuantZero zero;
@@ -534,16 +530,7 @@ TEST(Linear, ImportedCheckpointsIncludingActOrder) {
 // gate_up shard with its SiLU epilogue.
 TEST(Linear, TensorParallelShards) {
   std::mt19937 rng(31);
-  const int64_t n = 48, k = 512;
-  std::vector<int32_t> qweight(size_t(k / 8 * n)), qzeros(size_t(k / 128 * n / 8)), g_idx(static_cast<size_t>(k));
-  std::uniform_int_distribution<int32_t> any;
-  for (auto& v : qweight) v = any(rng);
-  for (auto& v : qzeros) v = any(rng);
-  std::vector<uint16_t> scales(size_t(k / 128 * n));
-  for (auto& s : scales) s = float_to_f16(std::uniform_real_distribution<float>(0.001f, 0.01f)(rng));
-  for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i / 128);
-  std::shuffle(g_idx.begin(), g_idx.end(), rng);
-  const QuantizedWeight w = import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, 4, 128);
+  const QuantizedWeight w = testutil::random_act_order_gptq(48, 512, 4, 128, rng);
   const QuantizedWeight row_shard = shard_input_features(w, 1, 2);
   for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token})
     for (int64_t m : {1, 5}) {

@@ -15,12 +15,8 @@ uint16_t f16(float x) { return float_to_f16(x); }
 double from_f16(uint16_t b) { return f16_to_float(b); }
 
 std::vector<float> random_weights(int64_t n, int64_t k, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.f, 0.02f);
-  std::vector<float> w(size_t(n * k));
-  for (auto& v : w) v = d(rng);
-  return w;
+  return testutil::random_weights(n, k, rng, 0.02f);
 }
-
 // ---- quantize ----
 
 struct QuantCase {

@@ -9,32 +9,11 @@ namespace {
 using namespace pagedinfer;
 using testutil::expect_error;
 
-std::vector<float> random_weights(int64_t n, int64_t k, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.f, 0.02f);
-  std::vector<float> w(size_t(n * k));
-  for (auto& v : w) v = d(rng);
-  return w;
-}
-
 QuantizedWeight quantized(int64_t n, int64_t k, QuantFormat f, bool gate_up, std::mt19937& rng) {
-  const std::vector<float> w = random_weights(n, k, rng);
+  const std::vector<float> w = testutil::random_weights(n, k, rng, 0.02f);
   QuantizeOptions o(f);
   o.gate_up = gate_up;
   return quantize(w.data(), DType::f32, n, k, k, o);
-}
-
-// GPTQ act-order: random q, zeros and scales, g_idx a random balanced assignment of k to groups.
-QuantizedWeight act_order(int64_t n, int64_t k, int bits, int group, std::mt19937& rng) {
-  const int per = 32 / bits;
-  std::uniform_int_distribution<int32_t> any;
-  std::vector<int32_t> qweight(size_t(k / per * n)), qzeros(size_t(k / group * n / per)), g_idx(static_cast<size_t>(k));
-  for (auto& v : qweight) v = any(rng);
-  for (auto& v : qzeros) v = any(rng);
-  std::vector<uint16_t> scales(size_t(k / group * n));
-  for (auto& s : scales) s = float_to_f16(std::uniform_real_distribution<float>(0.001f, 0.01f)(rng));
-  for (int64_t i = 0; i < k; ++i) g_idx[size_t(i)] = int32_t(i / group);
-  std::shuffle(g_idx.begin(), g_idx.end(), rng);
-  return import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, bits, group);
 }
 
 // Shard row r of rank `rank` reads this weight row (output shards).
@@ -101,7 +80,7 @@ TEST(Shard, OutputFeaturesKeepEverySegmentsPart) {
   for (int ranks : {2, 3, 4}) check_output_shards(plain, {}, ranks);
   const QuantizedWeight gate_up = quantized(2 * 80, 128, QuantFormat{4, 32, QuantZero::float_offset}, true, rng);
   for (int ranks : {2, 5}) check_output_shards(gate_up, {}, ranks);
-  const QuantizedWeight gptq = act_order(64, 256, 4, 64, rng);
+  const QuantizedWeight gptq = testutil::random_act_order_gptq(64, 256, 4, 64, rng);
   check_output_shards(gptq, {32, 32}, 2);
 }
 
@@ -112,7 +91,7 @@ TEST(Shard, InputFeaturesHoldWholeGroupsOrPaddedActOrderRuns) {
   const QuantizedWeight channel = quantized(33, 300, QuantFormat{8, 0, QuantZero::symmetric}, false, rng);
   for (int ranks : {2, 3, 4}) check_input_shards(channel, ranks);  // 100 / 75 columns: padded words
   for (int bits : {4, 8}) {
-    const QuantizedWeight gptq = act_order(48, 512, bits, 128, rng);
+    const QuantizedWeight gptq = testutil::random_act_order_gptq(48, 512, bits, 128, rng);
     for (int ranks : {2, 4}) check_input_shards(gptq, ranks);
     // Each rank's runs are padded to groups of 32 at most 31 deep per source group.
     const QuantizedWeight s = shard_input_features(gptq, 0, 2);

@@ -254,6 +254,30 @@ inline pagedinfer::AttentionProblem attention_problem(const std::vector<int32_t>
   return pr;
 }
 
+// A float weight [n, k] drawn from N(0, sigma^2).
+inline std::vector<float> random_weights(int64_t n, int64_t k, std::mt19937& rng, float sigma) {
+  std::normal_distribution<float> d(0.f, sigma);
+  std::vector<float> w(std::size_t(n * k));
+  for (auto& v : w) v = d(rng);
+  return w;
+}
+
+// A GPTQ act-order checkpoint imported: random q and zero words, scales in [0.001, 0.01), g_idx
+// a shuffled balanced assignment of k to groups.
+inline pagedinfer::QuantizedWeight random_act_order_gptq(int64_t n, int64_t k, int bits, int group, std::mt19937& rng) {
+  const int per = 32 / bits;
+  std::uniform_int_distribution<int32_t> any;
+  std::vector<int32_t> qweight(std::size_t(k / per * n)), qzeros(std::size_t(k / group * n / per));
+  std::vector<int32_t> g_idx(static_cast<std::size_t>(k));
+  for (auto& v : qweight) v = any(rng);
+  for (auto& v : qzeros) v = any(rng);
+  std::vector<uint16_t> scales(std::size_t(k / group * n));
+  for (auto& s : scales) s = pagedinfer::float_to_f16(std::uniform_real_distribution<float>(0.001f, 0.01f)(rng));
+  for (int64_t i = 0; i < k; ++i) g_idx[std::size_t(i)] = int32_t(i / group);
+  std::shuffle(g_idx.begin(), g_idx.end(), rng);
+  return pagedinfer::import_gptq(qweight.data(), qzeros.data(), scales.data(), g_idx.data(), n, k, bits, group);
+}
+
 // Asserts that f throws pagedinfer::Error whose message contains every one of `words`.
 inline void expect_error(const std::function<void()>& f, std::initializer_list<const char*> words) {
   try {

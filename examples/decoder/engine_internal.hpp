@@ -96,7 +96,7 @@ class Engine::Forward {
   TensorParallel* tp_;
   pagedinfer::RopeCache rope_;
   std::vector<uint16_t> h_, x_, qkv_, attn_, gate_up_, sample_h_, sample_x_;  // bf16
-  std::vector<float> logits_, partial_, local_logits_, gathered_;
+  std::vector<float> logits_, partial_, residual_, local_logits_, gathered_;
   std::vector<uint8_t> workspace_;
 };
 

@@ -215,8 +215,10 @@ void Engine::Forward::add_row_parallel(const pagedinfer::QuantizedWeight& w, con
     tp_->all_reduce_sum(partial_.data(), n);
   }
   ScopedTimer timer(t.gemm);
-  for (size_t i = 0; i < n; ++i)
-    h_[i] = pagedinfer::float_to_bf16(pagedinfer::bf16_to_float(h_[i]) + partial_[i]);
+  residual_.resize(n);
+  pagedinfer::convert(h_.data(), DType::bf16, residual_.data(), DType::f32, n);
+  for (size_t i = 0; i < n; ++i) residual_[i] += partial_[i];
+  pagedinfer::convert(residual_.data(), DType::f32, h_.data(), DType::bf16, n);
 }
 
 // Logits of the sampled rows; under tensor parallelism each rank computes its vocabulary slice

@@ -97,23 +97,20 @@ void Engine::import_sequence(const std::vector<uint8_t>& data) {
     throw std::invalid_argument("import_sequence: inconsistent sequence state (not a prefilled sequence)");
   const auto kv_bytes = r.get<uint64_t>();
   if (kv_bytes != data.size() - r.off) throw std::invalid_argument("import_sequence: the data is truncated");
-  const uint8_t* kv = data.data() + r.off;
-  const pagedinfer::KVTransferInfo info = pagedinfer::read_kv_transfer(kv, kv_bytes);  // validates first
-  if (info.num_layers != model_.layers || info.page_size != config_.block_size || info.num_tokens != s->computed)
-    throw std::invalid_argument("import_sequence: the KV of " + std::to_string(info.num_tokens) + " tokens in " +
-                                std::to_string(info.num_layers) + " layers with block size " +
-                                std::to_string(info.page_size) + " does not fit this engine (" +
-                                std::to_string(model_.layers) + " layers, block size " +
-                                std::to_string(config_.block_size) + ") or the sequence's " +
-                                std::to_string(s->computed) + " tokens");
   const int32_t needed = blocks_for(int64_t(s->prompt_len) + s->max_new_tokens);
   if (blocks_.free_blocks() < needed)
     throw OutOfBlocks("import_sequence: " + std::to_string(needed) + " KV blocks needed, " +
                       std::to_string(blocks_.free_blocks()) + " free");
   for (int32_t i = 0; i < needed; ++i) s->blocks.push_back(blocks_.allocate());
+  // import_kv checks the transfer (checksum, layers, block size, heads, page count) before it
+  // writes into these fresh blocks; a transfer of another token count is refused after.
   try {
-    pagedinfer::import_kv({caches_.data(), model_.layers, kv, kv_bytes, s->blocks.data(), info.num_pages,
-                           config_.num_threads});
+    const pagedinfer::KVTransferInfo info =
+        pagedinfer::import_kv({caches_.data(), model_.layers, data.data() + r.off, size_t(kv_bytes), s->blocks.data(),
+                               blocks_for(s->computed), config_.num_threads});
+    if (info.num_tokens != s->computed)
+      throw std::invalid_argument("import_sequence: the KV holds " + std::to_string(info.num_tokens) +
+                                  " tokens; the sequence has " + std::to_string(s->computed));
   } catch (...) {
     for (int32_t b : s->blocks) blocks_.release(b);
     throw;

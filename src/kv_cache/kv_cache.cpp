@@ -220,12 +220,15 @@ void gather_blocks(const GatherBlocksParams& p) {
   detail::check_num_threads(num_threads, where, "num_threads");
   check_block_ids(c, ids, n, where, "block_ids");
   PAGEDINFER_CHECK(n == 0 || dst != nullptr, where, "dst must not be null");
-  const std::size_t block = kv_block_bytes(c), k_bytes = std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype);
-  detail::parallel_for(n, num_threads, kPageGrain, [&](int64_t i) {
-    char* out = static_cast<char*>(dst) + std::size_t(i) * block;
-    copy_page(c, c.k, ids[i], out, true);
-    copy_page(c, c.v, ids[i], out + k_bytes, true);
-  });
+  const std::size_t block = kv_block_bytes(c);
+  detail::parallel_for(n, num_threads, kPageGrain,
+                       [&](int64_t i) { detail::gather_page(c, ids[i], static_cast<char*>(dst) + std::size_t(i) * block); });
+}
+
+void detail::gather_page(const KVCacheView& c, int64_t page, void* flat) {
+  char* out = static_cast<char*>(flat);
+  copy_page(c, c.k, page, out, true);
+  copy_page(c, c.v, page, out + std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype), true);
 }
 
 void scatter_blocks(const ScatterBlocksParams& p) {

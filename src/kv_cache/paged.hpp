@@ -21,6 +21,11 @@ void validate_page_table(const PageTable& table, const KVCacheView& cache, const
 // every slot lies inside the cache's num_pages * page_size slots.
 void validate_slots(const KVCacheView& cache, const int64_t* slot_mapping, int64_t num_tokens, const char* where);
 
+// Copies page `page` of a validated cache into `flat` in the flat transfer format (K then V,
+// kv_block_bytes(cache) bytes): gather_blocks' body, without its validation, for callers that
+// validated the ids already (export_kv, page by page).
+void gather_page(const KVCacheView& cache, int64_t page, void* flat);
+
 constexpr int32_t kMaxHeadDim = 1024;
 
 namespace {

@@ -128,7 +128,7 @@ void export_kv(const ExportKVParams& p) {
   std::vector<uint64_t> sums(std::size_t(p.num_layers * pages));
   detail::parallel_for(p.num_layers * pages, p.num_threads, 4, [&](int64_t i) {
     uint8_t* page = out + kHeaderBytes + std::size_t(i) * bytes_per_page;
-    gather_blocks({p.caches[i / pages], p.block_ids + i % pages, 1, page, 1});
+    detail::gather_page(p.caches[i / pages], p.block_ids[i % pages], page);
     sums[std::size_t(i)] = detail::word_checksum(page, bytes_per_page);
   });
   const uint64_t sum = combine(out, sums);
