@@ -326,30 +326,31 @@ TEST(SaveLoad, RoundTripIsExactForEveryKind) {
   std::remove(path.c_str());
 }
 
-// Version 1 and 2 files (no k_packed field; version 1 with the byte-serial FNV-1a 64 checksum)
-// still load; version 3 is what save writes.
-TEST(SaveLoad, ReadsVersionOneAndTwoFiles) {
+// Version 1 to 3 files (version 3 without the dtype field, 1 and 2 without k_packed either;
+// version 1 with the byte-serial FNV-1a 64 checksum) still load; version 4 is what save writes.
+TEST(SaveLoad, ReadsVersionOneToThreeFiles) {
   std::mt19937 rng(12);
   const std::vector<float> wf = random_weights(24, 64, rng);
-  const std::vector<uint8_t> v3 = save_weight(quantize(wf.data(), DType::f32, 24, 64, 64, QuantFormat{8, 32, QuantZero::symmetric}));
-  EXPECT_EQ(v3[8], 3);
-  for (uint8_t version : {1, 2}) {
-    std::vector<uint8_t> old = v3;
-    old.erase(old.begin() + 48, old.begin() + 56);  // i64 k_packed
+  const std::vector<uint8_t> v4 = save_weight(quantize(wf.data(), DType::f32, 24, 64, 64, QuantFormat{8, 32, QuantZero::symmetric}));
+  EXPECT_EQ(v4[8], 4);
+  for (uint8_t version : {1, 2, 3}) {
+    std::vector<uint8_t> old = v4;
+    old.erase(old.begin() + 56, old.begin() + 60);  // i32 dtype
+    if (version < 3) old.erase(old.begin() + 48, old.begin() + 56);  // i64 k_packed
     old[8] = version;
     const uint64_t sum = testutil::weight_file_checksum(version, old.data(), old.size() - 8);
     std::memcpy(old.data() + old.size() - 8, &sum, 8);
-    EXPECT_EQ(save_weight(load_weight(old.data(), old.size())), v3) << "version " << int(version);
+    EXPECT_EQ(save_weight(load_weight(old.data(), old.size())), v4) << "version " << int(version);
   }
 }
 
-// The version 2 (and 3) checksum catches every single bit flip, and flips of the same bit in two words
+// The version 2 (to 4) checksum catches every single bit flip, and flips of the same bit in two words
 // (which cancel in a plain XOR-multiply chain without the fold).
 TEST(SaveLoad, ChecksumCatchesBitFlips) {
   std::mt19937 rng(13);
   const std::vector<float> wf = random_weights(16, 64, rng);
   const std::vector<uint8_t> good = save_weight(quantize(wf.data(), DType::f32, 16, 64, 64, QuantFormat{4, 32, QuantZero::zero_point}));
-  const size_t payload = good.size() - 8, first = 56;  // past the header
+  const size_t payload = good.size() - 8, first = 60;  // past the header
   for (size_t byte = first; byte < payload; byte += 7)
     for (int bit = 0; bit < 8; ++bit) {
       std::vector<uint8_t> bad = good;
@@ -374,13 +375,18 @@ TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   bad[good.size() / 2] ^= 0x10;
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"checksum mismatch"});
   bad = good;
-  bad[8] = 4;  // version
-  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"format version 4", "not supported"});
+  bad[8] = 5;  // version
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"format version 5", "not supported"});
   bad = good;
   bad[48] ^= 0x40;  // k_packed: padding needs an act-order weight
-  const uint64_t sum = testutil::weight_file_checksum(3, bad.data(), bad.size() - 8);
+  uint64_t sum = testutil::weight_file_checksum(4, bad.data(), bad.size() - 8);
   std::memcpy(bad.data() + bad.size() - 8, &sum, 8);
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"k_packed = 0", "only act-order weights pad"});
+  bad = good;
+  bad[56] = 7;  // dtype
+  sum = testutil::weight_file_checksum(4, bad.data(), bad.size() - 8);
+  std::memcpy(bad.data() + bad.size() - 8, &sum, 8);
+  expect_error([&] { load_weight(bad.data(), bad.size()); }, {"dtype = 7", "not a DType"});
   bad = good;
   bad[0] = 'X';
   expect_error([&] { load_weight(bad.data(), bad.size()); }, {"bad magic"});

@@ -1,6 +1,6 @@
 // The packed weight file's checksums (src/quant/serialize.cpp), written here from the format's
 // description so that tests and fuzzers can forge files of every version: version 1 is FNV-1a 64
-// over bytes; versions 2 and 3 run FNV-1a steps over 8-byte words in four lanes, fold the high
+// over bytes; versions 2 to 4 run FNV-1a steps over 8-byte words in four lanes, fold the high
 // half down after each step, take trailing bytes into lane 0 and combine the lanes and the length.
 #pragma once
 #include <cstdint>

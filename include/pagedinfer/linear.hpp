@@ -1,4 +1,4 @@
-// pagedinfer: weight-quantized linear layers, part 2: y = x W^T (+ bias) (+ residual).
+// pagedinfer: linear layers on packed weights, part 2: y = x W^T (+ bias) (+ residual).
 //
 // x is [m, k], y is [m, n_out], W a QuantizedWeight [n, k] (quant.hpp); m may be anything from 1
 // (decode) to thousands (prefill), n and k anything the weight allows.
@@ -15,12 +15,16 @@
 //       exact where its lowest bit is at least 2^(e - 30) (bf16 x within 22 binades of the row's
 //       maximum, fp16 within 19, fp32 within 6), and otherwise off by at most 2^(e - 31): the
 //       bound above gains 2^(e - 31) * sum_k (|s q| + |offset|). A non-finite x makes the row NaN.
+//   float with unquantized weights (W16A16, QuantFormat::unquantized): bf16 or fp16 weights meet
+//       x in exact fp32 products with one fp32 sum over k: bf16 dot products (AVX512-BF16) for bf16
+//       x and bf16 weights, fp32 FMA otherwise. The bound is that of one group of length k with
+//       scale 1 and offset 0. Not on AMX tiles yet.
 //   int8_per_token (W8A8, W4A8)  each row of x is quantized dynamically: a = round(x * (127 /
 //       max|x|)) (fp32, ties to even; max|x| itself gives +-127, a non-finite value 0), scale
 //       max|x| / 127; the group sums of q * a are exact int32
 //       (AVX512-VNNI or AVX-VNNI, or AMX int8 tiles from 9 rows, 5 for int4 weights, where
 //       present; widened int32 products elsewhere); groups are combined in fp32 as above and the
-//       row scale applied last.
+//       row scale applied last. 4- and 8-bit weights only.
 // Which kernel runs a call: linear_kernel_name() below, the table in src/gemm/dispatch.cpp.
 //
 // Epilogues, in this order, without another pass over y: + bias[n]; for a gate_up weight,

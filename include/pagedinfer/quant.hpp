@@ -14,10 +14,14 @@
 // read-only: any number of threads may run linear() on it at once. Its layout is private to
 // the library (src/quant/layout.hpp) and versioned: save_weight() writes it with a format version and a
 // checksum, load_weight() refuses files of an unknown version, truncated files and corrupt ones
-// (it reads the current version 2 and version 1).
+// (it reads the current version 4 and versions 1 to 3).
 //
 // GPTQ act-order (g_idx) is kept exactly: the importer orders k by group and the weight
 // remembers the order; linear() reads x in that order, so no caller-side permutation exists.
+//
+// Unquantized weights (W16A16: bf16 or fp16 checkpoints, and the layers an engine keeps
+// unquantized) are packed the same way with QuantFormat::unquantized(dtype): 16 bits per
+// weight, the values themselves (no scales or zero points), in the tiles every kernel reads.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -28,12 +32,18 @@
 
 namespace pagedinfer {
 
-enum class QuantZero : int32_t { symmetric = 0, zero_point = 1, float_offset = 2 };
+// none: unquantized 16-bit weights only.
+enum class QuantZero : int32_t { symmetric = 0, zero_point = 1, float_offset = 2, none = 3 };
 
 struct QuantFormat {
-  int32_t bits = 4;          // 4 or 8
+  int32_t bits = 4;          // 4 or 8; 16: unquantized values of `dtype` (use unquantized())
   int32_t group_size = 128;  // 32, 64 or 128 (must divide k); 0 = one group per row (per-channel)
   QuantZero zero = QuantZero::zero_point;
+  DType dtype = DType::bf16;  // 16 bits: bf16 or fp16 values; not used by 4 and 8 bits
+
+  // W16A16: bits 16, group_size 0, zero none, values of `values` (bf16 or fp16).
+  static QuantFormat unquantized(DType values) { return {16, 0, QuantZero::none, values}; }
+  bool quantized() const { return bits != 16; }
 };
 
 class PAGEDINFER_API QuantizedWeight {
@@ -58,10 +68,15 @@ class PAGEDINFER_API QuantizedWeight {
 
   // The quantized integer of W[n][k] (source k numbering), its group's scale and offset, and
   // the dequantized value, exactly: dequantize = scale * q + offset, offset = -scale * z or m.
+  // Unquantized weights: q is the value's 16-bit pattern, scale 1, offset 0, and dequantize()
+  // the value.
   int32_t q(int64_t n, int64_t k) const;
   double scale(int64_t n, int64_t k) const;
   double offset(int64_t n, int64_t k) const;
   double dequantize(int64_t n, int64_t k) const;
+  // |scale * q| + |offset| (unquantized: |w|): W[n][k]'s part of linear()'s error bound
+  // (linear.hpp), where the group sums add q * x before they are scaled and offset.
+  double error_magnitude(int64_t n, int64_t k) const;
 
   const Storage& storage() const;  // for the library's own kernels
 
@@ -78,6 +93,9 @@ class PAGEDINFER_API QuantizedWeight {
 // q = 2^(bits-1)), so it dequantizes to 0 (or m). Every |w| must be <= 65504 (fp16's largest
 // finite value, as scales are fp16); n <= 2^31 and k <= 65536 (so that int8 sums of a whole row
 // fit int32), for every packed weight.
+// QuantFormat::unquantized(values) keeps each w as a bf16 or fp16 value, rounded to nearest
+// even where the source dtype differs (bf16 and fp16 sources of the same dtype are copied bit
+// for bit); every rounded value must be finite.
 struct QuantizeOptions {
   QuantFormat format;
   // Rows [0, n/2) are the gate projection and [n/2, n) the up projection of a fused gate/up

@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t kTile = QuantizedWeight::Storage::kTileN;
 
 // The fp16 scales of (group g, tile t) and the offsets of kernel.hpp's formula, as fp32:
-// offset = -scale * z (symmetric: z = 2^(bits-1)), or m (float_offset).
+// offset = -scale * z (symmetric: z = 2^(bits-1)), or m (float_offset). Quantized weights only.
 inline void group_params(const QuantizedWeight::Storage& w, int64_t g, int64_t t, float* scale, float* offset) {
   const int64_t base = w.param(t * kTile, g);
   for (int l = 0; l < kTile; ++l) {
@@ -26,6 +26,7 @@ inline void group_params(const QuantizedWeight::Storage& w, int64_t g, int64_t t
       case QuantZero::symmetric: offset[l] = -scale[l] * float(1 << (w.format.bits - 1)); break;
       case QuantZero::zero_point: offset[l] = -scale[l] * float(w.zeros[base + l]); break;
       case QuantZero::float_offset: offset[l] = f16_bits_to_float(w.zeros[base + l]); break;
+      case QuantZero::none: offset[l] = 0.f; break;  // 16-bit weights have no params to read
     }
   }
 }

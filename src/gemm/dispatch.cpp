@@ -12,9 +12,15 @@ namespace {
 using Entry = KernelEntry<GemmCase, GemmKernel>;
 using Mode = LinearActivations;
 
-bool int8_x(const GemmCase& c) { return c.mode == Mode::int8_per_token; }
+// 16-bit (unquantized) weights meet float x only (linear() refuses int8 x for them).
+bool quantized(const GemmCase& c) { return c.w->quantized(); }
+bool int8_x(const GemmCase& c) { return c.mode == Mode::int8_per_token && quantized(c); }
 bool float_x(const GemmCase& c) { return c.mode == Mode::float_; }
-bool bf16_x(const GemmCase& c) { return c.mode == Mode::float_ && c.x == DType::bf16; }
+// bf16 dot products take bf16 x, and q or bf16 weights exactly (fp16 weights would round).
+bool bf16_x(const GemmCase& c) {
+  return c.mode == Mode::float_ && c.x == DType::bf16 && (quantized(c) || c.w->format.dtype == DType::bf16);
+}
+bool quantized_float_x(const GemmCase& c) { return float_x(c) && quantized(c); }
 bool one_row(const GemmCase& c) { return c.m == 1; }
 bool intel(const GemmCase&) { return cpu_vendor() != CpuVendor::amd; }
 
@@ -27,7 +33,10 @@ bool amx_int8_can_run(const GemmCase& c) {
 }
 // AMX bf16 tiles: from two rows; one row reads DRAM as fast or faster on the vector kernels.
 bool amx_bf16_rows(const GemmCase& c) { return c.m >= 2; }
-bool amx_bf16_can_run(const GemmCase& c) { return bf16_x(c) && amx_tiles_fit(*c.w, kAmxBf16ChunkK) && amx_bf16_rows(c); }
+// The AMX kernels take quantized weights only: 16-bit weights have not run on AMX hardware yet.
+bool amx_bf16_can_run(const GemmCase& c) {
+  return bf16_x(c) && quantized(c) && amx_tiles_fit(*c.w, kAmxBf16ChunkK) && amx_bf16_rows(c);
+}
 // One row of float x in fixed point on VNNI on Intel cores, where vdpbf16ps holds both vector
 // ports for 2.2 cycles and fp32 FMAs need a conversion per 16 q; AMD keeps vdpbf16ps / FMAs.
 bool intel_one_row(const GemmCase& c) { return one_row(c) && intel(c); }
@@ -38,9 +47,10 @@ const Entry kTable[] = {
      &amx_int8_can_run, &amx_int8_rows, &gemm_amx_int8},
     {{"linear", "amx_bf16", needs::kAmx, "bf16 x; from 2 rows"}, &amx_bf16_can_run, &amx_bf16_rows, &gemm_amx_bf16},
     {{"linear", "avx512_fixed_point", needs::kAvx512Vnni, "float x; one row on Intel cores (x in four int8 limbs)"},
-     &float_x, &intel_one_row, &gemm_avx512_fixed_point},
+     &quantized_float_x, &intel_one_row, &gemm_avx512_fixed_point},
     {{"linear", "avx512_vnni", needs::kAvx512Vnni, "int8 x"}, &int8_x, nullptr, &gemm_avx512_vnni},
-    {{"linear", "avx512_bf16_dot", needs::kAvx512Bf16, "bf16 x"}, &bf16_x, nullptr, &gemm_avx512_bf16_dot},
+    {{"linear", "avx512_bf16_dot", needs::kAvx512Bf16, "bf16 x; 4-, 8-bit or bf16 weights"}, &bf16_x, nullptr,
+     &gemm_avx512_bf16_dot},
     {{"linear", "avx512_fma_row", needs::kAvx512, "float x; one row"}, &float_x, &one_row, &gemm_avx512_fma_row},
     {{"linear", "avx2_vnni", needs::kAvx2Vnni, "int8 x (AVX-VNNI, 256-bit)"}, &int8_x, nullptr, &gemm_avx2_vnni},
     {{"linear", "avx512_fp32", needs::kAvx512, "float x: fp32 FMA"}, &float_x, nullptr, &gemm_avx512_generic},

@@ -79,6 +79,9 @@ void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
   detail::check_num_threads(p.num_threads, kWhere, "params.num_threads");
   PAGEDINFER_CHECK(p.activations == LinearActivations::float_ || p.activations == LinearActivations::int8_per_token,
                    kWhere, "params.activations = ", int(p.activations), " is not a LinearActivations");
+  PAGEDINFER_CHECK(p.activations == LinearActivations::float_ || w.quantized(), kWhere,
+                   "params.activations = int8_per_token needs a 4- or 8-bit weight; this one is unquantized ",
+                   dtype_name(w.format.dtype), " (W16A16 takes float activations)");
   PAGEDINFER_CHECK(!p.silu_mul || w.gate_up, kWhere,
                    "params.silu_mul needs a gate_up weight (QuantizeOptions::gate_up)");
   PAGEDINFER_CHECK(p.bias == nullptr || dtype_size(p.bias_dtype) != 0, kWhere, "params.bias_dtype is not a DType");

@@ -32,9 +32,14 @@ struct Prepare {
     return static_cast<const char*>(j.x) + m * j.x_stride * int64_t(dtype_size(X));
   }
 
-  // Sum of each group of row m of x, in packed k order, in fp32.
+  // Sum of each group of row m of x, in packed k order, in fp32 (0 for 16-bit weights, which
+  // have no offsets to multiply it).
   static void group_sums(const PrepareJob& j, int64_t m, float* sums) {
     const auto& w = *j.w;
+    if (!w.quantized()) {
+      sums[0] = 0.f;
+      return;
+    }
     const char* x = x_row(j, m);
     for (int64_t g = 0; g < w.groups; ++g) {
       const int64_t begin = g * w.group, end = std::min(begin + w.group, w.k);

@@ -31,6 +31,7 @@ struct Avx2GroupParams {
                                                             _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128(z)))));
           break;
         case QuantZero::float_offset: offset[v] = _mm256_cvtph_ps(_mm_loadu_si128(z)); break;
+        case QuantZero::none: break;  // 16-bit weights never run here (int8 x)
       }
     }
   }

@@ -60,16 +60,18 @@ inline void compute_one_row(const GemmJob& j, int64_t t0, int64_t m0, float* c) 
   else compute_block<Block, R, NT, 1, false>(j, t0, m0, c);
 }
 
-// The run kernel of a one-row Block<BITS> (FmaRowBlock, LimbBlock): a tile per block, or for
-// gate_up weights the gate and up tiles together, which SiLU(gate) * up needs.
+// The run kernel of a one-row Block: a tile per block, or for gate_up weights the gate and up
+// tiles together, which SiLU(gate) * up needs.
+template <class Block>
+RunKernel one_row_blocks(const QuantizedWeight::Storage& w) {
+  using A = Avx512Arch;
+  return w.gate_up ? &run_blocks<A, Block, 1, 2> : &run_blocks<A, Block, 1, 1>;
+}
+
+// That of a one-row Block<BITS> (FmaRowBlock, LimbBlock) for a 4- or 8-bit weight.
 template <template <int> class Block>
 RunKernel one_row_run(const QuantizedWeight::Storage& w) {
-  using A = Avx512Arch;
-  const auto pick = [&w](auto bits) -> RunKernel {
-    using B = Block<decltype(bits)::value>;
-    return w.gate_up ? &run_blocks<A, B, 1, 2> : &run_blocks<A, B, 1, 1>;
-  };
-  return w.format.bits == 4 ? pick(std::integral_constant<int, 4>()) : pick(std::integral_constant<int, 8>());
+  return w.format.bits == 4 ? one_row_blocks<Block<4>>(w) : one_row_blocks<Block<8>>(w);
 }
 
 // One row: one tile at a time (see kSets). 2 to 4 rows: 4 x 4 tiles (2 x 4 for 2 rows: the last
@@ -114,6 +116,7 @@ struct GroupParams {
       case QuantZero::float_offset:
         offset = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.zeros.data() + base)));
         break;
+      case QuantZero::none: offset = _mm512_setzero_ps(); break;  // 16-bit weights have no params to read
     }
   }
   // c = sum * scale + offset * act_sum, or with accumulate c += that.

@@ -5,6 +5,8 @@
 // register holds one k-word of a whole tile. Along k, a tile is a contiguous run of words:
 //   word (tile t, k-word j, lane l) at q[(t * k_words + j) * 16 + l]
 // A word holds the kpw = 32 / bits consecutive packed k of its column:
+//   16-bit (unquantized bf16 / fp16 values): element e (0, 1) in bits 16e..16e + 15: a word is
+//         the pair of k that a bf16 dot product (vdpbf16ps) or an AMX bf16 tile row takes.
 //   int8: element e (0..3) in byte e.
 //   int4: element e (0..7) at bit 16 * (e % 2) + 4 * (e / 2). So 16-bit shifts by 4j bring the
 //         pair (2j, 2j + 1) to the low nibble of each half (bf16 pair kernels), and the masks
@@ -21,7 +23,8 @@
 // Padding columns have q = 0 and scale 0, so they compute 0.
 // Group params by tile, then group, then lane ([n_packed / 16][groups][16]), so a kernel walking
 // a tile along k reads them as one more sequential stream: fp16 scales; fp16 m (float_offset)
-// or uint16 z (zero_point).
+// or uint16 z (zero_point). Unquantized weights have none (one group of k_packed, as
+// per-channel weights: k padded with +0 to a multiple of 8).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -33,7 +36,7 @@
 namespace pagedinfer {
 
 struct QuantizedWeight::Storage {
-  static constexpr uint32_t kVersion = 3;  // of the file format (serialize.cpp); 1 and 2 are still read
+  static constexpr uint32_t kVersion = 4;  // of the file format (serialize.cpp); 1 to 3 are still read
   static constexpr int64_t kTileN = 16;
 
   int64_t n = 0, k = 0;
@@ -49,6 +52,7 @@ struct QuantizedWeight::Storage {
   std::vector<int32_t> k_position;  // [k] packed k of each source k (derived, not saved); empty = identity
 
   int kpw() const { return 32 / format.bits; }
+  bool quantized() const { return format.quantized(); }  // false: 16-bit values, no group params
   int64_t k_words() const { return k_packed / kpw(); }
   int64_t tiles() const { return n_packed / kTileN; }
   const uint32_t* tile(int64_t t) const { return q.data() + t * k_words() * kTileN; }
@@ -64,10 +68,14 @@ struct QuantizedWeight::Storage {
   void index_k_order();
 
   int64_t packed_column(int64_t row) const;  // packed column of weight row `row`
+  int64_t row_of_packed_column(int64_t p) const;  // its inverse; -1 for padding columns
   // Index into scales and zeros of packed column p, group g.
   int64_t param(int64_t p, int64_t g) const { return ((p / kTileN) * groups + g) * kTileN + p % kTileN; }
   int64_t packed_k(int64_t source_k) const { return k_position.empty() ? source_k : k_position[source_k]; }
-  static constexpr int shift_of(int bits, int e) { return bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1); }
+  static constexpr int shift_of(int bits, int e) {
+    return bits == 16 ? 16 * e : bits == 8 ? 8 * e : 16 * (e & 1) + 4 * (e >> 1);
+  }
+  static constexpr uint32_t mask_of(int bits) { return (1u << bits) - 1u; }  // bits 4, 8 or 16
   // The int4 elements in the byte order of a word's nibbles: the bytes of w & 0x0f0f0f0f, then of
   // (w >> 4) & 0x0f0f0f0f, hold elements kInt4NibbleOrder[0..3] and [4..7] (VNNI and AMX int8
   // kernels; their activations are prepared in this order). Follows from shift_of.
@@ -84,11 +92,11 @@ struct QuantizedWeight::Storage {
   }
   void set_q(int64_t p, int64_t i, uint32_t v) {
     const int s = shift_of(format.bits, int(i % kpw()));
-    const uint32_t mask = (format.bits == 8 ? 0xffu : 0xfu) << s;
+    const uint32_t mask = mask_of(format.bits) << s;
     word(p, i) = (word(p, i) & ~mask) | ((v << s) & mask);
   }
   uint32_t get_q(int64_t p, int64_t i) const {
-    return (word(p, i) >> shift_of(format.bits, int(i % kpw()))) & (format.bits == 8 ? 0xffu : 0xfu);
+    return (word(p, i) >> shift_of(format.bits, int(i % kpw()))) & mask_of(format.bits);
   }
   // Zero point of (group, column) as the integer or float that dequantization subtracts/adds.
   double symmetric_zero() const { return double(1 << (format.bits - 1)); }

@@ -82,6 +82,7 @@ void pack_tile_bits(QuantizedWeight::Storage& s, int64_t t, int64_t lanes, const
 template <SourceOrder kOrder, class Element>
 void pack_q(QuantizedWeight::Storage& s, int64_t columns, int64_t k_valid, int num_threads, const Element& element) {
   if (s.format.bits == 4) return pack_q_bits<4, kOrder>(s, columns, k_valid, num_threads, element);
+  if (s.format.bits == 16) return pack_q_bits<16, kOrder>(s, columns, k_valid, num_threads, element);
   pack_q_bits<8, kOrder>(s, columns, k_valid, num_threads, element);
 }
 

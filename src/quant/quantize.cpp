@@ -8,6 +8,7 @@
 #include "common/scalar_convert.hpp"
 #include "common/threading.hpp"
 #include "quant/layout.hpp"
+#include "quant/pack.hpp"
 
 namespace pagedinfer {
 
@@ -24,6 +25,40 @@ constexpr float kMaxWeight = 65504.f;  // fp16's largest finite value
 
 uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearbyint(v), 0.0, double(qmax))); }
 
+// w[i] as the 16-bit pattern of `to` (bf16 or f16): the bits themselves where the source has
+// that dtype, else rounded to nearest even.
+uint32_t value_bits(const void* w, DType from, DType to, size_t i) {
+  if (from == to) return static_cast<const uint16_t*>(w)[i];
+  const float v = detail::load_as_float(w, from, i);
+  return to == DType::bf16 ? detail::float_to_bf16_bits(v) : detail::float_to_f16_bits(v);
+}
+
+bool finite_bits(uint32_t bits, DType t) {
+  return t == DType::bf16 ? (bits & 0x7f80u) != 0x7f80u : (bits & 0x7c00u) != 0x7c00u;
+}
+
+// Unquantized weights: every value converted once and packed word by word (pack.hpp), tiles
+// on the threads; a value that is not finite in the target dtype is reported after packing.
+QuantizedWeight pack_unquantized(const void* w, DType dtype, int64_t stride, std::shared_ptr<QuantizedWeight::Storage> s,
+                                 int num_threads) {
+  const DType to = s->format.dtype;
+  std::vector<int64_t> first_bad(size_t(s->n_packed), -1);  // per packed column, written by its tile's thread
+  detail::pack_q<detail::SourceOrder::n_major>(*s, s->n_packed, s->k, num_threads, [&](int64_t p, int64_t i) {
+    const int64_t row = s->row_of_packed_column(p);
+    if (row < 0) return 0u;
+    const uint32_t bits = value_bits(w, dtype, to, size_t(row * stride + i));
+    if (!finite_bits(bits, to) && first_bad[size_t(p)] < 0) first_bad[size_t(p)] = i;
+    return bits;
+  });
+  for (int64_t p = 0; p < s->n_packed; ++p)
+    if (first_bad[size_t(p)] >= 0) {
+      const int64_t row = s->row_of_packed_column(p), i = first_bad[size_t(p)];
+      detail::fail("quantize", "w[", row, "][", i, "] = ", detail::load_as_float(w, dtype, size_t(row * stride + i)),
+                   " is not finite as ", dtype_name(to));
+    }
+  return QuantizedWeight(std::move(s));
+}
+
 }  // namespace
 
 QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64_t stride,
@@ -37,6 +72,7 @@ QuantizedWeight quantize(const void* w, DType dtype, int64_t n, int64_t k, int64
                    int(dtype), " is not a DType");
   PAGEDINFER_CHECK(stride >= k, "quantize", "stride = ", stride, " is smaller than k = ", k);
   detail::check_num_threads(num_threads, "quantize", "num_threads");
+  if (!f.quantized()) return pack_unquantized(w, dtype, stride, std::move(s), num_threads);
   // The first element that is not finite or beyond fp16's range, if any (rows in parallel; the
   // error is thrown outside): scales and offsets are fp16, so larger weights would make them
   // infinite and q NaN.

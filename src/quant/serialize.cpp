@@ -2,6 +2,7 @@
 //   "PGDIQWT\0" | u32 version | u32 reserved 0 | i64 n, k | i32 bits, group_size, zero, gate_up
 //   | version >= 3: i64 k_packed (differs from the shape's default only for padded act-order
 //     groups, layout.hpp)
+//   | version >= 4: i32 dtype (DType of the values of 16-bit weights; not used by 4 and 8 bits)
 //   | u64 count, then data, for q (u32), scales (u16), zeros (u16), k_order (i32)
 //   | u64 checksum of every byte before it: versions 2 and 3, word_checksum (common/checksum.hpp);
 //     version 1, FNV-1a 64 byte by byte (still read)
@@ -97,6 +98,7 @@ std::vector<uint8_t> save_weight(const QuantizedWeight& w) {
   out.put(int32_t(s.format.zero));
   out.put(int32_t(s.gate_up));
   out.put(s.k_packed);
+  out.put(int32_t(s.format.dtype));
   out.put_array(s.q);
   out.put_array(s.scales);
   out.put_array(s.zeros);
@@ -125,6 +127,11 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
   const auto gate_up = in.get<int32_t>("gate_up");
   PAGEDINFER_CHECK(gate_up == 0 || gate_up == 1, "load_weight", "gate_up = ", gate_up, " is not 0 or 1");
   const int64_t k_packed = version >= 3 ? in.get<int64_t>("k_packed") : 0;
+  if (version >= 4) {
+    const auto dtype = in.get<int32_t>("dtype");
+    PAGEDINFER_CHECK(dtype >= 0 && dtype <= int32_t(DType::f16), "load_weight", "dtype = ", dtype, " is not a DType");
+    f.dtype = DType(dtype);
+  }
   Storage shape;
   shape.n = n;
   shape.k = k;

@@ -39,17 +39,20 @@ QuantizedWeight copy_shard(const Storage& src, std::shared_ptr<Storage> dst, Sha
     return c < 0 || k < 0 ? 0u : src.get_q(c, k);
   };
   detail::pack_q<detail::SourceOrder::n_major>(*dst, dst->n_packed, dst->k_packed, num_threads, element);
-  detail::for_each_tile(*dst, num_threads, [&](int64_t t) {
-    for (int64_t p = t * Storage::kTileN; p < (t + 1) * Storage::kTileN; ++p) {
-      const int64_t c = column_source[size_t(p)];
-      if (c < 0) continue;  // padding columns keep scale 0
-      for (int64_t g = 0; g < dst->groups; ++g) {
-        const int64_t from = src.param(c, maps.group_of[size_t(g)]);
-        dst->scales[size_t(dst->param(p, g))] = src.scales[size_t(from)];
-        if (!dst->zeros.empty()) dst->zeros[size_t(dst->param(p, g))] = src.zeros[size_t(from)];
+  // Group params (unquantized weights have none).
+  if (dst->quantized()) {
+    detail::for_each_tile(*dst, num_threads, [&](int64_t t) {
+      for (int64_t p = t * Storage::kTileN; p < (t + 1) * Storage::kTileN; ++p) {
+        const int64_t c = column_source[size_t(p)];
+        if (c < 0) continue;  // padding columns keep scale 0
+        for (int64_t g = 0; g < dst->groups; ++g) {
+          const int64_t from = src.param(c, maps.group_of[size_t(g)]);
+          dst->scales[size_t(dst->param(p, g))] = src.scales[size_t(from)];
+          if (!dst->zeros.empty()) dst->zeros[size_t(dst->param(p, g))] = src.zeros[size_t(from)];
+        }
       }
-    }
-  });
+    });
+  }
   if (!maps.k_order.empty()) {
     dst->k_order = std::move(maps.k_order);
     dst->index_k_order();

@@ -1,4 +1,5 @@
 // QuantizedWeight: shape bookkeeping and element access (the oracle's view of the packed form).
+#include <cmath>
 #include <utility>
 
 #include "common/check.hpp"
@@ -27,15 +28,15 @@ void Storage::derive_shape(int64_t k_packed_padded) {
 }
 
 int64_t Storage::array_bytes() const {
-  const int64_t params = groups * n_packed;
+  const int64_t params = quantized() ? groups * n_packed : 0;
   return n_packed * k_packed / kpw() * 4 + params * 2 + (format.zero == QuantZero::symmetric ? 0 : params * 2);
 }
 
 void Storage::allocate(int64_t k_packed_padded) {
   derive_shape(k_packed_padded);
   q.assign(size_t(n_packed * k_packed / kpw()), 0u);
-  scales.assign(size_t(groups * n_packed), 0);
-  zeros.assign(format.zero == QuantZero::symmetric ? 0 : size_t(groups * n_packed), 0);
+  scales.assign(quantized() ? size_t(groups * n_packed) : 0, 0);
+  zeros.assign(format.zero == QuantZero::symmetric || !quantized() ? 0 : size_t(groups * n_packed), 0);
 }
 
 void Storage::index_k_order() {
@@ -54,6 +55,14 @@ int64_t Storage::packed_column(int64_t row) const {
   return (2 * (r / kTileN) + (up ? 1 : 0)) * kTileN + r % kTileN;
 }
 
+int64_t Storage::row_of_packed_column(int64_t p) const {
+  if (!gate_up) return p < n ? p : -1;
+  const int64_t half = n / 2, pair = p / (2 * kTileN), lane = p % kTileN;
+  const int64_t in_half = pair * kTileN + lane;
+  if (in_half >= half) return -1;
+  return (p / kTileN) % 2 == 1 ? half + in_half : in_half;
+}
+
 namespace detail {
 
 std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
@@ -64,7 +73,16 @@ std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, co
   PAGEDINFER_CHECK(k <= 65536, where, "k = ", k, " exceeds 65536");
   // Keeps every size product of the layout far inside int64 (n_packed * k_packed < 2^48).
   PAGEDINFER_CHECK(n <= (int64_t(1) << 31), where, "n = ", n, " exceeds 2^31");
-  PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8, where, "format.bits = ", f.bits, " must be 4 or 8");
+  PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8 || f.bits == 16, where, "format.bits = ", f.bits,
+                   " must be 4, 8 or 16 (unquantized)");
+  if (!f.quantized()) {
+    PAGEDINFER_CHECK(f.group_size == 0 && f.zero == QuantZero::none, where,
+                     "16-bit (unquantized) weights have format.group_size 0 and format.zero none, got ",
+                     f.group_size, " and ", int(f.zero), " (use QuantFormat::unquantized)");
+    PAGEDINFER_CHECK(f.dtype == DType::bf16 || f.dtype == DType::f16, where, "format.dtype = ", dtype_name(f.dtype),
+                     " must be bf16 or f16 for 16-bit weights");
+    PAGEDINFER_CHECK(k_packed_padded == 0, where, "16-bit weights have no groups to pad");
+  }
   PAGEDINFER_CHECK(f.group_size == 0 || f.group_size == 32 || f.group_size == 64 || f.group_size == 128, where,
                    "format.group_size = ", f.group_size, " must be 0 (per-channel), 32, 64 or 128");
   if (k_packed_padded > 0) {
@@ -76,9 +94,9 @@ std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, co
     PAGEDINFER_CHECK(f.group_size == 0 || k % f.group_size == 0, where, "format.group_size = ", f.group_size,
                      " does not divide k = ", k);
   }
-  PAGEDINFER_CHECK(f.zero == QuantZero::symmetric || f.zero == QuantZero::zero_point ||
+  PAGEDINFER_CHECK(!f.quantized() || f.zero == QuantZero::symmetric || f.zero == QuantZero::zero_point ||
                        f.zero == QuantZero::float_offset,
-                   where, "format.zero = ", int(f.zero), " is not a QuantZero");
+                   where, "format.zero = ", int(f.zero), " is not a QuantZero of 4- and 8-bit weights");
   PAGEDINFER_CHECK(!gate_up || n % 2 == 0, where, "gate_up needs an even n (gate rows then up rows), got ", n);
   auto s = std::make_shared<Storage>();
   s->n = n;
@@ -127,6 +145,7 @@ int32_t QuantizedWeight::q(int64_t n, int64_t k) const {
 double QuantizedWeight::scale(int64_t n, int64_t k) const {
   const Storage& s = storage();
   q(n, k);  // bounds check
+  if (!s.quantized()) return 1.0;
   return detail::f16_bits_to_float(s.scales[s.param(s.packed_column(n), s.packed_k(k) / s.group)]);
 }
 
@@ -138,10 +157,23 @@ double QuantizedWeight::offset(int64_t n, int64_t k) const {
     case QuantZero::symmetric: return -sc * s.symmetric_zero();
     case QuantZero::zero_point: return -sc * double(z);
     case QuantZero::float_offset: return double(detail::f16_bits_to_float(z));
+    case QuantZero::none: return 0.0;
   }
   return 0.0;
 }
 
-double QuantizedWeight::dequantize(int64_t n, int64_t k) const { return scale(n, k) * q(n, k) + offset(n, k); }
+double QuantizedWeight::dequantize(int64_t n, int64_t k) const {
+  const Storage& s = storage();
+  if (!s.quantized()) {
+    const auto bits = uint16_t(q(n, k));
+    return s.format.dtype == DType::bf16 ? detail::bf16_bits_to_float(bits) : detail::f16_bits_to_float(bits);
+  }
+  return scale(n, k) * q(n, k) + offset(n, k);
+}
+
+double QuantizedWeight::error_magnitude(int64_t n, int64_t k) const {
+  if (!storage().quantized()) return std::fabs(dequantize(n, k));
+  return std::fabs(scale(n, k) * q(n, k)) + std::fabs(offset(n, k));
+}
 
 }  // namespace pagedinfer

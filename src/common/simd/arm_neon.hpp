@@ -11,6 +11,7 @@ struct SimdIsa<xsimd::neon64> {
   using B = xsimd::batch<float, xsimd::neon64>;
   static B bf16(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
   static B f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static B f16_low(xsimd::batch<uint32_t, xsimd::neon64> u) { return vcvt_f32_f16(vreinterpret_f16_u16(vmovn_u32(u))); }
   static void store_bf16(uint16_t* p, B x) {
     const uint32x4_t u = vreinterpretq_u32_f32(x);
     const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));

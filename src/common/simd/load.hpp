@@ -18,6 +18,7 @@ template <class A>
 struct SimdIsa;
 // static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
 // static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
+// static batch<float, A> f16_low(batch<uint32_t, A> u);  the fp16 values in the low halves of u's lanes, exact
 // static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
 // static void store_bf16(uint16_t* p, batch x);     W values rounded to nearest even (NaN stays NaN)
 // static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even

@@ -16,6 +16,10 @@ struct SimdIsa<Avx2Arch> {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static B f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static B f16_low(xsimd::batch<uint32_t, Avx2Arch> u) {
+    const __m256i h = _mm256_and_si256(u, _mm256_set1_epi32(0xffff));  // packus saturates: clear the high halves
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+  }
   static void store_bf16(uint16_t* p, B x) {
     const __m256i u = _mm256_castps_si256(x);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));

@@ -16,6 +16,7 @@ struct SimdIsa<Avx512Arch> {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static B f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static B f16_low(xsimd::batch<uint32_t, Avx512Arch> u) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(u)); }
 
   // x rounded to bf16 (nearest even; NaN stays NaN), 16 values.
   static __m256i to_bf16(B x) {

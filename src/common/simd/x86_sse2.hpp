@@ -18,6 +18,13 @@ struct SimdIsa<xsimd::sse2> {
     for (int i = 0; i < 4; ++i) f[i] = f16_bits_to_float(p[i]);
     return B::load_aligned(f);
   }
+  static B f16_low(xsimd::batch<uint32_t, xsimd::sse2> u) {
+    alignas(16) uint32_t h[4];
+    u.store_aligned(h);
+    alignas(16) float f[4];
+    for (int i = 0; i < 4; ++i) f[i] = f16_bits_to_float(uint16_t(h[i]));
+    return B::load_aligned(f);
+  }
   static void store_bf16(uint16_t* p, B x) {
     const __m128i u = _mm_castps_si128(x);
     const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
