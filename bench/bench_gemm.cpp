@@ -1,7 +1,8 @@
-// Quantized linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336),
-// bf16 activations and output, int4 / int8 g128 weights with zero points:
+// Linear layers on Llama-3-8B shapes (N x K = 4096 x 4096, 14336 x 4096, 4096 x 14336), bf16
+// activations and output, int4 g128 weights with zero points, int8 per-channel or bf16 weights:
 //   w4a16 / w8a16   float activations (bf16 dot products; AMX bf16 tiles where the CPU has them;
 //                   one row on Intel cores: fixed point on VNNI, linear.hpp)
+//   w16a16          unquantized bf16 weights, bf16 dot products
 //   w4a8  / w8a8    dynamic per-token int8 activations (VNNI; AMX int8 tiles where the CPU has
 //                   them), quantization included in the time
 // Every case reports bw_fraction (weight, x and y bytes against the same-run DRAM read
@@ -13,7 +14,9 @@
 // The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
 // whose ratio (bw_fraction_alternated) is the one to compare with the bandwidth target.
 // Same-run baselines: Eigen's fp32 GEMM (eigen_f32_*) and, when built with oneDNN, its u8 x s8
-// matmul with s32 accumulation and fp32 output (onednn_w8a8_*), on the same shapes.
+// matmul with s32 accumulation and fp32 output (onednn_w8a8_*) and its bf16 matmul with bf16
+// output (onednn_w16a16_*), on the same shapes; w8a8_vs_onednn and w16a16_vs_onednn alternate
+// the two.
 #include <benchmark/benchmark.h>
 
 #include <map>
@@ -42,7 +45,10 @@ struct Variant {
 constexpr Variant kVariants[] = {{"w4a16", 4, LinearActivations::float_},
                                  {"w8a16", 8, LinearActivations::float_},
                                  {"w4a8", 4, LinearActivations::int8_per_token},
-                                 {"w8a8", 8, LinearActivations::int8_per_token}};
+                                 {"w8a8", 8, LinearActivations::int8_per_token},
+                                 {"w16a16", 16, LinearActivations::float_}};
+constexpr Variant kW16A16 = kVariants[4];
+constexpr Variant kW8A8 = kVariants[3];
 
 // One quantized weight per (bits, N, K), from random bf16 values; copies are made through
 // save/load, so each has its own memory.
@@ -54,8 +60,10 @@ const QuantizedWeight& weight(int bits, int64_t n, int64_t k) {
   std::vector<uint16_t> w(size_t(n * k));
   bench::fill_bf16(w.data(), w.size(), uint64_t(n * 31 + k + bits));
   // int4: AWQ/GPTQ's g128 with zero points; int8: per-channel symmetric, as W8A8 and W8A16
-  // checkpoints (SmoothQuant, compressed-tensors) are.
-  const QuantFormat f = bits == 4 ? QuantFormat{4, 128, QuantZero::zero_point} : QuantFormat{8, 0, QuantZero::symmetric};
+  // checkpoints (SmoothQuant, compressed-tensors) are; 16: the bf16 values as they are.
+  const QuantFormat f = bits == 4   ? QuantFormat{4, 128, QuantZero::zero_point}
+                        : bits == 8 ? QuantFormat{8, 0, QuantZero::symmetric}
+                                    : QuantFormat::unquantized(DType::bf16);
   return cache[key] = quantize(w.data(), DType::bf16, n, k, k, f);
 }
 
@@ -150,29 +158,36 @@ void run_eigen(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads
 }
 
 #ifdef PAGEDINFER_BENCH_ONEDNN
-// oneDNN's u8 x s8 matmul (s32 accumulation, one output scale, fp32 out) with the weights in
-// the layout it picks (reordered once, outside the timing), activations already u8.
+// oneDNN's matmul with the weights in the layout it picks (reordered once, outside the timing):
+// int8: u8 x s8 (s32 accumulation, one output scale, fp32 out), activations already u8;
+// bf16: bf16 x bf16 with bf16 out.
 struct OnednnMatmul {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   dnnl::memory a, b, c;
   dnnl::matmul prim;
 
-  OnednnMatmul(int64_t m, int64_t n, int64_t k) {
+  OnednnMatmul(int64_t m, int64_t n, int64_t k, bool bf16) {
     using namespace dnnl;
     using dt = memory::data_type;
-    const memory::desc a_md({m, k}, dt::u8, memory::format_tag::ab);
-    const memory::desc b_any({k, n}, dt::s8, memory::format_tag::any);
-    const memory::desc c_md({m, n}, dt::f32, memory::format_tag::ab);
+    const dt a_dt = bf16 ? dt::bf16 : dt::u8, b_dt = bf16 ? dt::bf16 : dt::s8, c_dt = bf16 ? dt::bf16 : dt::f32;
+    const memory::desc a_md({m, k}, a_dt, memory::format_tag::ab);
+    const memory::desc b_any({k, n}, b_dt, memory::format_tag::any);
+    const memory::desc c_md({m, n}, c_dt, memory::format_tag::ab);
     primitive_attr attr;
-    attr.set_output_scales(0, {0.01f});
+    if (!bf16) attr.set_output_scales(0, {0.01f});
     const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), attr, eng);
-    memory b_plain({{k, n}, dt::s8, memory::format_tag::ab}, eng);
+    memory b_plain({{k, n}, b_dt, memory::format_tag::ab}, eng);
     a = memory(a_md, eng);
     b = memory(pd.weights_desc(), eng);
     c = memory(c_md, eng);
-    bench::fill_random(a.get_data_handle(), size_t(m * k), 1);
-    bench::fill_random(b_plain.get_data_handle(), size_t(k * n), 2);
+    if (bf16) {
+      bench::fill_bf16(static_cast<uint16_t*>(a.get_data_handle()), size_t(m * k), 1);
+      bench::fill_bf16(static_cast<uint16_t*>(b_plain.get_data_handle()), size_t(k * n), 2);
+    } else {
+      bench::fill_random(a.get_data_handle(), size_t(m * k), 1);
+      bench::fill_random(b_plain.get_data_handle(), size_t(k * n), 2);
+    }
     reorder(b_plain, b).execute(strm, b_plain, b);
     prim = matmul(pd);
   }
@@ -182,32 +197,36 @@ struct OnednnMatmul {
   }
 };
 
-// oneDNN's u8s8 matmul (run here at M = 512) uses AMX tiles where the CPU has them, VNNI
-// otherwise.
-double onednn_peak(int threads) {
+// oneDNN's matmuls (run here at M = 512) use AMX tiles where the CPU has them, VNNI or bf16 dot
+// products otherwise.
+LinearUnit onednn_unit(bool bf16, int threads) {
   const auto& ceil = bench::ceilings(threads);
-  return ceil.amx_int8_gops > 0 ? ceil.amx_int8_gops : ceil.int8_dot_gops;
+  if (bf16) return ceil.amx_bf16_gflops > 0 ? LinearUnit::amx_bf16 : LinearUnit::bf16_dot;
+  return ceil.amx_int8_gops > 0 ? LinearUnit::amx_int8 : LinearUnit::int8_dot;
 }
 
-void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+void run_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, bool bf16, int threads) {
   omp_set_num_threads(threads);
-  OnednnMatmul mm(m, n, k);
+  OnednnMatmul mm(m, n, k, bf16);
   for (auto _ : s) mm();
-  bench::report_flops(s, 2.0 * double(m * n * k), onednn_peak(threads));
-  s.SetLabel(std::string("kernel=onednn unit=") + (bench::ceilings(threads).amx_int8_gops > 0 ? "amx_int8" : "int8_dot"));
+  const LinearUnit unit = onednn_unit(bf16, threads);
+  bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(unit, threads));
+  s.SetLabel(std::string("kernel=onednn unit=") + linear_unit_name(unit));
 }
 
-// W8A8 against oneDNN, timed alternately (bench::time_against). Time: ours.
-// speedup_vs_onednn = oneDNN's median time / ours (> 1: faster). Ours includes quantizing the
-// bf16 activations; oneDNN gets them as u8.
-void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, int threads) {
+// W8A8 (int8) or W16A16 (bf16) against oneDNN, timed alternately (bench::time_against). Time:
+// ours. speedup_vs_onednn = oneDNN's median time / ours (> 1: faster). W8A8 includes quantizing
+// the bf16 activations; oneDNN gets them as u8.
+void run_versus_onednn(benchmark::State& s, int64_t m, int64_t n, int64_t k, bool bf16, int threads) {
   omp_set_num_threads(threads);
-  OnednnMatmul theirs(m, n, k);
-  LinearCall ours(Variant{"w8a8", 8, LinearActivations::int8_per_token}, m, n, k, threads, 1);
+  OnednnMatmul theirs(m, n, k, bf16);
+  const Variant v = bf16 ? kW16A16 : kW8A8;
+  LinearCall ours(v, m, n, k, threads, 1);
   s.counters["speedup_vs_onednn"] = bench::time_against(s, ours, theirs);
-  const LinearUnit unit = linear_unit(weight(8, n, k), ours.p);
+  const QuantizedWeight& w = weight(v.bits, n, k);
+  const LinearUnit unit = linear_unit(w, ours.p);
   bench::report_flops(s, 2.0 * double(m * n * k), unit_peak(unit, threads));
-  s.SetLabel(std::string("kernel=") + linear_kernel_name(weight(8, n, k), ours.p) + " unit=" + linear_unit_name(unit));
+  s.SetLabel(std::string("kernel=") + linear_kernel_name(w, ours.p) + " unit=" + linear_unit_name(unit));
 }
 #endif
 
@@ -237,14 +256,17 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
 #ifdef PAGEDINFER_BENCH_ONEDNN
-    benchmark::RegisterBenchmark(("gemm/onednn_w8a8" + shape_tag(512, 4096, 4096) + threads).c_str(), run_onednn, 512,
-                                 4096, 4096, t)
-        ->UseRealTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("gemm/w8a8_vs_onednn" + shape_tag(512, 4096, 4096) + threads).c_str(),
-                                 run_versus_onednn, 512, 4096, 4096, t)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    for (bool bf16 : {false, true}) {
+      const std::string v = bf16 ? "w16a16" : "w8a8";
+      benchmark::RegisterBenchmark(("gemm/onednn_" + v + shape_tag(512, 4096, 4096) + threads).c_str(), run_onednn, 512,
+                                   4096, 4096, bf16, t)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("gemm/" + v + "_vs_onednn" + shape_tag(512, 4096, 4096) + threads).c_str(),
+                                   run_versus_onednn, 512, 4096, 4096, bf16, t)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
 #endif
   }
 }

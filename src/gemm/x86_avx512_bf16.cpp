@@ -98,14 +98,13 @@ struct DenseBf16Block {
 
   template <int R, int NT, int S, bool kStream>
   static void compute(const GemmJob& j, int64_t t0, int64_t m0, float* c) {
-    const Storage& w = *j.w;
     const char* act = j.act.unit(m0, 0);  // S rows interleaved: pair u of row r at (u * S + r) * 4
     const uint32_t* tile[NT];
-    for (int i = 0; i < NT; ++i) tile[i] = w.tile(t0 + i);
+    for (int i = 0; i < NT; ++i) tile[i] = j.w->tile(t0 + i);
     constexpr int kAccSets = kSets<R>;  // divides k_words: k_packed is a multiple of 8
     __m512 acc[R][NT][kAccSets];
     zero_accumulators(acc);
-    for (int64_t j0 = 0; j0 < w.k_words(); j0 += kAccSets) {
+    for (int64_t j0 = 0; j0 < j.w->k_words(); j0 += kAccSets) {
 #pragma GCC unroll 4
       for (int set = 0; set < kAccSets; ++set) {
         const int64_t jw = j0 + set;
@@ -140,8 +139,11 @@ GemmKernel gemm_avx512_bf16_dot(const GemmCase& c) {
   k.compute = ComputeType::bf16;
   k.unit = LinearUnit::bf16_dot;
   k.prepare = &Prepare<A, DType::bf16>::bf16;
-  if (!c.w->quantized()) choose_blocking<DenseBf16Block, 8, 2>(k, *c.w, c.m);  // bf16 weights (dispatch.cpp)
-  else if (c.w->format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, *c.w, c.m);
+  if (!c.w->quantized()) {  // bf16 weights (dispatch.cpp)
+    // Many rows: 6 x 4 (24 accumulators; 4 weight and 6 x loads per 24 dot products: with no
+    // conversion to interleave, fewer loads per dot product beat 8 x 2; docs/design/gemm.md).
+    choose_blocking<DenseBf16Block, 6, 4>(k, *c.w, c.m);
+  } else if (c.w->format.bits == 4) choose_blocking<Bf16Block<Int4Pairs>, 8, 2>(k, *c.w, c.m);
   else choose_blocking<Bf16Block<Int8Pairs>, 8, 2>(k, *c.w, c.m);
   return k;
 }
