@@ -139,7 +139,9 @@ PAGEDINFER_API pi_status pi_apply_rope_and_append_kv(const pi_rope_args* args, c
 
 /* ---- Quantized weights and linear (pagedinfer/quant.hpp, linear.hpp) ---- */
 typedef struct pi_weight pi_weight;
-typedef enum { PI_ZERO_SYMMETRIC = 0, PI_ZERO_POINT = 1, PI_ZERO_FLOAT_OFFSET = 2 } pi_zero;
+/* bits = 16 with PI_ZERO_NONE and group_size 0: unquantized (W16A16), the values of w, which
+   must be bf16 or fp16, packed bit for bit. */
+typedef enum { PI_ZERO_SYMMETRIC = 0, PI_ZERO_POINT = 1, PI_ZERO_FLOAT_OFFSET = 2, PI_ZERO_NONE = 3 } pi_zero;
 PAGEDINFER_API pi_status pi_quantize(const DLTensor* w /* [n, k] float */, int32_t bits, int32_t group_size,
                                      pi_zero zero, int gate_up, int num_threads, pi_weight** out);
 PAGEDINFER_API pi_status pi_import_awq(const DLTensor* qweight, const DLTensor* qzeros, const DLTensor* scales,

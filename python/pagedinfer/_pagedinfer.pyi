@@ -29,6 +29,7 @@ class QuantizedWeight:
     bits: int
     group_size: int
     zero: str
+    dtype: Optional[str]  # bf16 / f16 values of a 16-bit (unquantized) weight, else None
     gate_up: bool
     act_order: bool
     nbytes: int
@@ -83,7 +84,7 @@ def apply_rope_and_append_kv(q: Optional[Tensor], k: Tensor, value: Tensor, posi
                              cache: KVCache, slot_mapping: IntArray, style: str = "neox", num_threads: int = 1) -> None: ...
 
 def quantize(weight: Tensor, bits: int = 4, group_size: int = 128, zero: str = "zero_point", gate_up: bool = False,
-             num_threads: int = 1) -> QuantizedWeight: ...
+             num_threads: int = 1, dtype: Optional[str] = None) -> QuantizedWeight: ...
 def import_awq(qweight: Tensor, qzeros: Tensor, scales: Tensor, group_size: int = 128,
                num_threads: int = 1) -> QuantizedWeight: ...
 def import_gptq(qweight: Tensor, qzeros: Tensor, scales: Tensor, g_idx: Optional[Tensor] = None, bits: int = 4,

@@ -19,6 +19,7 @@ const char* zero_name(QuantZero z) {
     case QuantZero::symmetric: return "symmetric";
     case QuantZero::zero_point: return "zero_point";
     case QuantZero::float_offset: return "float_offset";
+    case QuantZero::none: return "none";
   }
   return "?";
 }
@@ -98,12 +99,17 @@ void def_linear(py::module_& m) {
 }  // namespace
 
 void bind_linear(py::module_& m, py::module_& ref) {
-  py::class_<QuantizedWeight>(m, "QuantizedWeight", "A packed int4 / int8 weight [n, k] (quant.hpp).")
+  py::class_<QuantizedWeight>(m, "QuantizedWeight", "A packed int4 / int8 or unquantized bf16 / fp16 weight [n, k] (quant.hpp).")
       .def_property_readonly("n", &QuantizedWeight::n)
       .def_property_readonly("k", &QuantizedWeight::k)
       .def_property_readonly("bits", [](const QuantizedWeight& w) { return w.format().bits; })
       .def_property_readonly("group_size", &QuantizedWeight::group_size)
       .def_property_readonly("zero", [](const QuantizedWeight& w) { return std::string(zero_name(w.format().zero)); })
+      .def_property_readonly("dtype",
+                             [](const QuantizedWeight& w) -> py::object {
+                               if (w.format().quantized()) return py::none();
+                               return py::str(dtype_name(w.format().dtype));
+                             })
       .def_property_readonly("gate_up", &QuantizedWeight::gate_up)
       .def_property_readonly("act_order", &QuantizedWeight::act_order)
       .def_property_readonly("nbytes", &QuantizedWeight::bytes)
@@ -123,18 +129,28 @@ void bind_linear(py::module_& m, py::module_& ref) {
           "The exact dequantized weight, float64 [n, k] (scale * q + offset).");
   m.def(
       "quantize",
-      [](py::handle w_obj, int32_t bits, int32_t group_size, const std::string& zero, bool gate_up, int threads) {
+      [](py::handle w_obj, int32_t bits, int32_t group_size, const std::string& zero, bool gate_up, int threads,
+         py::object dtype) {
         Borrowed w(w_obj, "weight");
         w.dims(2);
         if (w.size(1) > 1 && w.stride(1) != 1) throw Error("pagedinfer: weight must have unit stride along k");
-        QuantizeOptions o(QuantFormat{bits, group_size, parse_zero(zero)});
+        QuantFormat f{bits, group_size, bits == 16 ? QuantZero::none : parse_zero(zero)};
+        if (bits == 16) {  // W16A16: the values of `dtype`, by default the weight's own bf16 / fp16
+          const DType values = dtype.is_none() ? w.dtype() : parse_dtype(py::str(dtype));
+          if (values != DType::bf16 && values != DType::f16)
+            throw Error("pagedinfer: bits=16 keeps bf16 or float16 values: pass dtype= for a float32 weight");
+          f = QuantFormat::unquantized(values);
+        }
+        QuantizeOptions o(f);
         o.gate_up = gate_up;
         o.num_threads = threads;
         py::gil_scoped_release nogil;
         return quantize(w.data(), w.dtype(), w.size(0), w.size(1), w.stride(0), o);
       },
       py::arg("weight"), py::arg("bits") = 4, py::arg("group_size") = 128, py::arg("zero") = "zero_point",
-      py::arg("gate_up") = false, py::arg("num_threads") = 1, "Round-to-nearest quantization of a float [n, k] weight.");
+      py::arg("gate_up") = false, py::arg("num_threads") = 1, py::arg("dtype") = py::none(),
+      "Round-to-nearest quantization of a float [n, k] weight; bits=16 packs it unquantized (W16A16) as bf16 or "
+      "float16 values (dtype, default the weight's; group_size and zero are not used).");
   m.def(
       "import_awq",
       [](py::handle qweight, py::handle qzeros, py::handle scales, int32_t group_size, int num_threads) {

@@ -36,6 +36,28 @@ def test_linear_matches_torch_matmul(bits, group, zero, activations, m):
     assert ((ref.double() - want).abs() <= bound).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 5, 40])
+def test_unquantized_weights_match_torch_matmul(dtype, m):
+    """W16A16: the weight's own bf16 / fp16 values, exact products summed in fp32."""
+    n, k = 80, 384
+    wt = torch.randn(n, k).to(dtype)
+    w = pi.quantize(wt, bits=16, num_threads=2)
+    assert (w.bits, w.dtype, w.zero, w.nbytes) == (16, "bf16" if dtype == torch.bfloat16 else "f16", "none", 128 * k * 2)
+    assert torch.equal(w.dequantize(), wt.double())
+    x = torch.randn(m, k).to(torch.bfloat16)
+    want = x.double() @ wt.double().T
+    y = pi.linear(w, x, out_dtype="float32", num_threads=2)
+    bound = (k + 8) * 2.0**-24 * (x.double().abs() @ wt.double().abs().T) + 1e-6
+    assert ((y.double() - want).abs() <= bound).all()
+    assert torch.equal(pi.linear(pi.load_weight(pi.save_weight(w)), x, out_dtype="float32", num_threads=2), y)
+    assert pi.quantize(wt.float(), bits=16, dtype="bfloat16").dtype == "bf16"
+    with pytest.raises(pi.Error, match="int8_per_token needs a 4- or 8-bit weight"):
+        pi.linear(w, x, activations="int8")
+    with pytest.raises(pi.Error, match="pass dtype="):
+        pi.quantize(wt.float(), bits=16)
+
+
 def test_linear_epilogues_and_save_load():
     n, k = 64, 256
     w = pi.quantize(torch.randn(2 * n, k), bits=4, group_size=128, gate_up=True)

@@ -385,8 +385,9 @@ pi_status pi_quantize(const DLTensor* w, int32_t bits, int32_t group_size, pi_ze
     const DLTensor& t = dl::usable(w, "w");
     dl::dims(t, 2, 2, "w");
     if (dl::size(t, 1) > 1 && dl::stride(t, 1) != 1) dl::fail("w", "must have unit stride along k");
-    if (zero < PI_ZERO_SYMMETRIC || zero > PI_ZERO_FLOAT_OFFSET) dl::fail("zero", "must be a pi_zero");
-    QuantizeOptions o(QuantFormat{bits, group_size, static_cast<QuantZero>(zero)});
+    if (zero < PI_ZERO_SYMMETRIC || zero > PI_ZERO_NONE) dl::fail("zero", "must be a pi_zero");
+    // 16 bits keep w's own bf16 / fp16 values (quantize() checks the rest of the format).
+    QuantizeOptions o(QuantFormat{bits, group_size, static_cast<QuantZero>(zero), dl::dtype(t, "w")});
     o.gate_up = gate_up != 0;
     o.num_threads = num_threads;
     make_weight(out, quantize(dl::data(t), dl::dtype(t, "w"), dl::size(t, 0), dl::size(t, 1), dl::size(t, 0) > 1 ? dl::stride(t, 0) : dl::size(t, 1), o));

@@ -157,6 +157,30 @@ int main(void) {
   pi_weight_destroy(qw);
   pi_weight_destroy(loaded);
 
+  /* The same layer unquantized (W16A16) from bf16 values: linear against the reference; a float32
+     weight cannot be packed bit for bit. */
+  static uint16_t wb[32 * 128];
+  for (int i = 0; i < 32 * 128; ++i) {
+    uint32_t u;
+    memcpy(&u, &wf[i], 4);
+    wb[i] = (uint16_t)(u >> 16); /* truncated: any bf16 value will do */
+  }
+  DLTensor wbt = tensor(wb, kDLBfloat, 16, 2, wf_shape);
+  pi_weight* dense = NULL;
+  CHECK(pi_quantize(&wbt, 16, 0, PI_ZERO_NONE, 0, 1, &dense) == PI_OK, "quantize 16: %s", pi_last_error());
+  CHECK(pi_quantize(&wft, 16, 0, PI_ZERO_NONE, 0, 1, &qw) == PI_INVALID_ARGUMENT &&
+            strstr(pi_last_error(), "bf16 or f16"), "quantize 16 of float32: %s", pi_last_error());
+  la.y = &lyt;
+  CHECK(pi_linear_workspace_size(dense, &la, &ws_bytes) == PI_OK, "workspace size: %s", pi_last_error());
+  la.workspace = aligned(ws_bytes);
+  la.workspace_bytes = ws_bytes;
+  CHECK(pi_linear(dense, &la) == PI_OK, "linear 16: %s", pi_last_error());
+  la.y = &lrt;
+  CHECK(pi_reference_linear(dense, &la) == PI_OK, "reference linear 16: %s", pi_last_error());
+  CHECK(max_diff(ly, lr, 2 * 32) < 1e-4f, "linear 16 differs by %g", max_diff(ly, lr, 2 * 32));
+  free(la.workspace);
+  pi_weight_destroy(dense);
+
   CHECK(pi_set_max_isa("avx1024") == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "avx1024"), "isa");
   CHECK(strstr(pi_kernel_report(), "linear") != NULL, "kernel report");
   if (failures == 0) printf("C ABI: decode step, RMSNorm and linear match their references on %s\n", pi_active_isa());
