@@ -92,6 +92,13 @@ void register_all() {
          return quantize(bf16.data(), DType::bf16, kN, kK, kK, o);
        },
        double(bf16.size() * 2)},
+      {"pack_bf16_unquantized",
+       [](int t) {
+         QuantizeOptions o(QuantFormat::unquantized(DType::bf16));
+         o.num_threads = t;
+         return quantize(bf16.data(), DType::bf16, kN, kK, kK, o);
+       },
+       double(bf16.size() * 2)},
       {"load_weight_int4_g128", [](int) { return load_weight(saved.data(), saved.size()); }, double(saved.size())},
   };
   for (int t : {1, 2})

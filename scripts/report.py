@@ -18,7 +18,7 @@ TARGETS = [
     (r"gemm/w\w+_vs_stream_m1_", "bw_fraction_alternated", 0.90, "DRAM read, alternated"),
     (r"gemm/w(4|8)a16_m512_", "peak_fraction", 0.70, "unit peak"),
     (r"gemm/w4a8_m512_", "peak_fraction", 0.75, "unit peak"),
-    (r"gemm/w8a8_vs_onednn_", "speedup_vs_onednn", 1.0, "oneDNN, alternated"),
+    (r"gemm/w(8a8|16a16)_vs_onednn_", "speedup_vs_onednn", 1.0, "oneDNN, alternated"),
     (r"rope/rope_neox_t512/", "bw_fraction", 0.80, "DRAM read"),
     (r"norm/(rmsnorm|fused_add_rmsnorm)_t512/", "bw_fraction", 0.80, "DRAM read"),
 ]

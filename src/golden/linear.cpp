@@ -132,7 +132,7 @@ void generate_linear(Spec& spec, std::mt19937_64& rng, File& file) {
   std::vector<float> wabs(std::size_t(n * k));
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < k; ++i)
-      wabs[std::size_t(r * k + i)] = float(std::fabs(w.scale(r, i) * w.q(r, i)) + std::fabs(w.offset(r, i)));
+      wabs[std::size_t(r * k + i)] = float(w.error_magnitude(r, i));
   std::vector<float> bound(y.size());
   std::vector<double> xv(static_cast<std::size_t>(k));
   std::vector<int8_t> a(static_cast<std::size_t>(k));
