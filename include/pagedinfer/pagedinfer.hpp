@@ -13,4 +13,5 @@
 #include "pagedinfer/norm.hpp"
 #include "pagedinfer/quant.hpp"
 #include "pagedinfer/rope.hpp"
+#include "pagedinfer/sampling.hpp"
 #include "pagedinfer/tensor.hpp"

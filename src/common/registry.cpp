@@ -12,7 +12,8 @@ using detail::OpRegistry;
 
 OpRegistry* const* all_ops(std::size_t* n) {
   static OpRegistry* const ops[] = {&detail::attention_registry(), &detail::linear_registry(),
-                                    &detail::norm_registry(), &detail::rope_registry()};
+                                    &detail::norm_registry(), &detail::rope_registry(),
+                                    &detail::sampling_registry()};
   *n = sizeof(ops) / sizeof(ops[0]);
   return ops;
 }
@@ -22,7 +23,7 @@ OpRegistry& find_op(const std::string& op, const char* where) {
   OpRegistry* const* ops = all_ops(&n);
   for (std::size_t i = 0; i < n; ++i)
     if (op == ops[i]->op) return *ops[i];
-  detail::fail(where, "unknown op '", op, "' (expected attention, linear, norm or rope)");
+  detail::fail(where, "unknown op '", op, "' (expected attention, linear, norm, rope or sampling)");
 }
 
 int find_kernel(const OpRegistry& reg, const std::string& name, const char* where) {
@@ -62,7 +63,7 @@ namespace detail {
 void apply_forced_kernels_from_environment() { force_from_environment(); }
 }  // namespace detail
 
-std::vector<std::string> kernel_ops() { return {"attention", "linear", "norm", "rope"}; }
+std::vector<std::string> kernel_ops() { return {"attention", "linear", "norm", "rope", "sampling"}; }
 
 std::vector<KernelInfo> registered_kernels(const std::string& op) {
   force_from_environment();

@@ -40,6 +40,7 @@ OpRegistry& attention_registry();
 OpRegistry& linear_registry();
 OpRegistry& norm_registry();
 OpRegistry& rope_registry();
+OpRegistry& sampling_registry();
 
 // Applies PAGEDINFER_KERNEL once per process (select() calls it).
 void apply_forced_kernels_from_environment();
