@@ -169,6 +169,39 @@ TEST(Sampling, DrawsWhereTheReferenceDistributionPutsU) {
   }
 }
 
+// Penalties that move tokens across the top-k boundary: the largest logits pushed down, small
+// ones pulled up (the top-k filter's lower bound must follow both).
+TEST(Sampling, PenaltiesMoveTokensAcrossTopK) {
+  std::mt19937 rng(8);
+  const int64_t vocab = 40000;
+  Batch b(vocab, DType::f32, 4, rng, 2.f);
+  for (int64_t r = 0; r < 4; ++r) {
+    SamplingParams& s = b.requests[size_t(r)];
+    s.top_k = 5;
+    s.temperature = 0.5f;
+    s.seed = uint64_t(r);
+    s.presence_penalty = r % 2 ? -12.f : 12.f;
+    s.repetition_penalty = r < 2 ? 1.f : 0.8f;
+    std::vector<std::pair<float, int32_t>> by_value;
+    for (int64_t i = 0; i < vocab; ++i) by_value.push_back({b.logits.get(size_t(r * vocab + i)), int32_t(i)});
+    std::sort(by_value.begin(), by_value.end(), std::greater<>());
+    std::vector<int32_t> seen;
+    if (r % 2 == 0)  // the 40 largest drop out
+      for (int i = 0; i < 40; ++i) seen.push_back(by_value[size_t(i)].second);
+    else  // 5 of the smallest become the top 5
+      for (int i = 0; i < 5; ++i) seen.push_back(by_value[size_t(vocab - 1 - i)].second);
+    b.add_previous(r, seen);
+  }
+  check_every_kernel(b, 2, "penalties");
+  std::vector<int32_t> got(4);
+  run_sample(b.params(got.data()), 1);
+  for (int64_t r = 0; r < 4; ++r) {
+    std::vector<double> probs(static_cast<size_t>(vocab));
+    reference::sampling_probabilities(b.params(got.data()), r, probs.data());
+    EXPECT_GT(probs[size_t(got[size_t(r)])], 0.0) << r;
+  }
+}
+
 // A request's token depends on its own inputs only: the same requests in another order, in a
 // batch with others, on one or two threads give the same tokens.
 TEST(Sampling, TokensDoNotDependOnTheBatchOrThreads) {

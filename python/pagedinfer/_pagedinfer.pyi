@@ -101,11 +101,22 @@ def linear(weight: QuantizedWeight, x: Tensor, out: Optional[Tensor] = None, bia
            out_dtype: Optional[str] = None, num_threads: int = 1) -> Tensor: ...
 def linear_kernel_name(weight: QuantizedWeight, m: int, x_dtype: str = "bfloat16", activations: str = "float") -> str: ...
 
+
+def sample(logits: Tensor, temperature: Union[float, Sequence[float]] = 1.0, top_k: Union[int, Sequence[int]] = 0,
+           top_p: Union[float, Sequence[float]] = 1.0, min_p: Union[float, Sequence[float]] = 0.0,
+           repetition_penalty: Union[float, Sequence[float]] = 1.0, presence_penalty: Union[float, Sequence[float]] = 0.0,
+           frequency_penalty: Union[float, Sequence[float]] = 0.0, seed: Union[int, Sequence[int]] = 0,
+           step: Union[int, Sequence[int]] = 0, previous: Optional[Sequence[Sequence[int]]] = None,
+           return_logprobs: bool = False, num_threads: int = 1) -> Union[Tensor, Tuple[Tensor, Tensor]]: ...
+def sampling_uniform(seed: int, step: int) -> float: ...
+def sample_kernel_name() -> str: ...
+
 class _Reference:
     paged_attention = paged_attention
     rms_norm = rms_norm
     fused_add_rms_norm = fused_add_rms_norm
     apply_rope = apply_rope
     linear = linear
+    sample = sample
 
 reference: _Reference

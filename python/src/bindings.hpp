@@ -14,6 +14,7 @@ void bind_kv_cache(py::module_& m);
 void bind_attention(py::module_& m, py::module_& ref);
 void bind_norm_rope(py::module_& m, py::module_& ref);
 void bind_linear(py::module_& m, py::module_& ref);
+void bind_sampling(py::module_& m, py::module_& ref);
 #ifdef PAGEDINFER_WITH_GOLDEN
 void bind_golden(py::module_& m);
 #endif

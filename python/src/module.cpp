@@ -56,7 +56,7 @@ void bind_control(py::module_& m) {
 
 PYBIND11_MODULE(_pagedinfer, m) {
   using namespace pagedinfer::python;
-  m.doc() = "pagedinfer: CPU kernels for LLM serving (paged attention, KV cache, RoPE, RMSNorm, quantized linear)";
+  m.doc() = "pagedinfer: CPU kernels for LLM serving (paged attention, KV cache, RoPE, RMSNorm, linear, sampling)";
   py::register_exception<pagedinfer::Error>(m, "Error", PyExc_ValueError);
   py::module_ ref = m.def_submodule("reference", "The double-precision oracles, same signatures as the kernels.");
   bind_control(m);
@@ -64,6 +64,7 @@ PYBIND11_MODULE(_pagedinfer, m) {
   bind_attention(m, ref);
   bind_norm_rope(m, ref);
   bind_linear(m, ref);
+  bind_sampling(m, ref);
 #ifdef PAGEDINFER_WITH_GOLDEN
   bind_golden(m);
 #endif

@@ -18,37 +18,46 @@ struct SamplingPasses {
   static constexpr float kInf = std::numeric_limits<float>::infinity();
 
   template <DType X>
-  static int64_t load_scaled_as(const void* x, int64_t n, float divisor, float* out, float* max) {
+  static int64_t load_scaled_as(const void* x, int64_t n, float divisor, float* out, float* max, float* block_max) {
+    static_assert(kMaxBlock % W == 0, "blocks of whole vectors");
     const B d(divisor), inf(kInf);
-    B m(-kInf);
-    int64_t i = 0, bad = -1;
+    int64_t bad = -1;
     const auto check = [&](int64_t at, float v) {
       if (bad < 0 && (std::isnan(v) || v == kInf)) bad = at;
     };
-    for (; i + W <= n; i += W) {
-      const B v = load_as<A, X>(x, i);
-      if (xsimd::any(xsimd::isnan(v) | (v == inf)))
-        for (int64_t j = 0; j < W; ++j) check(i + j, scalar_as<X>(x, i + j));
-      const B q = v / d;
-      q.store_unaligned(out + i);
-      m = xsimd::max(m, q);
+    float m = -kInf;
+    for (int64_t b0 = 0; b0 < n; b0 += kMaxBlock) {
+      const int64_t end = std::min(n, b0 + kMaxBlock);
+      B bm(-kInf);
+      int64_t i = b0;
+      for (; i + W <= end; i += W) {
+        const B v = load_as<A, X>(x, i);
+        if (xsimd::any(xsimd::isnan(v) | (v == inf)))
+          for (int64_t j = 0; j < W; ++j) check(i + j, scalar_as<X>(x, i + j));
+        const B q = v / d;
+        q.store_unaligned(out + i);
+        bm = xsimd::max(bm, q);
+      }
+      float block = SimdIsa<A>::hmax(bm);
+      for (; i < end; ++i) {
+        const float v = scalar_as<X>(x, i);
+        check(i, v);
+        out[i] = v / divisor;
+        block = std::max(block, out[i]);
+      }
+      if (block_max) block_max[b0 / kMaxBlock] = block;
+      m = std::max(m, block);
     }
-    float tail = -kInf;
-    for (; i < n; ++i) {
-      const float v = scalar_as<X>(x, i);
-      check(i, v);
-      out[i] = v / divisor;
-      tail = std::max(tail, out[i]);
-    }
-    *max = std::max(SimdIsa<A>::hmax(m), tail);
+    *max = m;
     return bad;
   }
 
-  static int64_t load_scaled(const void* x, DType dtype, int64_t n, float divisor, float* out, float* max) {
+  static int64_t load_scaled(const void* x, DType dtype, int64_t n, float divisor, float* out, float* max,
+                             float* block_max) {
     switch (dtype) {
-      case DType::f32: return load_scaled_as<DType::f32>(x, n, divisor, out, max);
-      case DType::bf16: return load_scaled_as<DType::bf16>(x, n, divisor, out, max);
-      case DType::f16: return load_scaled_as<DType::f16>(x, n, divisor, out, max);
+      case DType::f32: return load_scaled_as<DType::f32>(x, n, divisor, out, max, block_max);
+      case DType::bf16: return load_scaled_as<DType::bf16>(x, n, divisor, out, max, block_max);
+      case DType::f16: return load_scaled_as<DType::f16>(x, n, divisor, out, max, block_max);
     }
     return -1;
   }
@@ -66,9 +75,8 @@ struct SamplingPasses {
     const B tb(t);
     int64_t count = 0, i = 0;
     for (; i + W <= n; i += W)
-      if (xsimd::any(B::load_unaligned(v + i) >= tb))
-        for (int64_t j = i; j < i + W; ++j)
-          if (v[j] >= t) out[count++] = int32_t(j);
+      for (uint64_t bits = SimdIsa<A>::mask_bits(B::load_unaligned(v + i) >= tb); bits != 0; bits &= bits - 1)
+        out[count++] = int32_t(i + __builtin_ctzll(bits));
     for (; i < n; ++i)
       if (v[i] >= t) out[count++] = int32_t(i);
     return count;

@@ -40,11 +40,13 @@ struct ThreadSpace {
   int32_t* idx;       // [n] candidate tokens, ascending
   float* w;           // [n] their weights (or scratch)
   Candidate* order;   // [n] candidates by value
-  float* sums;        // [blocks] weight sums per kWeightBlock
+  float* sums;        // [n / kWeightBlock] weight sums per block
+  float* block_max;   // [n / kMaxBlock] a value of each block, its maximum as loaded (kernel.hpp)
 
+  static int64_t blocks(int64_t n, int64_t size) { return (n + size - 1) / size; }
   static size_t bytes(int64_t n) {
-    const size_t blocks = size_t((n + detail::kWeightBlock - 1) / detail::kWeightBlock);
-    return 4 * round_up(size_t(n) * 4) + round_up(size_t(n) * sizeof(Candidate)) + round_up(blocks * 4);
+    return 4 * round_up(size_t(n) * 4) + round_up(size_t(n) * sizeof(Candidate)) +
+           round_up(size_t(blocks(n, detail::kWeightBlock)) * 4) + round_up(size_t(blocks(n, detail::kMaxBlock)) * 4);
   }
   ThreadSpace(void* base, int64_t n) {
     char* at = static_cast<char*>(base);
@@ -58,7 +60,8 @@ struct ThreadSpace {
     idx = reinterpret_cast<int32_t*>(take(size_t(n) * 4));
     w = reinterpret_cast<float*>(take(size_t(n) * 4));
     order = reinterpret_cast<Candidate*>(take(size_t(n) * sizeof(Candidate)));
-    sums = reinterpret_cast<float*>(take(size_t((n + detail::kWeightBlock - 1) / detail::kWeightBlock) * 4));
+    sums = reinterpret_cast<float*>(take(size_t(blocks(n, detail::kWeightBlock)) * 4));
+    block_max = reinterpret_cast<float*>(take(size_t(blocks(n, detail::kMaxBlock)) * 4));
   }
 };
 
@@ -73,7 +76,7 @@ class RequestSampler {
     const bool greedy = detail::greedy(s);
     const float divisor = greedy ? 1.f : s.temperature;
     float m = 0;
-    *bad = k_.load_scaled(row(r), p_.logits.dtype, n_, divisor, ws_.v, &m);
+    *bad = k_.load_scaled(row(r), p_.logits.dtype, n_, divisor, ws_.v, &m, ws_.block_max);
     if (*bad >= 0) return -1;
     if (penalize(r, divisor)) m = k_.max(ws_.v, n_);
     if (m == kNegInf) {
@@ -113,7 +116,7 @@ class RequestSampler {
   // log_softmax of request r's raw logits at `token` (fp32 sums), in the thread's scratch.
   float raw_logprob(int64_t r, int32_t token) {
     float m = 0;
-    k_.load_scaled(row(r), p_.logits.dtype, n_, 1.f, ws_.w, &m);
+    k_.load_scaled(row(r), p_.logits.dtype, n_, 1.f, ws_.w, &m, nullptr);
     k_.block_weights(ws_.w, n_, m, kNegInf, ws_.sums);
     return ws_.w[token] - m - std::log(block_total());
   }
@@ -136,6 +139,7 @@ class RequestSampler {
       ws_.counts[t] = 0;
       const float l = raw_value(r, t);
       ws_.v[t] = detail::penalized(l, c, s) / divisor;
+      ws_.block_max[t / detail::kMaxBlock] = ws_.v[t];  // still a value of the block
     }
     return true;
   }
@@ -151,12 +155,16 @@ class RequestSampler {
   }
 
   // The tokens with v >= max(floor, the top_k-th largest of those >= floor), ascending, in
-  // ws_.idx. The top_k-th largest of the first chunk bounds the answer from below, so one
+  // ws_.idx. The top_k-th largest of k or more distinct values bounds the answer from below: of
+  // the blocks' values (kernel.hpp) where there are k blocks, else of all values. So one
   // filtering pass leaves a short list, whose top_k-th largest is the answer.
   int64_t top_k(int32_t k, float floor) {
-    const int64_t chunk = std::min<int64_t>(n_, std::max<int64_t>(4096, 8 * int64_t(k)));  // >= k + 1
-    std::copy(ws_.v, ws_.v + chunk, ws_.w);
-    std::nth_element(ws_.w, ws_.w + (k - 1), ws_.w + chunk, std::greater<float>());
+    const int64_t blocks = ThreadSpace::blocks(n_, detail::kMaxBlock);
+    const bool by_blocks = blocks >= k;
+    const float* values = by_blocks ? ws_.block_max : ws_.v;
+    const int64_t count = by_blocks ? blocks : n_;
+    std::copy(values, values + count, ws_.w);
+    std::nth_element(ws_.w, ws_.w + (k - 1), ws_.w + count, std::greater<float>());
     const float tau = std::max(ws_.w[k - 1], floor);
     int64_t c = k_.select_at_least(ws_.v, n_, tau, ws_.idx);
     if (c <= k) return c;

@@ -25,6 +25,10 @@ struct SimdIsa<xsimd::neon64> {
   // xsimd 8.1 haddp; not run by this project's x86 CI (its avx512 version is wrong, see x86_avx512.hpp)
   static B haddp(const B* rows) { return xsimd::haddp(rows); }
   static float hmax(B x) { return vmaxvq_f32(x); }
+  static uint64_t mask_bits(xsimd::batch_bool<float, xsimd::neon64> b) {
+    const uint32x4_t bit = {1u, 2u, 4u, 8u};
+    return vaddvq_u32(vandq_u32(b, bit));
+  }
 };
 
 }  // namespace pagedinfer::detail

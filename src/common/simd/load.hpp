@@ -24,6 +24,7 @@ struct SimdIsa;
 // static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even
 // static batch<float, A> swap_pairs(batch x);       lanes (0 1)(2 3).. exchanged: [x1 x0 x3 x2 ..]
 // static float hmax(batch x);                        the largest lane (xsimd 8.1 has no reduce_max)
+// static uint64_t mask_bits(batch_bool<float, A> b); bit i set where lane i is true
 // Optional (AVX-512 only; kernels test has_stream_bf16x2<SimdIsa<A>>):
 // static void stream_bf16x2(uint16_t* p, batch a, batch b);  2W values as store_bf16 rounds them,
 //                                                   to a 64-byte aligned p, past the caches

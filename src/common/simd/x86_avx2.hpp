@@ -35,6 +35,7 @@ struct SimdIsa<Avx2Arch> {
   }
   static B swap_pairs(B x) { return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
   static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
+  static uint64_t mask_bits(xsimd::batch_bool<float, Avx2Arch> b) { return uint64_t(_mm256_movemask_ps(b)); }
   static float hmax(B x) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

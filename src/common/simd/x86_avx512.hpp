@@ -61,6 +61,7 @@ struct SimdIsa<Avx512Arch> {
                          _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
   }
   static float hmax(B x) { return _mm512_reduce_max_ps(x); }
+  static uint64_t mask_bits(xsimd::batch_bool<float, Avx512Arch> b) { return uint64_t(__mmask16(b)); }
 };
 
 // v, opaque to the compiler so that it stays in a register: GCC 12 makes a constant or member

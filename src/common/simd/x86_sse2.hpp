@@ -43,6 +43,7 @@ struct SimdIsa<xsimd::sse2> {
   }
   static B swap_pairs(B x) { return _mm_shuffle_ps(x, x, _MM_SHUFFLE(2, 3, 0, 1)); }
   static B haddp(const B* rows) { return xsimd::haddp(rows); }  // xsimd 8.1, checked by the tests
+  static uint64_t mask_bits(xsimd::batch_bool<float, xsimd::sse2> b) { return uint64_t(_mm_movemask_ps(b)); }
   static float hmax(B x) {
     const __m128 m = _mm_max_ps(x, _mm_movehl_ps(x, x));
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 1, 1, 1))));
