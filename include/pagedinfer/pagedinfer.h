@@ -174,6 +174,31 @@ PAGEDINFER_API pi_status pi_linear_workspace_size(const pi_weight* w, const pi_l
 PAGEDINFER_API pi_status pi_linear(const pi_weight* w, const pi_linear_args* args);
 PAGEDINFER_API pi_status pi_reference_linear(const pi_weight* w, const pi_linear_args* args);
 
+/* ---- Sampling (pagedinfer/sampling.hpp) ---- */
+typedef struct {
+  float temperature;  /* <= 0: greedy */
+  int32_t top_k;      /* 0: none */
+  float top_p;        /* (0, 1] */
+  float min_p;        /* [0, 1] */
+  float repetition_penalty, presence_penalty, frequency_penalty;
+  uint64_t seed, step;
+} pi_sampling_params;
+typedef struct {
+  const DLTensor* logits;              /* [num_reqs, vocab] float32 / bfloat16 / float16 */
+  const pi_sampling_params* requests;  /* [num_reqs] */
+  const DLTensor* prev_indptr;         /* optional int64 [num_reqs + 1] */
+  const DLTensor* prev_tokens;         /* int32, with prev_indptr */
+  const DLTensor* tokens;              /* out int32 [num_reqs] */
+  const DLTensor* logprobs;            /* optional out float32 [num_reqs] */
+  int num_threads;
+  void* workspace; /* >= pi_sample_workspace_size, 64-byte aligned */
+  size_t workspace_bytes;
+} pi_sample_args;
+PAGEDINFER_API pi_status pi_sample_workspace_size(const pi_sample_args* args, size_t* bytes);
+PAGEDINFER_API pi_status pi_sample(const pi_sample_args* args);
+PAGEDINFER_API pi_status pi_reference_sample(const pi_sample_args* args);
+PAGEDINFER_API float pi_sampling_uniform(uint64_t seed, uint64_t step);
+
 #ifdef __cplusplus
 }
 #endif

@@ -181,8 +181,36 @@ int main(void) {
   free(la.workspace);
   pi_weight_destroy(dense);
 
+  /* Sampling: greedy and top-k draws of 3 requests against the reference; a bad top_p. */
+  static float sl[3 * 500];
+  for (int i = 0; i < 3 * 500; ++i) sl[i] = 4.0f * uniform(&seed);
+  int32_t st[3], sr[3];
+  int64_t sl_shape[2] = {3, 500}, st_shape[1] = {3};
+  DLTensor slt = tensor(sl, kDLFloat, 32, 2, sl_shape), stt = tensor(st, kDLInt, 32, 1, st_shape);
+  DLTensor srt = tensor(sr, kDLInt, 32, 1, st_shape);
+  pi_sampling_params sp[3];
+  for (int r = 0; r < 3; ++r) {
+    pi_sampling_params d = {r == 0 ? 0.0f : 0.8f, r == 1 ? 20 : 0, r == 2 ? 0.9f : 1.0f, 0.0f, 1.0f, 0.0f, 0.0f,
+                            (uint64_t)(11 + r), 5};
+    sp[r] = d;
+  }
+  pi_sample_args sa = {&slt, sp, NULL, NULL, &stt, NULL, 2, NULL, 0};
+  CHECK(pi_sample_workspace_size(&sa, &ws_bytes) == PI_OK, "sample workspace: %s", pi_last_error());
+  sa.workspace = aligned(ws_bytes);
+  sa.workspace_bytes = ws_bytes;
+  CHECK(pi_sample(&sa) == PI_OK, "sample: %s", pi_last_error());
+  sa.tokens = &srt;
+  CHECK(pi_reference_sample(&sa) == PI_OK, "reference sample: %s", pi_last_error());
+  CHECK(st[0] == sr[0], "greedy token %d, reference %d", st[0], sr[0]);
+  for (int r = 0; r < 3; ++r) CHECK(st[r] >= 0 && st[r] < 500, "token %d of request %d", st[r], r);
+  sp[1].top_p = 0.0f;
+  CHECK(pi_sample(&sa) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "top_p = 0"), "bad top_p: %s",
+        pi_last_error());
+  free(sa.workspace);
+  CHECK(pi_sampling_uniform(0, 0) >= 0.0f && pi_sampling_uniform(0, 0) < 1.0f, "sampling_uniform");
+
   CHECK(pi_set_max_isa("avx1024") == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "avx1024"), "isa");
   CHECK(strstr(pi_kernel_report(), "linear") != NULL, "kernel report");
-  if (failures == 0) printf("C ABI: decode step, RMSNorm and linear match their references on %s\n", pi_active_isa());
+  if (failures == 0) printf("C ABI: decode step, RMSNorm, linear and sampling match their references on %s\n", pi_active_isa());
   return failures == 0 ? 0 : 1;
 }
