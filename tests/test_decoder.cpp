@@ -181,29 +181,4 @@ TEST(BlockAllocator, RandomizedSharingAndReleaseKeepCounts) {
   EXPECT_THROW(a.allocate(), decoder::OutOfBlocks);
 }
 
-TEST(Sampler, GreedyTopKTopPAndSeeds) {
-  std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f};
-  decoder::SamplingParams p;
-  EXPECT_EQ(decoder::sample(logits.data(), 5, p, 0), 1);  // ties: the lower index
-  p.temperature = 1.0f;
-  p.top_k = 1;
-  EXPECT_EQ(decoder::sample(logits.data(), 5, p, 3), 1);
-  p.top_k = 0;
-  p.top_p = 0.01f;
-  EXPECT_EQ(decoder::sample(logits.data(), 5, p, 7), 1);
-  // Temperature 1 over two equal logits and a much smaller third: about half and half.
-  std::vector<float> two = {5.0f, 5.0f, -20.0f};
-  p.top_p = 1.0f;
-  int first = 0;
-  for (uint64_t s = 0; s < 2000; ++s) {
-    p.seed = s;
-    const int32_t t = decoder::sample(two.data(), 3, p, 0);
-    ASSERT_NE(t, 2);
-    first += t == 0;
-  }
-  EXPECT_NEAR(first, 1000, 100);
-  p.seed = 42;
-  EXPECT_EQ(decoder::sample(two.data(), 3, p, 5), decoder::sample(two.data(), 3, p, 5));
-}
-
 }  // namespace

@@ -157,12 +157,18 @@ void Engine::finish_step(Batch& b) {
   tokens.assign(b.sample_seqs.size(), 0);
   if (!tp || tp->rank() == 0) {
     ScopedTimer timer(times_.sampling);
+    sample_requests_.resize(b.sample_seqs.size());
     for (size_t i = 0; i < b.sample_seqs.size(); ++i) {
-      Sequence& s = *b.sample_seqs[i];
-      const float* logits = forward_->logits(i);
-      if (on_logits) on_logits(s.id, logits);
-      tokens[i] = sample(logits, model_.vocab, s.sampling, uint64_t(s.generated));
+      const Sequence& s = *b.sample_seqs[i];
+      if (on_logits) on_logits(s.id, forward_->logits(i));
+      pagedinfer::SamplingParams& q = sample_requests_[i];
+      q.temperature = s.sampling.temperature;
+      q.top_k = s.sampling.top_k;
+      q.top_p = s.sampling.top_p;
+      q.seed = s.sampling.seed;
+      q.step = uint64_t(s.generated);  // the draw depends on (seed, step) only
     }
+    if (!tokens.empty()) forward_->sample(sample_requests_, tokens.data());
   }
   if (tp && !tokens.empty()) {
     ScopedTimer timer(times_.all_reduce);

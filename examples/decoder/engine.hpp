@@ -26,10 +26,18 @@
 
 #include "block_allocator.hpp"
 #include "config.hpp"
-#include "sampler.hpp"
 #include "weights.hpp"
 
 namespace decoder {
+
+// A request's sampling options (pagedinfer::sample draws with them; its step is the request's
+// count of generated tokens, so a request's tokens depend only on its logits and its seed).
+struct SamplingParams {
+  float temperature = 0.0f;  // 0: greedy (the highest logit, the lowest index on ties)
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // 1: off; else the smallest set of top tokens whose mass >= top_p
+  uint64_t seed = 0;
+};
 
 struct Request {
   int64_t id = 0;
@@ -123,6 +131,7 @@ class Engine {
   std::unique_ptr<Forward> forward_;
   std::unique_ptr<Batch> batch_;
   std::vector<int32_t> sampled_;  // this step's tokens
+  std::vector<pagedinfer::SamplingParams> sample_requests_;  // this step's draws
   OpTimes times_;
 };
 

@@ -78,6 +78,9 @@ class Engine::Forward {
   // tensor parallelism every rank calls it with the same batch; rank 0 gets the logits.
   void run(const Batch& b, const ModelWeights& w, const std::vector<pagedinfer::KVCacheView>& caches, OpTimes& t);
   const float* logits(size_t sample) const { return logits_.data() + sample * size_t(vocab_); }
+  // The next token of every sampled row (pagedinfer::sample, one call for the batch); rank 0
+  // under tensor parallelism.
+  void sample(const std::vector<pagedinfer::SamplingParams>& requests, int32_t* tokens);
 
  private:
   void embed(const Batch& b, const ModelWeights& w, OpTimes& t);

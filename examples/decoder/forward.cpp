@@ -24,6 +24,19 @@ void* Engine::Forward::workspace(std::size_t bytes) {
   return workspace_.data() + (64 - base % 64) % 64;
 }
 
+void Engine::Forward::sample(const std::vector<pagedinfer::SamplingParams>& requests, int32_t* tokens) {
+  pagedinfer::SampleParams p;
+  p.num_reqs = int64_t(requests.size());
+  p.vocab = vocab_;
+  p.logits = {logits_.data(), DType::f32, vocab_, 0};
+  p.requests = requests.data();
+  p.tokens = tokens;
+  p.num_threads = config_.num_threads;
+  p.workspace_bytes = pagedinfer::sample_workspace_size(p);
+  p.workspace = workspace(p.workspace_bytes);
+  pagedinfer::sample(p);
+}
+
 // y = x W^T (+ bias) (then SiLU(gate) * up) (+= into y when residual), bf16 x.
 void Engine::Forward::linear(const pagedinfer::QuantizedWeight& w, const void* x, int64_t m, void* y, DType y_dtype,
                              bool residual, bool silu, const std::vector<uint16_t>* bias) {
