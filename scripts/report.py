@@ -21,6 +21,7 @@ TARGETS = [
     (r"gemm/w(8a8|16a16)_vs_onednn_", "speedup_vs_onednn", 1.0, "oneDNN, alternated"),
     (r"rope/rope_neox_t512/", "bw_fraction", 0.80, "DRAM read"),
     (r"norm/(rmsnorm|fused_add_rmsnorm)_t512/", "bw_fraction", 0.80, "DRAM read"),
+    (r"sampling/sample_topk_topp_b64_v152064/", "bw_fraction", 0.50, "DRAM read"),
 ]
 # The counter that is a case's fraction, in order of preference.
 FRACTIONS = ["bw_fraction_alternated", "paged_vs_dense", "speedup_vs_onednn", "peak_fraction", "bw_fraction"]

@@ -23,10 +23,11 @@ declare -A headline=(
   [bench_kv_cache]='kv_cache/(append_decode_64tok|gather_blocks_1024)/threads:2'
   [bench_norm]='norm/(rmsnorm_t512|fused_add_rmsnorm_t512)/bf16/threads:2'
   [bench_rope]='rope/(rope_neox_t512|rope_append_t512)/bf16/threads:2'
+  [bench_sampling]='sampling/(sample_topk_topp|sample_plain|sample_greedy)_b64_v152064/threads:2'
   [bench_e2e]='threads:2'
 )
 ./build/tools/pagedinfer-info
-for b in bench_attention bench_gemm bench_kv_cache bench_norm bench_rope bench_e2e; do
+for b in bench_attention bench_gemm bench_kv_cache bench_norm bench_rope bench_sampling bench_e2e; do
   echo "=== $b"
   filter=()
   # Headline cases: medians of 3 repetitions.

@@ -17,7 +17,7 @@ struct SamplingPasses {
   static constexpr int64_t W = B::size;
   static constexpr float kInf = std::numeric_limits<float>::infinity();
 
-  template <DType X>
+  template <DType X, bool kStore>
   static int64_t load_scaled_as(const void* x, int64_t n, float divisor, float* out, float* max, float* block_max) {
     static_assert(kMaxBlock % W == 0, "blocks of whole vectors");
     const B d(divisor), inf(kInf);
@@ -35,15 +35,16 @@ struct SamplingPasses {
         if (xsimd::any(xsimd::isnan(v) | (v == inf)))
           for (int64_t j = 0; j < W; ++j) check(i + j, scalar_as<X>(x, i + j));
         const B q = v / d;
-        q.store_unaligned(out + i);
+        if constexpr (kStore) q.store_unaligned(out + i);
         bm = xsimd::max(bm, q);
       }
       float block = SimdIsa<A>::hmax(bm);
       for (; i < end; ++i) {
         const float v = scalar_as<X>(x, i);
         check(i, v);
-        out[i] = v / divisor;
-        block = std::max(block, out[i]);
+        const float q = v / divisor;
+        if constexpr (kStore) out[i] = q;
+        block = std::max(block, q);
       }
       if (block_max) block_max[b0 / kMaxBlock] = block;
       m = std::max(m, block);
@@ -54,12 +55,16 @@ struct SamplingPasses {
 
   static int64_t load_scaled(const void* x, DType dtype, int64_t n, float divisor, float* out, float* max,
                              float* block_max) {
-    switch (dtype) {
-      case DType::f32: return load_scaled_as<DType::f32>(x, n, divisor, out, max, block_max);
-      case DType::bf16: return load_scaled_as<DType::bf16>(x, n, divisor, out, max, block_max);
-      case DType::f16: return load_scaled_as<DType::f16>(x, n, divisor, out, max, block_max);
-    }
-    return -1;
+    const auto run = [&](auto store) {
+      constexpr bool kStore = decltype(store)::value;
+      switch (dtype) {
+        case DType::f32: return load_scaled_as<DType::f32, kStore>(x, n, divisor, out, max, block_max);
+        case DType::bf16: return load_scaled_as<DType::bf16, kStore>(x, n, divisor, out, max, block_max);
+        case DType::f16: return load_scaled_as<DType::f16, kStore>(x, n, divisor, out, max, block_max);
+      }
+      return int64_t(-1);
+    };
+    return out ? run(std::true_type()) : run(std::false_type());
   }
 
   static float max(const float* v, int64_t n) {

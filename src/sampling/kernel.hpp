@@ -15,9 +15,9 @@ constexpr int64_t kWeightBlock = 1024;
 constexpr int64_t kMaxBlock = 256;
 
 struct SamplingKernel {
-  // out[i] = x[i] / divisor (fp32 division; x of `dtype`, read exactly) for i < n; *max = the
-  // largest out; block_max[b] (unless null) the largest of block b of kMaxBlock. Returns the
-  // first i whose x is NaN or +inf, or -1.
+  // out[i] = x[i] / divisor (fp32 division; x of `dtype`, read exactly) for i < n (out null:
+  // not stored); *max = the largest; block_max[b] (unless null) the largest of block b of
+  // kMaxBlock. Returns the first i whose x is NaN or +inf, or -1.
   int64_t (*load_scaled)(const void* x, DType dtype, int64_t n, float divisor, float* out, float* max,
                          float* block_max);
   float (*max)(const float* v, int64_t n);

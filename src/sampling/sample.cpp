@@ -42,11 +42,13 @@ struct ThreadSpace {
   Candidate* order;   // [n] candidates by value
   float* sums;        // [n / kWeightBlock] weight sums per block
   float* block_max;   // [n / kMaxBlock] a value of each block, its maximum as loaded (kernel.hpp)
+  float* block_upper; // [n / kMaxBlock] at least every value of each block (after penalties)
+  uint8_t* loaded;    // [n / kMaxBlock] whether v holds the block (lazy requests)
 
   static int64_t blocks(int64_t n, int64_t size) { return (n + size - 1) / size; }
   static size_t bytes(int64_t n) {
     return 4 * round_up(size_t(n) * 4) + round_up(size_t(n) * sizeof(Candidate)) +
-           round_up(size_t(blocks(n, detail::kWeightBlock)) * 4) + round_up(size_t(blocks(n, detail::kMaxBlock)) * 4);
+           round_up(size_t(blocks(n, detail::kWeightBlock)) * 4) + 3 * round_up(size_t(blocks(n, detail::kMaxBlock)) * 4);
   }
   ThreadSpace(void* base, int64_t n) {
     char* at = static_cast<char*>(base);
@@ -62,6 +64,8 @@ struct ThreadSpace {
     order = reinterpret_cast<Candidate*>(take(size_t(n) * sizeof(Candidate)));
     sums = reinterpret_cast<float*>(take(size_t(blocks(n, detail::kWeightBlock)) * 4));
     block_max = reinterpret_cast<float*>(take(size_t(blocks(n, detail::kMaxBlock)) * 4));
+    block_upper = reinterpret_cast<float*>(take(size_t(blocks(n, detail::kMaxBlock)) * 4));
+    loaded = reinterpret_cast<uint8_t*>(take(size_t(blocks(n, detail::kMaxBlock))));
   }
 };
 
@@ -75,9 +79,18 @@ class RequestSampler {
     const SamplingParams& s = p_.requests[r];
     const bool greedy = detail::greedy(s);
     const float divisor = greedy ? 1.f : s.temperature;
+    // Lazy: the pass from memory stores no v when the rules need the values of a few blocks only
+    // (greedy; top-k by the block bound; no penalties), which are loaded again as needed.
+    const bool penalties = p_.prev_indptr && p_.prev_indptr[r + 1] > p_.prev_indptr[r];
+    const int64_t blocks = ThreadSpace::blocks(n_, detail::kMaxBlock);
+    lazy_ = !penalties && (greedy || (s.top_k > 0 && s.top_k < n_ && blocks >= s.top_k));
+    row_ = row(r);
+    divisor_ = divisor;
     float m = 0;
-    *bad = k_.load_scaled(row(r), p_.logits.dtype, n_, divisor, ws_.v, &m, ws_.block_max);
+    *bad = k_.load_scaled(row_, p_.logits.dtype, n_, divisor, lazy_ ? nullptr : ws_.v, &m, ws_.block_max);
     if (*bad >= 0) return -1;
+    if (lazy_) std::fill(ws_.loaded, ws_.loaded + blocks, uint8_t(0));
+    std::copy(ws_.block_max, ws_.block_max + ThreadSpace::blocks(n_, detail::kMaxBlock), ws_.block_upper);
     if (penalize(r, divisor)) m = k_.max(ws_.v, n_);
     if (m == kNegInf) {
       *bad = -1;
@@ -85,7 +98,7 @@ class RequestSampler {
     }
     *bad = -2;
     if (greedy) {
-      k_.select_at_least(ws_.v, n_, m, ws_.idx);  // the maximum's occurrences, ascending
+      select_at_least(m);  // the maximum's occurrences, ascending
       return ws_.idx[0];
     }
     const float floor = s.min_p > 0.f ? m + std::log(s.min_p) : kNegInf;
@@ -101,7 +114,7 @@ class RequestSampler {
       const float total = block_total();
       for (float d : kWidenings) {
         const float tau = std::max(m - d, floor);
-        int64_t c = k_.select_at_least(ws_.v, n_, tau, ws_.idx);
+        int64_t c = select_at_least(tau);
         gather_weights(c, m);
         if (sequential_sum(c) >= s.top_p * total || d == kWidenings[std::size(kWidenings) - 1]) {
           c = nucleus(c, s.top_p, total);
@@ -139,6 +152,8 @@ class RequestSampler {
       ws_.counts[t] = 0;
       const float l = raw_value(r, t);
       ws_.v[t] = detail::penalized(l, c, s) / divisor;
+      float& upper = ws_.block_upper[t / detail::kMaxBlock];
+      upper = std::max(upper, ws_.v[t]);
       ws_.block_max[t / detail::kMaxBlock] = ws_.v[t];  // still a value of the block
     }
     return true;
@@ -156,21 +171,54 @@ class RequestSampler {
 
   // The tokens with v >= max(floor, the top_k-th largest of those >= floor), ascending, in
   // ws_.idx. The top_k-th largest of k or more distinct values bounds the answer from below: of
-  // the blocks' values (kernel.hpp) where there are k blocks, else of all values. So one
-  // filtering pass leaves a short list, whose top_k-th largest is the answer.
+  // the blocks' values (kernel.hpp) where there are k blocks, taken as the largest of each group
+  // of about blocks / 2k (still a value of the group, and a shorter selection), else of all
+  // values. So one filtering pass leaves a short list, whose top_k-th largest is the answer.
   int64_t top_k(int32_t k, float floor) {
     const int64_t blocks = ThreadSpace::blocks(n_, detail::kMaxBlock);
     const bool by_blocks = blocks >= k;
-    const float* values = by_blocks ? ws_.block_max : ws_.v;
-    const int64_t count = by_blocks ? blocks : n_;
-    std::copy(values, values + count, ws_.w);
+    int64_t count = n_;
+    if (by_blocks) {
+      const int64_t group = std::max<int64_t>(1, blocks / (2 * int64_t(k)));
+      count = 0;
+      for (int64_t b = 0; b < blocks; b += group)
+        ws_.w[count++] = *std::max_element(ws_.block_max + b, ws_.block_max + std::min(blocks, b + group));
+    } else {
+      std::copy(ws_.v, ws_.v + n_, ws_.w);
+    }
     std::nth_element(ws_.w, ws_.w + (k - 1), ws_.w + count, std::greater<float>());
     const float tau = std::max(ws_.w[k - 1], floor);
-    int64_t c = k_.select_at_least(ws_.v, n_, tau, ws_.idx);
+    int64_t c = select_at_least(tau);
     if (c <= k) return c;
     for (int64_t i = 0; i < c; ++i) ws_.w[i] = ws_.v[ws_.idx[i]];
     std::nth_element(ws_.w, ws_.w + (k - 1), ws_.w + c, std::greater<float>());
     return keep_at_least(c, ws_.w[k - 1]);
+  }
+
+  // The tokens with v >= t, ascending, into ws_.idx; returns their count. Blocks whose upper
+  // bound is below t are skipped (and, lazy, the others loaded into v).
+  int64_t select_at_least(float t) {
+    const int64_t elem = int64_t(dtype_size(p_.logits.dtype)), block_bytes = detail::kMaxBlock * elem;
+    if (lazy_)  // the blocks to load lie scattered over the row: request them all before the first
+      for (int64_t b = 0; b < ThreadSpace::blocks(n_, detail::kMaxBlock); ++b)
+        if (ws_.block_upper[b] >= t && !ws_.loaded[b])
+          for (int64_t off = 0; off < std::min(block_bytes, (n_ - b * detail::kMaxBlock) * elem); off += 64)
+            __builtin_prefetch(row_ + b * block_bytes + off, 0, 3);
+    int64_t c = 0;
+    for (int64_t b = 0; b < ThreadSpace::blocks(n_, detail::kMaxBlock); ++b) {
+      if (ws_.block_upper[b] < t) continue;
+      const int64_t begin = b * detail::kMaxBlock, len = std::min(detail::kMaxBlock, n_ - begin);
+      if (lazy_ && !ws_.loaded[b]) {
+        float unused = 0;
+        k_.load_scaled(row_ + begin * elem, p_.logits.dtype, len, divisor_,
+                       ws_.v + begin, &unused, nullptr);
+        ws_.loaded[b] = 1;
+      }
+      const int64_t found = k_.select_at_least(ws_.v + begin, len, t, ws_.idx + c);
+      for (int64_t i = c; i < c + found; ++i) ws_.idx[i] += int32_t(begin);
+      c += found;
+    }
+    return c;
   }
 
   // Keeps the listed tokens with v >= t (and their weights), in order.
@@ -262,6 +310,9 @@ class RequestSampler {
   const detail::SamplingKernel& k_;
   ThreadSpace ws_;
   int64_t n_;
+  bool lazy_ = false;  // this request's v is in ws_.v only for its loaded blocks
+  const char* row_ = nullptr;
+  float divisor_ = 1.f;
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The parameters of RoPE, RMSNorm, linear and the KV-cache operations (append, copy, gather /
+// The parameters of RoPE, RMSNorm, linear (incl. unquantized weights), sampling and the KV-cache operations (append, copy, gather /
 // scatter in the flat format, export / import of KV transfers, damaged or foreign) decoded from the input, with buffers sized exactly as the
 // description implies. What validation accepts must run in bounds; RoPE, RMSNorm and linear
 // results must agree with the reference.
@@ -87,9 +87,10 @@ void norm(FuzzedDataProvider& in) {
 void linear_op(FuzzedDataProvider& in) {
   const int64_t n = in.ConsumeIntegralInRange<int64_t>(1, 24) * 2, k = 32 * in.ConsumeIntegralInRange<int64_t>(1, 4);
   QuantFormat f;
-  f.bits = in.ConsumeBool() ? 4 : 8;
+  f.bits = in.PickValueInArray({4, 8, 16});
   f.group_size = in.PickValueInArray({0, 32, 64, 128});
   f.zero = QuantZero(in.ConsumeIntegralInRange<int>(0, 2));
+  if (f.bits == 16) f = QuantFormat::unquantized(in.ConsumeBool() ? DType::bf16 : DType::f16);  // W16A16
   QuantizeOptions options(f);
   options.gate_up = in.ConsumeBool();
   fuzz::Buffer wf(std::size_t(n * k), DType::f32, &in);
@@ -202,12 +203,68 @@ void kv_ops(FuzzedDataProvider& in) {
 
 }  // namespace
 
+// sample() on fuzzed logits (any bits: NaN, infinities), rules in and out of range, previous
+// tokens in and out of the vocabulary: refused together with the reference, or every token in
+// the vocabulary and of a finite logit (a -inf logit has no weight), as the reference's.
+void sampling_op(FuzzedDataProvider& in) {
+  const DType t = fuzz::any_dtype(in);
+  const int64_t reqs = in.ConsumeIntegralInRange<int64_t>(0, 4), vocab = in.ConsumeIntegralInRange<int64_t>(1, 3000);
+  SampleParams p;
+  p.num_reqs = reqs;
+  p.vocab = vocab;
+  p.logits = {nullptr, t, vocab + in.ConsumeIntegralInRange<int64_t>(-1, 3), 0};
+  fuzz::Buffer logits(fuzz::extent(reqs, p.logits.stride_token, 1, 0, vocab), t, &in);
+  p.logits.data = logits.data();
+  std::vector<SamplingParams> requests(static_cast<std::size_t>(reqs));
+  for (SamplingParams& s : requests) {
+    s.temperature = in.PickValueInArray({0.f, 0.5f, 1.f, 3.f, -1.f, NAN});
+    s.top_k = in.ConsumeIntegralInRange<int32_t>(-1, int32_t(vocab) + 2);
+    s.top_p = in.PickValueInArray({1.f, 0.9f, 0.3f, 1e-7f, 0.f, 1.5f});
+    s.min_p = in.PickValueInArray({0.f, 0.05f, 1.f, -0.5f});
+    s.repetition_penalty = in.PickValueInArray({1.f, 1.3f, 0.7f, 0.f});
+    s.presence_penalty = in.PickValueInArray({0.f, 2.f, -3.f});
+    s.frequency_penalty = in.PickValueInArray({0.f, 0.5f, INFINITY});
+    s.seed = in.ConsumeIntegral<uint64_t>();
+    s.step = in.ConsumeIntegral<uint64_t>();
+  }
+  p.requests = requests.data();
+  std::vector<int64_t> indptr{0};
+  std::vector<int32_t> prev;
+  for (int64_t r = 0; r < reqs; ++r) {
+    for (int i = in.ConsumeIntegralInRange<int>(0, 20); i > 0; --i)
+      prev.push_back(in.ConsumeIntegralInRange<int32_t>(-1, int32_t(vocab)));
+    indptr.push_back(int64_t(prev.size()));
+  }
+  if (in.ConsumeBool()) {
+    p.prev_indptr = indptr.data();
+    p.prev_tokens = prev.data();
+  }
+  std::vector<int32_t> tokens(static_cast<std::size_t>(reqs), -7), ref(tokens);
+  std::vector<float> logprobs(static_cast<std::size_t>(reqs));
+  p.tokens = tokens.data();
+  p.logprobs = in.ConsumeBool() ? logprobs.data() : nullptr;
+  p.num_threads = in.ConsumeIntegralInRange<int>(1, 2);
+  p.workspace_bytes = sample_workspace_size(p);
+  fuzz::Bytes ws(p.workspace_bytes);
+  p.workspace = ws.data();
+  const bool ok = fuzz::accepted([&] { sample(p); });
+  p.tokens = ref.data();
+  fuzz::require(fuzz::accepted([&] { reference::sample(p); }) == ok, "sample: kernel and reference disagree on refusing");
+  if (!ok) return;
+  for (int64_t r = 0; r < reqs; ++r) {
+    const int32_t token = tokens[std::size_t(r)];
+    fuzz::require(token >= 0 && token < vocab, "sample: token outside the vocabulary");
+    fuzz::require(logits.at(std::size_t(r * p.logits.stride_token + token)) > -INFINITY, "sample: a -inf logit drawn");
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 4)) {
     case 0: rope(in); break;
     case 1: norm(in); break;
     case 2: linear_op(in); break;
+    case 3: sampling_op(in); break;
     default: kv_ops(in); break;
   }
   return 0;

@@ -86,6 +86,13 @@ bool accepted(F&& f) {
   }
 }
 
+// An invariant of a result: traps (a crash libFuzzer reports, with the input) when it fails.
+inline void require(bool holds, const char* what) {
+  if (holds) return;
+  std::fprintf(stderr, "%s\n", what);
+  __builtin_trap();
+}
+
 // Kernel results against the reference, within an absolute tolerance: loose, for gross errors
 // only (the tests check the derived bounds). Non-finite values must match in kind.
 inline void expect_close(double got, double ref, double tol, const char* what) {
