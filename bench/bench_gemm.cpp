@@ -11,8 +11,9 @@
 // and 8 are memory-bound: the weights rotate over copies larger than 8x the L3 ("cold"). M >= 32
 // is compute-bound; its weights stay in cache as they would across the row blocks of one call
 // ("hot").
-// The M = 1 tags also run as *_vs_stream: timed alternately with a plain read of as many bytes,
-// whose ratio (bw_fraction_alternated) is the one to compare with the bandwidth target.
+// The decode tags (M = 1, 8 and 32 on 14336 x 4096) also run as *_vs_stream: timed alternately
+// with a plain read of as many bytes, whose ratio (bw_fraction_alternated) is the one to compare
+// with the bandwidth targets.
 // Same-run baselines: Eigen's fp32 GEMM (eigen_f32_*) and, when built with oneDNN, its u8 x s8
 // matmul with s32 accumulation and fp32 output (onednn_w8a8_*) and its bf16 matmul with bf16
 // output (onednn_w16a16_*), on the same shapes; w8a8_vs_onednn and w16a16_vs_onednn alternate
@@ -247,10 +248,11 @@ void register_all() {
           benchmark::RegisterBenchmark(name.c_str(), run_linear, v, m, n, k, t)->UseRealTime()->Unit(benchmark::kMicrosecond);
         }
     for (const Variant& v : kVariants)
-      benchmark::RegisterBenchmark((std::string("gemm/") + v.name + "_vs_stream" + shape_tag(1, 14336, 4096) + threads).c_str(),
-                                   run_versus_stream, v, 1, 14336, 4096, t)
-          ->UseManualTime()
-          ->Unit(benchmark::kMicrosecond);
+      for (int64_t m : {1, 8, 32})  // decode: one sequence, and batches of 8 and 32
+        benchmark::RegisterBenchmark((std::string("gemm/") + v.name + "_vs_stream" + shape_tag(m, 14336, 4096) + threads).c_str(),
+                                     run_versus_stream, v, m, 14336, 4096, t)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("gemm/eigen_f32" + shape_tag(512, 4096, 4096) + threads).c_str(), run_eigen, 512, 4096,
                                  4096, t)
         ->UseRealTime()
