@@ -17,13 +17,24 @@
 
 namespace {
 
-void run(benchmark::State& s, int threads) {
+// Bytes one decode step reads at least once: weights of every executed layer and the LM head,
+// and the K and V of every sequence's context (bf16).
+double step_bytes(const decoder::ModelConfig& mc, const decoder::ModelWeights& w, int32_t batch, int32_t context) {
+  double b = double(w.lm_head.bytes());
+  for (int32_t i = 0; i < mc.layers; ++i) {
+    const decoder::LayerWeights& l = w.layers[size_t(i) % w.layers.size()];
+    b += double(l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes());
+  }
+  return b + double(batch) * context * mc.layers * 2.0 * mc.kv_size() * 2.0;
+}
+
+void run(benchmark::State& s, int32_t batch, int threads) {
   decoder::ModelConfig mc = decoder::model_preset("qwen2-7b");
   mc.distinct_layers = 2;
   static const decoder::ModelWeights weights = decoder::make_weights(mc, 1, 2);
   decoder::EngineConfig ec;
   ec.num_threads = threads;
-  const int32_t batch = 8, context = 1024, max_new = 256;
+  const int32_t context = 1024, max_new = 256;
   ec.num_blocks = int64_t(batch) * ((context + max_new) / ec.block_size + 1);
   decoder::Engine engine(mc, weights, ec);
   for (int32_t r = 0; r < batch; ++r) {
@@ -43,14 +54,20 @@ void run(benchmark::State& s, int threads) {
   s.counters["gemm_fraction"] = t.gemm / t.step;
   s.counters["attention_fraction"] = t.attention / t.step;
   s.counters["weights_GB"] = double(weights.bytes()) / 1e9;
+  const double floor = step_bytes(mc, weights, batch, context) / (bench::ceilings(threads).dram_read_gbs * 1e9);
+  s.counters["step_floor_ms"] = floor * 1e3;
+  s.counters["step_vs_floor"] = floor / (t.step / double(s.iterations()));
 }
 
 void register_all() {
-  for (int t : {1, 2})
-    benchmark::RegisterBenchmark(("e2e/e2e_decode_qwen2_7b_shape_b8_ctx1024/threads:" + std::to_string(t)).c_str(), run, t)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond)
-        ->Iterations(24);
+  for (int32_t batch : {8, 32})
+    for (int t : {1, 2})
+      benchmark::RegisterBenchmark(("e2e/e2e_decode_qwen2_7b_shape_b" + std::to_string(batch) + "_ctx1024/threads:" +
+                                    std::to_string(t)).c_str(),
+                                   run, batch, t)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(batch == 8 ? 24 : 8);
 }
 
 }  // namespace

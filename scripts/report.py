@@ -16,6 +16,9 @@ TARGETS = [
     (r"attention/paged_vs_dense_b8_ctx4096/", "paged_vs_dense", 0.95, "dense twin, alternated"),
     (r"attention/prefill_512/", "peak_fraction", 0.40, "unit peak"),
     (r"gemm/w\w+_vs_stream_m1_", "bw_fraction_alternated", 0.90, "DRAM read, alternated"),
+    (r"gemm/w\w+_vs_stream_m8_", "bw_fraction_alternated", 0.85, "DRAM read, alternated"),
+    (r"gemm/w\w+_vs_stream_m32_", "bw_fraction_alternated", 0.75, "DRAM read, alternated"),
+    (r"e2e/e2e_decode_qwen2_7b_shape_b8_", "step_vs_floor", 0.75, "bytes read once over DRAM read"),
     (r"gemm/w(4|8)a16_m512_", "peak_fraction", 0.70, "unit peak"),
     (r"gemm/w4a8_m512_", "peak_fraction", 0.75, "unit peak"),
     (r"gemm/w(8a8|16a16)_vs_onednn_", "speedup_vs_onednn", 1.0, "oneDNN, alternated"),
@@ -24,7 +27,8 @@ TARGETS = [
     (r"sampling/sample_topk_topp_b64_v152064/", "bw_fraction", 0.50, "DRAM read"),
 ]
 # The counter that is a case's fraction, in order of preference.
-FRACTIONS = ["bw_fraction_alternated", "paged_vs_dense", "speedup_vs_onednn", "peak_fraction", "bw_fraction"]
+FRACTIONS = ["bw_fraction_alternated", "paged_vs_dense", "speedup_vs_onednn", "step_vs_floor", "peak_fraction",
+             "bw_fraction"]
 
 
 def load_runs(directory):
