@@ -60,9 +60,9 @@ void pack_q_bits(QuantizedWeight::Storage& s, int64_t columns, int64_t k_valid, 
 // at source k i, and packed k j holds source k order[j] (order null: the identity). For sources
 // whose k order differs from the packed one (GPTQ act-order): the gather happens in this
 // tile-sized buffer, in cache, rather than across the source.
-template <int kBits>
-void pack_tile_bits(QuantizedWeight::Storage& s, int64_t t, int64_t lanes, const uint8_t* values, int64_t k,
-                    const int32_t* order) {
+template <int kBits, bool kOrdered>
+void pack_tile_words(QuantizedWeight::Storage& s, int64_t t, int64_t lanes, const uint8_t* values, int64_t k,
+                     const int32_t* order) {
   using Storage = QuantizedWeight::Storage;
   constexpr int kpw = 32 / kBits;
   uint32_t* words = s.q.data() + t * s.k_words() * Storage::kTileN;
@@ -70,13 +70,21 @@ void pack_tile_bits(QuantizedWeight::Storage& s, int64_t t, int64_t lanes, const
     const uint8_t* column = values + l * k;
     for (int64_t j = 0; j < k / kpw; ++j) {
       uint32_t word = 0;
-      for (int e = 0; e < kpw; ++e) {
+#pragma GCC unroll 8
+      for (int e = 0; e < kpw; ++e) {  // constant shifts once unrolled
         const int64_t i = j * kpw + e;
-        word |= uint32_t(column[order ? order[i] : i]) << Storage::shift_of(kBits, e);
+        word |= uint32_t(column[kOrdered ? order[i] : i]) << Storage::shift_of(kBits, e);
       }
       words[j * Storage::kTileN + l] = word;
     }
   }
+}
+
+template <int kBits>
+void pack_tile_bits(QuantizedWeight::Storage& s, int64_t t, int64_t lanes, const uint8_t* values, int64_t k,
+                    const int32_t* order) {
+  if (order) pack_tile_words<kBits, true>(s, t, lanes, values, k, order);
+  else pack_tile_words<kBits, false>(s, t, lanes, values, k, nullptr);
 }
 
 template <SourceOrder kOrder, class Element>

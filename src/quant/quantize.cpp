@@ -23,7 +23,13 @@ float to_f16(float x, uint16_t* bits) {
 
 constexpr float kMaxWeight = 65504.f;  // fp16's largest finite value
 
-uint32_t clamp_q(double v, int32_t qmax) { return uint32_t(std::clamp(std::nearbyint(v), 0.0, double(qmax))); }
+// clamp(nearbyint(v), 0, qmax) for finite v, without a libm call per weight (the baseline ISA has
+// no rounding instruction): in (0, qmax), adding and subtracting 2^52 rounds to nearest even.
+uint32_t clamp_q(double v, int32_t qmax) {
+  if (!(v > 0.0)) return 0u;
+  if (v >= double(qmax)) return uint32_t(qmax);
+  return uint32_t((v + 0x1p52) - 0x1p52);
+}
 
 // Row `v` (k finite values) of packed column p: its groups' scales and zero points (or offsets)
 // into s, its q (one byte each, packed k order = source order) into q.
