@@ -19,6 +19,20 @@ uint32_t field(int32_t word, int index, int bits) {
   return (uint32_t(word) >> (index * bits)) & ((1u << bits) - 1u);
 }
 
+// A tile's columns of a k-major GPTQ qweight ([k * kBits / 32][n] words, column j at
+// qweight[w * n + j]) unpacked to values[l * k + i], reading the source forward.
+template <int kBits>
+void unpack_k_major(const int32_t* qweight, int64_t n, int64_t lanes, int64_t k, uint8_t* values) {
+  constexpr int kPerWord = 32 / kBits;
+  for (int64_t w = 0; w < k / kPerWord; ++w)
+    for (int64_t l = 0; l < lanes; ++l) {
+      const auto word = uint32_t(qweight[w * n + l]);
+      uint8_t* out = values + l * k + w * kPerWord;
+#pragma GCC unroll 8
+      for (int e = 0; e < kPerWord; ++e) out[e] = uint8_t((word >> (e * kBits)) & ((1u << kBits) - 1u));
+    }
+}
+
 void check_pointer(const void* p, const char* where, const char* name) {
   PAGEDINFER_CHECK(p != nullptr, where, name, " is null");
 }
@@ -99,13 +113,13 @@ QuantizedWeight import_gptq(const int32_t* qweight, const int32_t* qzeros, const
     const int64_t first = t * Storage::kTileN, lanes = std::min<int64_t>(Storage::kTileN, n - first);
     if (lanes <= 0) return;
     std::vector<uint8_t> values(size_t(lanes * k));
-    for (int64_t w = 0; w < k / per_word; ++w)
-      for (int64_t l = 0; l < lanes; ++l) {
-        const int32_t word = qweight[w * n + first + l];
-        for (int e = 0; e < per_word; ++e) values[size_t(l * k + w * per_word + e)] = uint8_t(field(word, e, bits));
-      }
-    if (bits == 4) detail::pack_tile_bits<4>(*s, t, lanes, values.data(), k, order);
-    else detail::pack_tile_bits<8>(*s, t, lanes, values.data(), k, order);
+    if (bits == 4) {
+      unpack_k_major<4>(qweight + first, n, lanes, k, values.data());
+      detail::pack_tile_bits<4>(*s, t, lanes, values.data(), k, order);
+    } else {
+      unpack_k_major<8>(qweight + first, n, lanes, k, values.data());
+      detail::pack_tile_bits<8>(*s, t, lanes, values.data(), k, order);
+    }
     // v1 convention: the stored zero is z - 1 (so z = 0 wraps, and reads back as 2^bits).
     for (int64_t col = first; col < first + lanes; ++col)
       for (int64_t g = 0; g < s->groups; ++g) {
