@@ -20,6 +20,7 @@
 // the two.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,9 +41,10 @@ namespace {
 
 struct Variant {
   const char* name;
-  int bits;
+  int bits;  // 40: llama.cpp Q4_0 blocks (int4, group 32, symmetric) through import_q4_0
   LinearActivations mode;
 };
+constexpr int kQ4_0 = 40;
 constexpr Variant kVariants[] = {{"w4a16", 4, LinearActivations::float_},
                                  {"w8a16", 8, LinearActivations::float_},
                                  {"w4a8", 4, LinearActivations::int8_per_token},
@@ -50,6 +52,9 @@ constexpr Variant kVariants[] = {{"w4a16", 4, LinearActivations::float_},
                                  {"w16a16", 16, LinearActivations::float_}};
 constexpr Variant kW16A16 = kVariants[4];
 constexpr Variant kW8A8 = kVariants[3];
+// A GGUF user's weights: Q4_0 imported, on the W4A8 and W4A16 paths (decode, M = 1).
+constexpr Variant kQ4_0Variants[] = {{"q4_0_w4a8", kQ4_0, LinearActivations::int8_per_token},
+                                     {"q4_0_w4a16", kQ4_0, LinearActivations::float_}};
 
 // One quantized weight per (bits, N, K), from random bf16 values; copies are made through
 // save/load, so each has its own memory.
@@ -58,6 +63,15 @@ const QuantizedWeight& weight(int bits, int64_t n, int64_t k) {
   auto key = std::make_tuple(bits, n, k);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
+  if (bits == kQ4_0) {  // random blocks: an fp16 scale, 16 bytes of nibbles
+    std::vector<uint8_t> blocks(size_t(n * k / 32 * 18));
+    bench::fill_random(blocks.data(), blocks.size(), uint64_t(n + k));
+    for (size_t b = 0; b < blocks.size() / 18; ++b) {
+      const uint16_t d = float_to_f16(0.001f * float(1 + b % 13));
+      std::memcpy(&blocks[b * 18], &d, 2);
+    }
+    return cache[key] = import_q4_0(blocks.data(), n, k, 2);
+  }
   std::vector<uint16_t> w(size_t(n * k));
   bench::fill_bf16(w.data(), w.size(), uint64_t(n * 31 + k + bits));
   // int4: AWQ/GPTQ's g128 with zero points; int8: per-channel symmetric, as W8A8 and W8A16
@@ -247,6 +261,11 @@ void register_all() {
           const std::string name = std::string("gemm/") + v.name + shape_tag(m, n, k) + threads;
           benchmark::RegisterBenchmark(name.c_str(), run_linear, v, m, n, k, t)->UseRealTime()->Unit(benchmark::kMicrosecond);
         }
+    for (const Variant& v : kQ4_0Variants)
+      benchmark::RegisterBenchmark((std::string("gemm/") + v.name + "_vs_stream" + shape_tag(1, 14336, 4096) + threads).c_str(),
+                                   run_versus_stream, v, 1, 14336, 4096, t)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
     for (const Variant& v : kVariants)
       for (int64_t m : {1, 8, 32})  // decode: one sequence, and batches of 8 and 32
         benchmark::RegisterBenchmark((std::string("gemm/") + v.name + "_vs_stream" + shape_tag(m, 14336, 4096) + threads).c_str(),
