@@ -193,6 +193,17 @@ struct Call {
     }
   }
 
+  // On every kernel: two threads within the bound, and one thread giving the same bits.
+  void check_every_kernel_thread_invariant() {
+    testutil::for_each_kernel("linear", [&] { return linear_kernel_name(w, p); }, [&](const std::string& kernel) {
+      run_and_check(2, kernel.c_str());
+      const std::vector<uint8_t> two(static_cast<const uint8_t*>(y.data()),
+                                     static_cast<const uint8_t*>(y.data()) + y.bytes());
+      run_and_check(1, (kernel + ", 1 thread").c_str());
+      EXPECT_EQ(std::memcmp(two.data(), y.data(), two.size()), 0) << "thread count changed bits";
+    });
+  }
+
   void check_every_kernel(int threads = 1) {
     testutil::for_each_kernel("linear", [&] { return linear_kernel_name(w, p); },
                               [&](const std::string& kernel) { run_and_check(threads, kernel.c_str()); });

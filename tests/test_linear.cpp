@@ -67,13 +67,7 @@ TEST(Linear, LargeMAndTwoThreadsAreDeterministic) {
     const QuantizedWeight w = quantize(wf.data(), DType::f32, n, k, k, QuantFormat{bits, 128, QuantZero::zero_point});
     for (auto mode : {LinearActivations::float_, LinearActivations::int8_per_token}) {
       Call call(w, 512, DType::bf16, DType::bf16, mode, rng);
-      testutil::for_each_kernel("linear", [&] { return linear_kernel_name(call.w, call.p); }, [&](const std::string& kernel) {
-        call.run_and_check(2, kernel.c_str());
-        const std::vector<uint8_t> two(static_cast<const uint8_t*>(call.y.data()),
-                                       static_cast<const uint8_t*>(call.y.data()) + call.y.bytes());
-        call.run_and_check(1, (kernel + ", 1 thread").c_str());
-        EXPECT_EQ(std::memcmp(two.data(), call.y.data(), two.size()), 0) << "thread count changed bits";
-      });
+      call.check_every_kernel_thread_invariant();
     }
   }
 }

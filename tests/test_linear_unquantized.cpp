@@ -172,13 +172,7 @@ TEST(Unquantized, LargeMAndTwoThreadsAreDeterministic) {
   wf.fill_uniform(rng, -0.1f, 0.1f);
   const QuantizedWeight w = unquantized(wf, n, k, DType::bf16);
   Call call(w, 512, DType::bf16, DType::bf16, LinearActivations::float_, rng);
-  testutil::for_each_kernel("linear", [&] { return linear_kernel_name(call.w, call.p); }, [&](const std::string& kernel) {
-    call.run_and_check(2, kernel.c_str());
-    const std::vector<uint8_t> two(static_cast<const uint8_t*>(call.y.data()),
-                                   static_cast<const uint8_t*>(call.y.data()) + call.y.bytes());
-    call.run_and_check(1, (kernel + ", 1 thread").c_str());
-    EXPECT_EQ(std::memcmp(two.data(), call.y.data(), two.size()), 0) << "thread count changed bits";
-  });
+  call.check_every_kernel_thread_invariant();
 }
 
 // bf16 weights with bf16 x run on bf16 dot products where the CPU has them; fp16 weights never
