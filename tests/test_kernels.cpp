@@ -36,6 +36,8 @@ bool reached(const std::string& op, const std::string& name) {
   } else if (op == "rope") {
     for (DType x : dtypes)
       if (name == rope_kernel_name(x, x)) return true;
+  } else if (op == "sampling") {
+    return name == sample_kernel_name();
   } else if (op == "linear") {
     std::vector<float> wf(64 * 256, 0.5f);
     for (int bits : {4, 8}) {
