@@ -406,6 +406,11 @@ TEST(SaveLoad, RefusesTruncatedCorruptAndForeignData) {
   std::memcpy(huge.data() + 32, fmt, 16);
   huge.resize(60, 0);
   expect_error([&] { load_weight(huge.data(), huge.size()); }, {"load_weight", "needs", "truncated or the header corrupt"});
+  // Found by fuzz_load_weight: n = 2^63 - 1 overflowed deriving the packed shape (UBSan) before
+  // new_storage checked it.
+  const int64_t too_many = INT64_MAX;
+  std::memcpy(huge.data() + 16, &too_many, 8);
+  expect_error([&] { load_weight(huge.data(), huge.size()); }, {"load_weight", "exceeds 2^31"});
   std::vector<uint8_t> reserved = good;
   reserved[12] = 1;
   expect_error([&] { load_weight(reserved.data(), reserved.size()); }, {"reserved header field is 1"});

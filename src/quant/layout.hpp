@@ -114,6 +114,9 @@ static_assert(
     "kInt4NibbleOrder must follow shift_of");
 
 namespace detail {
+// Throws unless n and k are in the ranges every packed weight keeps (quant.hpp).
+void check_shape(const char* where, int64_t n, int64_t k);
+
 // Validates a shape and format (bits, group size dividing k) for `where`, then allocates the
 // arrays, unless they would need more than max_array_bytes (>= 0): a file's header is checked
 // against the bytes that follow before anything is allocated. k_packed_padded > 0: a grouped

@@ -132,6 +132,7 @@ QuantizedWeight load_weight(const uint8_t* data, size_t size) {
     PAGEDINFER_CHECK(dtype >= 0 && dtype <= int32_t(DType::f16), "load_weight", "dtype = ", dtype, " is not a DType");
     f.dtype = DType(dtype);
   }
+  detail::check_shape("load_weight", n, k);  // before any size is derived from them
   Storage shape;
   shape.n = n;
   shape.k = k;

@@ -65,14 +65,18 @@ int64_t Storage::row_of_packed_column(int64_t p) const {
 
 namespace detail {
 
-std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
-                                     bool gate_up, int64_t max_array_bytes, int64_t k_packed_padded) {
+void check_shape(const char* where, int64_t n, int64_t k) {
   PAGEDINFER_CHECK(n > 0, where, "n = ", n, " must be positive");
   PAGEDINFER_CHECK(k > 0, where, "k = ", k, " must be positive");
   // 255 * 127 * 65536 < 2^31: an int8 dot product over a whole row cannot overflow int32.
   PAGEDINFER_CHECK(k <= 65536, where, "k = ", k, " exceeds 65536");
   // Keeps every size product of the layout far inside int64 (n_packed * k_packed < 2^48).
   PAGEDINFER_CHECK(n <= (int64_t(1) << 31), where, "n = ", n, " exceeds 2^31");
+}
+
+std::shared_ptr<Storage> new_storage(const char* where, int64_t n, int64_t k, const QuantFormat& f,
+                                     bool gate_up, int64_t max_array_bytes, int64_t k_packed_padded) {
+  check_shape(where, n, k);
   PAGEDINFER_CHECK(f.bits == 4 || f.bits == 8 || f.bits == 16, where, "format.bits = ", f.bits,
                    " must be 4, 8 or 16 (unquantized)");
   if (!f.quantized()) {
