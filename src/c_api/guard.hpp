@@ -1,0 +1,41 @@
+// What every C entry point shares: exceptions become status codes and a per-thread message.
+#pragma once
+#include <exception>
+#include <new>
+#include <string>
+
+#include "c_api/dlpack_views.hpp"
+#include "pagedinfer/pagedinfer.h"
+
+namespace pagedinfer::c_api {
+
+// The calling thread's last error message (pi_last_error).
+std::string& last_error();
+
+template <class F>
+pi_status guard(F&& f) {
+  try {
+    f();
+    return PI_OK;
+  } catch (const Error& e) {
+    last_error() = e.what();
+    return PI_INVALID_ARGUMENT;
+  } catch (const std::bad_alloc&) {
+    last_error() = "pagedinfer: out of memory";
+    return PI_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    last_error() = std::string("pagedinfer: internal error: ") + e.what();
+    return PI_INTERNAL_ERROR;
+  } catch (...) {
+    last_error() = "pagedinfer: internal error";
+    return PI_INTERNAL_ERROR;
+  }
+}
+
+template <class T>
+T* non_null(T* p, const char* name) {
+  if (!p) dlpack::fail(name, "must not be null");
+  return p;
+}
+
+}  // namespace pagedinfer::c_api
