@@ -188,6 +188,53 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
   state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
 }
 
+// Speculative verification: each request checks a draft tree of q_len nodes (EAGLE-like: each
+// node's parent one of the 8 before it) over its prefix, with a packed custom mask, timed
+// alternately with the same call under a plain causal mask. peak_fraction counts the pairs the
+// tree mask leaves visible; causal_vs_tree = causal time / tree time (1: the mask costs nothing,
+// though the causal call also computes the draft-to-draft pairs the tree hides).
+void run_tree_vs_causal(benchmark::State& state, const Shape& shape, int threads) {
+  Setup& s = setup_for(shape);
+  const AttentionPlan plan = s.plan(threads);
+  std::mt19937 rng(5);
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> mask_indptr{0};
+  double pairs = 0;
+  const int32_t prefix = shape.ctx - shape.q_len;
+  for (int32_t r = 0; r < shape.batch; ++r) {
+    std::vector<int32_t> parent(std::size_t(shape.q_len), -1);
+    std::vector<uint8_t> seg(std::size_t((int64_t(shape.q_len) * shape.ctx + 7) / 8), 0);
+    for (int32_t i = 0; i < shape.q_len; ++i) {
+      if (i > 0) parent[std::size_t(i)] = i - 1 - int32_t(rng() % std::min(i, 8));
+      std::vector<int32_t> keys(static_cast<std::size_t>(prefix));
+      std::iota(keys.begin(), keys.end(), 0);
+      for (int32_t a = i; a >= 0; a = parent[std::size_t(a)]) keys.push_back(prefix + a);
+      for (int32_t j : keys) {
+        const int64_t k = int64_t(i) * shape.ctx + j;
+        seg[std::size_t(k / 8)] |= uint8_t(1u << (k % 8));
+      }
+      pairs += double(keys.size());
+    }
+    mask.insert(mask.end(), seg.begin(), seg.end());
+    mask_indptr.push_back(int64_t(mask.size()));
+  }
+  int32_t c = 0;
+  const auto run = [&](bool tree) {
+    AttentionParams p = s.params(c % s.copies);
+    p.workspace = s.workspace.get();
+    p.workspace_bytes = s.workspace_bytes;
+    if (tree) p.custom_mask = mask.data(), p.mask_indptr = mask_indptr.data();
+    paged_attention(plan, p);
+  };
+  state.counters["causal_vs_tree"] = bench::time_against(state, [&] { run(true), ++c; }, [&] { run(false); });
+  state.counters["threads"] = threads;
+  const char* kernel = attention_kernel_name(DType::bf16, DType::bf16);
+  const bool bf16_dot = std::string(kernel) == "avx512_bf16_dot";
+  const auto& ceil = bench::ceilings(threads);
+  bench::report_flops(state, pairs * kQoHeads * 4 * kHeadDim, bf16_dot ? ceil.bf16_dot_gflops : ceil.fp32_fma_gflops);
+  state.SetLabel(std::string("kernel=") + kernel + " unit=" + (bf16_dot ? "bf16_dot" : "fp32_fma"));
+}
+
 const std::vector<Shape> kShapes = {
     {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
@@ -200,6 +247,7 @@ const std::vector<Shape> kShapes = {
     {"prefill_512", 1, 512, 512, 16, true, false, false},
     {"vllm_b64_q512_kv512", 64, 512, 512, 128, true, false, false},
 };
+const Shape kTreeShape = {"tree_verify_b8_draft64_ctx4096", 8, 64, 4096, 16, false, false, true};
 
 const Shape& shape_named(const std::string& tag) {
   return *std::find_if(kShapes.begin(), kShapes.end(), [&](const Shape& s) { return s.tag == tag; });
@@ -222,6 +270,10 @@ void register_all() {
     const std::string name = "attention/paged_vs_dense_b8_ctx4096/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
     benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& st) {
       run_paged_vs_dense(st, shape_named("decode_b8_ctx4096"), shape_named("dense_b8_ctx4096"), threads);
+    })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    const std::string tree = "attention/" + kTreeShape.tag + "/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
+    benchmark::RegisterBenchmark(tree.c_str(), [threads](benchmark::State& st) {
+      run_tree_vs_causal(st, kTreeShape, threads);
     })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
   }
 }

@@ -26,6 +26,7 @@ struct Case {
   float q_range = 1.f;  // |q| bound; larger makes the softmax sharper
   int threads = 1;
   int32_t kv_chunk = 0;
+  enum class Mask { none, packed, dense } mask = Mask::none;  // random custom masks
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
@@ -39,6 +40,8 @@ struct Batch {
   Pool pool;
   Buffer q, out;
   std::vector<float> alibi, sinks, ref_out, ref_lse;
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> mask_indptr{0};
   std::vector<float> ref_abs_out, saved_v;  // sum_j p_j |v_j| per output element: the scale of errors in P
   int64_t total_q = 0;
   int64_t q_stride_head, out_stride_head;
@@ -83,6 +86,7 @@ struct Batch {
       alibi.push_back(std::pow(2.f, -8.f * float(h + 1) / float(c.qo_heads)));
       sinks.push_back(u(rng) * 2.f);
     }
+    if (c.mask != Case::Mask::none) make_mask();
     // The reference writes fp32 so that the comparison sees the kernel's own rounding only.
     ref_out.assign(std::size_t(total_q) * c.qo_heads * c.dv, 0.f);
     ref_lse.assign(std::size_t(total_q) * c.qo_heads, 0.f);
@@ -101,6 +105,23 @@ struct Batch {
     for_each_value([&](int64_t page, int32_t tok, int32_t h, int32_t d) {
       pool.set(1, page, tok, h, d, saved_v[std::size_t(((page * c.page + tok) * c.kv_heads + h) * c.dv + d)]);
     });
+  }
+
+  // A random custom mask, half the keys visible, and some query rows that see none.
+  void make_mask() {
+    const bool packed = c.mask == Case::Mask::packed;
+    for (std::size_t r = 0; r < kv_len.size(); ++r) {
+      const int64_t q_len = q_indptr[r + 1] - q_indptr[r], n = q_len * kv_len[r];
+      std::vector<uint8_t> seg(std::size_t(packed ? (n + 7) / 8 : n), 0);
+      for (int64_t k = 0; k < n; ++k) {
+        const bool row_hidden = (k / std::max(1, kv_len[r])) % 5 == 3;
+        if (row_hidden || rng() % 2) continue;
+        if (packed) seg[std::size_t(k / 8)] |= uint8_t(1u << (k % 8));
+        else seg[std::size_t(k)] = uint8_t(1 + rng() % 255);
+      }
+      mask.insert(mask.end(), seg.begin(), seg.end());
+      mask_indptr.push_back(int64_t(mask.size()));
+    }
   }
 
   // f(page, token in page, head, d) for every V element the batch holds.
@@ -130,6 +151,11 @@ struct Batch {
     p.softcap = c.softcap;
     p.alibi_slopes = c.alibi ? alibi.data() : nullptr;
     p.sinks = c.sinks ? sinks.data() : nullptr;
+    if (c.mask != Case::Mask::none) {
+      p.custom_mask = mask.data();
+      p.mask_indptr = mask_indptr.data();
+      p.mask_packed = c.mask == Case::Mask::packed;
+    }
     return p;
   }
 
@@ -332,6 +358,22 @@ std::vector<Case> cases() {
     c.kv = DType::f16;
     c.threads = 2;
     c.kv_chunk = 32;
+  });
+  // custom masks (random; the tree shapes are in test_attention_tree.cpp)
+  add("mask_packed", [](Case& c) { c.mask = Case::Mask::packed; });
+  add("mask_dense_non_causal", [](Case& c) { c.mask = Case::Mask::dense; c.causal = false; });
+  add("mask_f32_window_sinks", [](Case& c) {
+    c.mask = Case::Mask::packed;
+    c.q = c.kv = c.out = DType::f32;
+    c.window_left = 30;
+    c.sinks = true;
+  });
+  add("mask_split_threads_2", [](Case& c) {
+    c.mask = Case::Mask::packed;
+    c.threads = 2;
+    c.kv_chunk = 32;
+    c.reqs = {{1, 200}, {9, 90}, {5, 0}, {33, 33}};
+    c.causal = false;
   });
   add("no_lse", [](Case& c) { c.lse = false; });
   add("sharp_softmax", [](Case& c) { c.q_range = 8.f; });

@@ -258,3 +258,29 @@ TEST(AttentionErrors, NumThreadsAndKvChunk) {
 
 
 }  // namespace
+
+namespace {
+
+TEST(AttentionErrors, CustomMaskSegmentsMustFitTheirRequests) {
+  Valid v;  // q_len x kv_len: 1 x 20 and 3 x 3 = 3 and 2 bytes packed, 20 and 9 dense
+  std::vector<uint8_t> mask(29, 0xff);
+  std::vector<int64_t> indptr{0, 3, 5};
+  v.params.custom_mask = mask.data();
+  v.params.mask_indptr = indptr.data();
+  EXPECT_NO_THROW(v.run());
+  v.params.mask_packed = false;
+  expect_error([&] { v.run(); }, {"mask_indptr: request 0's segment has 3 bytes", "20 elements need 20"});
+  indptr = {0, 20, 29};
+  EXPECT_NO_THROW(v.run());
+  indptr = {0, 20, 28};
+  expect_error([&] { reference::paged_attention(v.params); }, {"reference::paged_attention", "request 1's segment has 8 bytes"});
+  indptr = {1, 21, 30};
+  expect_error([&] { v.run(); }, {"mask_indptr[0] = 1 must be 0"});
+  v.params.mask_indptr = nullptr;
+  expect_error([&] { v.run(); }, {"custom_mask and mask_indptr must be given together"});
+  v.params.custom_mask = nullptr;
+  v.params.mask_indptr = indptr.data();
+  expect_error([&] { v.run(); }, {"custom_mask and mask_indptr must be given together"});
+}
+
+}  // namespace

@@ -13,11 +13,20 @@
 //   j is visible iff  (!causal || j <= pos)
 //                 and (window_left  < 0 || j >= pos - window_left)
 //                 and (window_right < 0 || j <= pos + window_right)
+//                 and (!custom_mask || mask(r, i, j))
 //   Z     = sum_{visible j} exp(s_j)  +  exp(sinks[h])  (sink term only if sinks)
 //   out[i, h] = sum_{visible j} exp(s_j) / Z * v[j, g]
 //   lse[i, h] = log(Z)                                          (natural log)
 // A row that sees no key gets out = 0 and lse = -inf (or lse = sinks[h] with a sink).
 // Validation rejects causal requests with q_len > kv_len.
+//
+// Custom masks (speculative trees, Jacobi steps; FlashInfer's convention). mask(r, i, j) is
+// element k = i * kv_len + j of request r's segment, which starts at custom_mask +
+// mask_indptr[r]: packed, bit k % 8 (least significant first) of byte k / 8, the segment
+// ceil(q_len * kv_len / 8) bytes; dense (mask_packed false), byte k, nonzero = visible, the
+// segment q_len * kv_len bytes. mask_indptr[0] = 0 and each segment has exactly that size. The
+// mask combines with the causal and window rules (all must allow j); a tree mask is usually run
+// with causal = true, which it already satisfies.
 //
 // Numerics: q, K and V are read exactly and the kernel computes in fp32 (online softmax over
 // tiles of keys); the output is rounded once to its dtype. The reference computes in double.
@@ -54,6 +63,9 @@ struct AttentionParams {
   float softcap = 0.0f;                  // 0: off
   const float* alibi_slopes = nullptr;   // optional [num_q_heads]
   const float* sinks = nullptr;          // optional [num_q_heads] logits of the attention sink
+  const uint8_t* custom_mask = nullptr;  // optional [mask_indptr[num_reqs]] bytes (see above)
+  const int64_t* mask_indptr = nullptr;  // [num_reqs + 1] byte offsets of the requests' segments
+  bool mask_packed = true;               // bits (true) or one byte per element (false)
   void* workspace = nullptr;             // >= plan.workspace_bytes, 64-byte aligned, not shared
   std::size_t workspace_bytes = 0;       // with a concurrent call
 };

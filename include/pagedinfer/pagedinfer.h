@@ -92,8 +92,11 @@ typedef struct {
   const float* sinks;            /* optional [num_q_heads] */
   void* workspace;               /* >= pi_plan_workspace_bytes, 64-byte aligned */
   size_t workspace_bytes;
+  const DLTensor* custom_mask;   /* optional uint8 [mask_indptr[reqs]] (attention.hpp: tree masks) */
+  const DLTensor* mask_indptr;   /* int64 [reqs + 1] byte offsets of the requests' segments */
+  int mask_packed;               /* 1 (default): bits, little bit order; 0: one byte per element */
 } pi_attention_args;
-/* Fills the defaults: causal, no windows, no soft-cap, scale from head_dim_qk. */
+/* Fills the defaults: causal, no windows, no soft-cap, no custom mask, scale from head_dim_qk. */
 PAGEDINFER_API void pi_attention_args_init(pi_attention_args* args);
 PAGEDINFER_API pi_status pi_paged_attention(const pi_attention_plan* plan, const pi_attention_args* args);
 PAGEDINFER_API pi_status pi_reference_paged_attention(const pi_attention_plan* plan, const pi_attention_args* args);

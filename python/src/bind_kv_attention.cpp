@@ -161,12 +161,55 @@ struct Plan {
   AttentionPlan plan;
 };
 
+// A custom mask borrowed for one call: packed bits (uint8) or one element per byte (bool, or
+// uint8 with mask_packed=False), and its byte offsets per request as int64.
+struct CustomMask {
+  std::unique_ptr<Borrowed> bytes;
+  std::vector<int64_t> indptr;
+  bool packed = true;
+
+  CustomMask(py::handle mask, py::handle mask_indptr, py::handle mask_packed) {
+    if (!given(mask)) {
+      if (given(mask_indptr)) throw Error("pagedinfer: mask_indptr given without custom_mask");
+      return;
+    }
+    if (!given(mask_indptr)) throw Error("pagedinfer: custom_mask needs mask_indptr (byte offsets per request)");
+    py::object m = py::reinterpret_borrow<py::object>(mask);
+    const bool is_bool = py::hasattr(m, "dtype") && py::str(m.attr("dtype")).cast<std::string>().find("bool") != std::string::npos;
+    if (is_bool) {  // DLPack of this era has no bool: the same bytes as uint8
+      const bool torch = py::str(py::type::of(m).attr("__module__")).cast<std::string>().rfind("torch", 0) == 0;
+      m = torch ? m.attr("view")(py::module_::import("torch").attr("uint8")) : m.attr("view")("uint8");
+    }
+    packed = given(mask_packed) ? mask_packed.cast<bool>() : !is_bool;
+    if (is_bool && packed) throw Error("pagedinfer: a bool custom_mask is dense: mask_packed must be False");
+    bytes = std::make_unique<Borrowed>(m, "custom_mask");
+    bytes->dtype_is(kDLUInt, 8, "uint8 (packed bits) or bool (dense)").contiguous();
+    if (py::hasattr(mask_indptr, "__dlpack__") && Borrowed(mask_indptr, "mask_indptr").is(kDLInt, 32)) {
+      const std::vector<int32_t> v = int32_values(mask_indptr, "mask_indptr");
+      indptr.assign(v.begin(), v.end());
+    } else {
+      indptr = int64_values(mask_indptr, "mask_indptr");
+    }
+    if (indptr.empty() || indptr.back() > bytes->numel())
+      throw Error("pagedinfer: custom_mask has " + std::to_string(bytes->numel()) + " bytes, fewer than mask_indptr[-1]");
+  }
+
+  void set(AttentionParams& p, std::size_t num_reqs) const {
+    if (!bytes) return;
+    if (indptr.size() != num_reqs + 1) throw Error("pagedinfer: mask_indptr must have num_reqs + 1 entries");
+    p.custom_mask = static_cast<const uint8_t*>(bytes->data());
+    p.mask_indptr = indptr.data();
+    p.mask_packed = packed;
+  }
+};
+
 // Builds the params and runs `run` (the kernel or the reference) with the GIL released.
 template <class Run>
 py::object attention_call(const Plan& pl, py::handle q_obj, const KVCache& c, py::handle block_table,
                           py::handle page_indptr, py::handle page_indices, py::object out, py::object lse,
                           bool return_lse, py::object scale, bool causal, int32_t window_left, int32_t window_right,
-                          float softcap, py::handle alibi_slopes, py::handle sinks, Run&& run) {
+                          float softcap, py::handle alibi_slopes, py::handle sinks, const CustomMask& mask,
+                          Run&& run) {
   const AttentionPlan& plan = pl.plan;
   Borrowed q(q_obj, "q");
   q.dims(3);
@@ -210,6 +253,7 @@ py::object attention_call(const Plan& pl, py::handle q_obj, const KVCache& c, py
   std::vector<float> slopes, sink;
   if (given(alibi_slopes)) slopes = alibi_slopes.cast<std::vector<float>>(), p.alibi_slopes = slopes.data();
   if (given(sinks)) sink = sinks.cast<std::vector<float>>(), p.sinks = sink.data();
+  mask.set(p, std::size_t(plan.problem.num_reqs));
   Scratch ws(plan.workspace_bytes);
   p.workspace = ws.get();
   p.workspace_bytes = plan.workspace_bytes;
@@ -227,15 +271,18 @@ void def_attention(py::module_& m, Run run, const char* doc) {
       "paged_attention",
       [run](const Plan& pl, py::handle q, const KVCache& c, py::handle block_table, py::handle page_indptr,
             py::handle page_indices, py::object out, py::object lse, bool return_lse, py::object scale, bool causal,
-            int32_t window_left, int32_t window_right, float softcap, py::handle alibi_slopes, py::handle sinks) {
+            int32_t window_left, int32_t window_right, float softcap, py::handle alibi_slopes, py::handle sinks,
+            py::handle custom_mask, py::handle mask_indptr, py::handle mask_packed) {
+        const CustomMask mask(custom_mask, mask_indptr, mask_packed);
         return attention_call(pl, q, c, block_table, page_indptr, page_indices, out, lse, return_lse, scale, causal,
-                              window_left, window_right, softcap, alibi_slopes, sinks, run);
+                              window_left, window_right, softcap, alibi_slopes, sinks, mask, run);
       },
       py::arg("plan"), py::arg("q"), py::arg("cache"), py::arg("block_table") = py::none(),
       py::arg("page_indptr") = py::none(), py::arg("page_indices") = py::none(), py::arg("out") = py::none(),
       py::arg("lse") = py::none(), py::arg("return_lse") = false, py::arg("scale") = py::none(),
       py::arg("causal") = true, py::arg("window_left") = -1, py::arg("window_right") = -1, py::arg("softcap") = 0.0f,
-      py::arg("alibi_slopes") = py::none(), py::arg("sinks") = py::none(), doc);
+      py::arg("alibi_slopes") = py::none(), py::arg("sinks") = py::none(), py::arg("custom_mask") = py::none(),
+      py::arg("mask_indptr") = py::none(), py::arg("mask_packed") = py::none(), doc);
 }
 
 }  // namespace
@@ -268,7 +315,9 @@ void bind_attention(py::module_& m, py::module_& ref) {
       "q_indptr [num_reqs + 1] and kv_len [num_reqs] (int32) of a batch step.");
   const char* doc = R"(q [tokens, num_q_heads, head_dim_qk] against the cache; pages by block_table [num_reqs, cols] (int32)
 or page_indptr / page_indices. Returns out [tokens, num_q_heads, head_dim_v] in q's dtype (or the given out), and
-lse [tokens, num_q_heads] (natural log) with return_lse. Masks and options as attention.hpp.)";
+lse [tokens, num_q_heads] (natural log) with return_lse. Masks and options as attention.hpp; custom_mask: each
+request's q_len x kv_len mask from byte mask_indptr[r], packed bits (uint8, little bit order, FlashInfer's
+segment_packbits) or dense (bool).)";
   def_attention(m, [](const AttentionPlan& plan, const AttentionParams& p) { paged_attention(plan, p); }, doc);
   def_attention(ref, [](const AttentionPlan&, const AttentionParams& p) { reference::paged_attention(p); }, doc);
   m.def(

@@ -25,7 +25,7 @@ def gather(pool, pages, kv_len, layout):
 
 
 def torch_attention(q, k, v, q_indptr, kv_len, tables, layout, scale, causal=True, window_left=-1, softcap=0.0,
-                    alibi=None, sinks=None):
+                    alibi=None, sinks=None, masks=None):
     tokens, heads, _ = q.shape
     kv_heads = k.shape[2] if layout == "nhd" else k.shape[1]
     group = heads // kv_heads
@@ -48,6 +48,8 @@ def torch_attention(q, k, v, q_indptr, kv_len, tables, layout, scale, causal=Tru
                     visible &= j <= pos
                 if window_left >= 0:
                     visible &= j >= pos - window_left
+                if masks is not None:
+                    visible &= masks[r][i]
                 s = torch.where(visible, s, torch.tensor(-math.inf, dtype=torch.float64))
                 terms = [s]
                 if sinks is not None:
@@ -115,6 +117,55 @@ def test_mixed_batch_matches_torch(layout, dtype, options):
                                           window_left=options.get("window_left", -1),
                                           softcap=options.get("softcap", 0.0), alibi_slopes=alibi, sinks=sinks)
     assert ((oracle.double() - ref_out).abs() <= UNIT[dtype] * ref_out.abs() + 1e-6).all()
+
+
+def test_tree_mask_dense_and_packed_match_torch():
+    """A speculative step: each request verifies a draft tree, every node seeing the prefix and its branch."""
+    page, kv_heads, heads, dim = 4, 2, 8, 64
+    parents = [[-1, 0, 0, 1, 1, 2, 3], [-1, 0, 1]]  # two trees, node 0 hangs off the prefix
+    prefix = [10, 3]
+    kv_len = [p + len(t) for p, t in zip(prefix, parents)]
+    q_indptr = [0, len(parents[0]), len(parents[0]) + len(parents[1])]
+    masks = []
+    for p, tree, n in zip(prefix, parents, kv_len):
+        m = torch.zeros(len(tree), n, dtype=torch.bool)
+        m[:, :p] = True
+        for i in range(len(tree)):
+            a = i
+            while a >= 0:
+                m[i, p + a] = True
+                a = tree[a]
+        masks.append(m)
+    dense = torch.cat([m.flatten() for m in masks])
+    dense_indptr = torch.tensor([0, masks[0].numel(), dense.numel()], dtype=torch.int64)
+    packed, packed_indptr = [], [0]
+    for m in masks:  # FlashInfer's segment_packbits, little bit order
+        bits = m.flatten().tolist() + [False] * (-m.numel() % 8)
+        packed += [sum(int(b) << k for k, b in enumerate(bits[i:i + 8])) for i in range(0, len(bits), 8)]
+        packed_indptr.append(len(packed))
+    num_pages = sum((n + page - 1) // page for n in kv_len)
+    tables, at = [], 0
+    perm = torch.randperm(num_pages).tolist()
+    for n in kv_len:
+        tables.append(perm[at:at + (n + page - 1) // page])
+        at += len(tables[-1])
+    block_table = torch.tensor([t + [0] * (5 - len(t)) for t in tables], dtype=torch.int32)
+    cache, k, v = make_cache(num_pages, page, kv_heads, dim, torch.float32, "nhd")
+    q = 2 * torch.randn(q_indptr[-1], heads, dim)
+    plan = pi.plan_attention(q_indptr, kv_len, heads, kv_heads, dim)
+    scale = 1 / math.sqrt(dim)
+    ref, _ = torch_attention(q, k, v, q_indptr, kv_len, tables, "nhd", scale, masks=masks)
+    out_dense = pi.paged_attention(plan, q, cache, block_table=block_table, custom_mask=dense, mask_indptr=dense_indptr)
+    out_packed = pi.paged_attention(plan, q, cache, block_table=block_table,
+                                    custom_mask=torch.tensor(packed, dtype=torch.uint8),
+                                    mask_indptr=torch.tensor(packed_indptr, dtype=torch.int32))
+    assert torch.allclose(out_dense.double(), ref, atol=1e-5)
+    assert torch.equal(out_dense, out_packed)
+    with pytest.raises(pi.Error, match="request 0's segment has 6 bytes"):
+        pi.paged_attention(plan, q, cache, block_table=block_table, custom_mask=torch.tensor(packed, dtype=torch.uint8),
+                           mask_indptr=[0, 6, len(packed)])
+    with pytest.raises(pi.Error, match="fewer than mask_indptr"):
+        pi.paged_attention(plan, q, cache, block_table=block_table, custom_mask=dense[:-1], mask_indptr=dense_indptr)
 
 
 def test_merge_states_of_two_halves_is_attention_over_all_keys():

@@ -57,6 +57,23 @@ struct AttentionItemState {
   int32_t pos(int32_t r) const { return kv_len - q_len + it.q_begin + r / group; }
   int32_t head(int32_t r) const { return it.kv_head * group + r % group; }
 
+  // The custom mask of row r over the tile's keys t0 + j, j < n (n <= kAttnTile = 32): bit j
+  // set iff visible. Reads only the bytes of the request's segment that hold those keys.
+  uint32_t mask_word(int32_t r, int32_t t0, int32_t n) const {
+    static_assert(kAttnTile == 32, "one 32-bit word of mask bits per tile");
+    const int64_t at = int64_t(it.q_begin + r / group) * kv_len + t0;
+    const uint8_t* seg = p.custom_mask + p.mask_indptr[it.req];
+    uint32_t word = 0;
+    if (!p.mask_packed) {
+      for (int32_t j = 0; j < n; ++j) word |= uint32_t(seg[at + j] != 0) << j;
+      return word;
+    }
+    uint64_t bits = 0;  // the bytes holding bits at .. at + n - 1, little-endian
+    for (int64_t b = at >> 3, shift = 0; b <= (at + n - 1) >> 3; ++b, shift += 8) bits |= uint64_t(seg[b]) << shift;
+    word = uint32_t(bits >> (at & 7));
+    return n == 32 ? word : word & ((1u << n) - 1);
+  }
+
   // Keys visible to row r, clipped to the item's KV range: [lo, hi).
   void visible(int32_t r, int32_t& lo, int32_t& hi) const {
     const int32_t at = pos(r);
@@ -166,8 +183,23 @@ struct AttentionDriver {
         std::fill(s, s + kAttnTile, 0.f);
         continue;
       }
+      // A custom mask matters only where it hides some of [lo, hi); where it hides all, the row
+      // has nothing in this tile.
+      bool masked = false;
+      alignas(64) float keep[kAttnTile];
+      if (x.p.custom_mask) {
+        const uint32_t in_range = (hi - t0 == 32 ? ~0u : (1u << (hi - t0)) - 1) & ~((1u << (lo - t0)) - 1);
+        const uint32_t word = x.mask_word(r, t0, hi - t0) & in_range;
+        if (word == 0) {
+          std::fill(s, s + kAttnTile, 0.f);
+          continue;
+        }
+        masked = word != in_range;
+        if (masked)
+          for (int32_t j = 0; j < kAttnTile; ++j) keep[j] = float((word >> j) & 1);
+      }
       const float slope = x.p.alibi_slopes ? x.p.alibi_slopes[x.head(r)] : 0.f;
-      const bool plain = lo == t0 && hi == t0 + kAttnTile && !softcap && slope == 0.f && scale > 0.f;
+      const bool plain = lo == t0 && hi == t0 + kAttnTile && !softcap && slope == 0.f && scale > 0.f && !masked;
       B vmax(kAttnNegInf);
       if (plain) {
         for (int32_t jb = 0; jb < kAttnTile; jb += W) vmax = xsimd::max(vmax, B::load_aligned(s + jb));
@@ -180,12 +212,17 @@ struct AttentionDriver {
           if (softcap) v = cap * xsimd::tanh(v * inv_cap);
           if (slope != 0.f) v = v - vslope * xsimd::abs(vpos - j);
           v = xsimd::select((j >= vlo) && (j < vhi), v, B(kAttnNegInf));  // also clears stale lanes
+          if (masked) v = xsimd::select(B::load_aligned(keep + jb) > B(0.f), v, B(kAttnNegInf));
           v.store_aligned(s + jb);
           vmax = xsimd::max(vmax, v);
         }
       }
       const float pre = plain ? scale : 1.f;  // what the stored scores still need (scale > 0)
       const float m_old = x.m()[r], m_new = std::max(m_old, SimdIsa<A>::hmax(vmax) * pre);
+      if (m_new == kAttnNegInf) {  // every key so far masked: nothing to add (and no -inf - -inf)
+        std::fill(s, s + kAttnTile, 0.f);
+        continue;
+      }
       const B vm(m_new), vpre(pre);
       B vsum(0.f);
       for (int32_t jb = 0; jb < kAttnTile; jb += W) {

@@ -25,6 +25,14 @@ std::vector<double> gather_head(const KVCacheView& c, const PagePool& pool, cons
   return dense;
 }
 
+// Element (i, j) of request r's custom mask (attention.hpp); true without a mask.
+bool mask_allows(const AttentionParams& p, int32_t r, int64_t i, int64_t j) {
+  if (!p.custom_mask) return true;
+  const int64_t k = i * p.pages.kv_len[r] + j;
+  const uint8_t* seg = p.custom_mask + p.mask_indptr[r];
+  return p.mask_packed ? ((seg[k / 8] >> (k % 8)) & 1) != 0 : seg[k] != 0;
+}
+
 bool visible(const AttentionParams& p, int64_t pos, int64_t j) {
   if (p.causal && j > pos) return false;
   if (p.window_left >= 0 && j < pos - p.window_left) return false;
@@ -52,7 +60,7 @@ void paged_attention(const AttentionParams& p) {
           std::vector<double> s(std::size_t(kv_len), -std::numeric_limits<double>::infinity());
           double m = p.sinks ? double(p.sinks[h]) : -std::numeric_limits<double>::infinity();
           for (int32_t j = 0; j < kv_len; ++j) {
-            if (!visible(p, pos, j)) continue;
+            if (!visible(p, pos, j) || !mask_allows(p, r, i, j)) continue;
             double dot = 0;
             for (int32_t d = 0; d < dq; ++d)
               dot += double(detail::load_as_float(q, p.q.dtype, std::size_t(d))) * k[std::size_t(j) * dq + d];

@@ -24,6 +24,21 @@ void check_heads(int32_t qo, int32_t kv, const char* where) {
                    " must be a positive multiple of num_kv_heads = ", kv, " (GQA groups)");
 }
 
+// Each request's segment of a custom mask has exactly the size its q_len x kv_len elements need.
+void check_custom_mask(const AttentionParams& p, const char* where) {
+  if (!p.custom_mask && !p.mask_indptr) return;
+  PAGEDINFER_CHECK(p.custom_mask && p.mask_indptr, where, "custom_mask and mask_indptr must be given together");
+  const int32_t n = p.pages.num_reqs;
+  PAGEDINFER_CHECK(p.mask_indptr[0] == 0, where, "mask_indptr[0] = ", p.mask_indptr[0], " must be 0");
+  for (int32_t r = 0; r < n; ++r) {
+    const int64_t elements = int64_t(p.q_indptr[r + 1] - p.q_indptr[r]) * p.pages.kv_len[r];
+    const int64_t bytes = p.mask_packed ? (elements + 7) / 8 : elements;
+    const int64_t got = p.mask_indptr[r + 1] - p.mask_indptr[r];
+    PAGEDINFER_CHECK(got == bytes, where, "mask_indptr: request ", r, "'s segment has ", got, " bytes where its q_len x kv_len = ",
+                     elements, p.mask_packed ? " bits need " : " elements need ", bytes);
+  }
+}
+
 }  // namespace
 
 void validate_attention_params(const AttentionParams& p, const char* where) {
@@ -43,6 +58,7 @@ void validate_attention_params(const AttentionParams& p, const char* where) {
                    " must be finite and >= 0 (0 turns it off)");
   PAGEDINFER_CHECK(p.window_left >= -1, where, "window_left = ", p.window_left, " must be >= -1 (-1: unlimited)");
   PAGEDINFER_CHECK(p.window_right >= -1, where, "window_right = ", p.window_right, " must be >= -1 (-1: unlimited)");
+  check_custom_mask(p, where);
   if (p.causal)
     for (int32_t r = 0; r < n; ++r) {
       const int32_t q_len = p.q_indptr[r + 1] - p.q_indptr[r];

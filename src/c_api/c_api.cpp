@@ -77,6 +77,16 @@ AttentionParams attention_params(const pi_attention_plan* plan, const pi_attenti
   p.sinks = a->sinks;
   p.workspace = a->workspace;
   p.workspace_bytes = a->workspace_bytes;
+  if (a->custom_mask || a->mask_indptr) {
+    p.mask_indptr = dl::index_array<int64_t>(a->mask_indptr, "mask_indptr", &n);
+    if (n != p.pages.num_reqs + 1) dl::fail("mask_indptr", "must have num_reqs + 1 entries");
+    const DLTensor& m = dl::usable(a->custom_mask, "custom_mask");
+    if (!dl::is(m, kDLUInt, 8)) dl::fail("custom_mask", "must be uint8");
+    dl::contiguous(m, "custom_mask");
+    if (dl::numel(m) < p.mask_indptr[n - 1]) dl::fail("custom_mask", "has fewer bytes than mask_indptr[num_reqs]");
+    p.custom_mask = static_cast<const uint8_t*>(dl::data(m));
+    p.mask_packed = a->mask_packed != 0;
+  }
   return p;
 }
 
@@ -269,6 +279,7 @@ void pi_attention_args_init(pi_attention_args* a) {
   *a = pi_attention_args{};
   a->causal = 1;
   a->window_left = a->window_right = -1;
+  a->mask_packed = 1;
 }
 
 pi_status pi_paged_attention(const pi_attention_plan* plan, const pi_attention_args* args) {

@@ -85,6 +85,23 @@ int main(void) {
   CHECK(max_diff(out, ref, REQS * QH * D) < 1e-5f, "attention differs from the reference by %g",
         max_diff(out, ref, REQS * QH * D));
 
+  /* A custom mask (dense, one byte per key): request 0 sees keys 0 and 3, request 1 all but 4. */
+  uint8_t mask[5 + 9] = {1, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1};
+  int64_t mask_indptr[REQS + 1] = {0, 5, 14}, mask_shape[1] = {14};
+  DLTensor mt = tensor(mask, kDLUInt, 8, 1, mask_shape), mi = tensor(mask_indptr, kDLInt, 64, 1, indptr_shape);
+  a.custom_mask = r.custom_mask = &mt;
+  a.mask_indptr = r.mask_indptr = &mi;
+  a.mask_packed = r.mask_packed = 0;
+  CHECK(pi_paged_attention(plan, &a) == PI_OK, "masked attention: %s", pi_last_error());
+  CHECK(pi_reference_paged_attention(plan, &r) == PI_OK, "masked reference: %s", pi_last_error());
+  CHECK(max_diff(out, ref, REQS * QH * D) < 1e-5f, "masked attention differs from the reference by %g",
+        max_diff(out, ref, REQS * QH * D));
+  mask_shape[0] = 13;
+  CHECK(pi_paged_attention(plan, &a) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "custom_mask has fewer bytes"),
+        "short mask: %s", pi_last_error());
+  a.custom_mask = NULL;
+  a.mask_indptr = NULL;
+
   /* Bad inputs: a wrong dtype code, null data, overlapping (too small) strides, a page outside
    * the pool; each fails with a message naming the argument. */
   DLTensor bad = qt;
