@@ -1,6 +1,6 @@
 // An attention problem decoded from the input: sizes, indptrs, page tables (padded or CSR, ids
-// possibly outside the pool), layouts, strides, flags and thread counts, with every buffer sized
-// exactly as the description implies. What validation accepts must run in bounds and agree with
+// possibly outside the pool), layouts, strides, flags, custom masks and thread counts, with
+// every buffer sized exactly as the description implies. What validation accepts must run in bounds and agree with
 // the reference.
 #include "fuzz_util.hpp"
 
@@ -103,6 +103,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   p.softcap = in.ConsumeBool() ? in.ConsumeFloatingPointInRange(0.f, 50.f) : 0.f;
   p.alibi_slopes = in.ConsumeBool() ? slopes.data() : nullptr;
   p.sinks = in.ConsumeBool() ? sinks.data() : nullptr;
+  // A custom mask: segments sized as the requests need (or one of them off by a little), the
+  // bytes exactly mask_indptr[num_reqs] long.
+  std::vector<int64_t> mask_indptr{0};
+  std::vector<uint8_t> mask;
+  if (in.ConsumeBool()) {
+    p.mask_packed = in.ConsumeBool();
+    for (int32_t r = 0; r < num_reqs; ++r) {
+      const int64_t n = int64_t(std::max(0, q_indptr[r + 1] - q_indptr[r])) * std::max(0, kv_len[r]);
+      const int64_t off = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? in.ConsumeIntegralInRange<int64_t>(-2, 2) : 0;
+      mask_indptr.push_back(mask_indptr.back() + std::max<int64_t>(0, (p.mask_packed ? (n + 7) / 8 : n) + off));
+    }
+    for (int64_t i = 0; i < mask_indptr.back(); ++i) mask.push_back(in.ConsumeIntegral<uint8_t>());
+    p.custom_mask = mask.data();
+    p.mask_indptr = mask_indptr.data();
+  }
   p.workspace = ws.data();
   p.workspace_bytes = plan.workspace_bytes;
   if (!fuzz::accepted([&] { paged_attention(plan, p); })) return 0;
