@@ -11,6 +11,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "pagedinfer/pagedinfer.hpp"
@@ -51,11 +52,24 @@ std::vector<int32_t> random_pages(std::size_t n, uint32_t seed) {
 
 const double kTokenBytes = 2.0 * kHeads * kDim * 2;  // K + V of one token
 
-void append(benchmark::State& s, int64_t tokens, int threads) {
+// src: the dtype of the new K and V. f32: a projection's fp32 output converted into the bf16
+// cache on the way; its source buffers rotate over copies too (cold), so that its bw_fraction
+// counts DRAM traffic on both sides, where the bf16 case's hot source inflates it.
+void append(benchmark::State& s, int64_t tokens, int threads, DType src) {
   Pool& p = pool();
-  std::vector<uint16_t> k(std::size_t(tokens) * kHeads * kDim), v(k.size());
-  bench::fill_random(k.data(), k.size() * 2, 3);
-  bench::fill_random(v.data(), v.size() * 2, 4);
+  const std::size_t n = std::size_t(tokens) * kHeads * kDim, es = dtype_size(src);
+  const std::size_t src_sets = src == DType::f32 ? bench::cold_copies(double(2 * n * es)) : 1;
+  std::vector<uint16_t> k(src_sets * n * es / 2), v(k.size());
+  if (src == DType::f32) {  // values a bf16 cache holds, as fp32
+    std::vector<uint16_t> b(src_sets * n);
+    for (auto* x : {&k, &v}) {
+      bench::fill_bf16(b.data(), b.size(), x == &k ? 3 : 4);
+      convert(b.data(), DType::bf16, x->data(), DType::f32, b.size());
+    }
+  } else {
+    bench::fill_random(k.data(), k.size() * 2, 3);
+    bench::fill_random(v.data(), v.size() * 2, 4);
+  }
   // Decode: one token per sequence, each in a random page; prefill: consecutive slots of
   // random pages. Each iteration writes other pages (rotations).
   const std::size_t sets = bench::cold_copies(kTokenBytes * double(tokens));
@@ -66,14 +80,16 @@ void append(benchmark::State& s, int64_t tokens, int threads) {
       slots[r].push_back(tokens <= 64 ? int64_t(pages[std::size_t(i)]) * kPage + 3
                                       : int64_t(pages[std::size_t(i / kPage)]) * kPage + i % kPage);
   }
-  std::size_t r = 0;
+  std::size_t r = 0, c = 0;
   for (auto _ : s) {
-    append_kv({p.view, {k.data(), DType::bf16, kHeads * kDim, kDim}, {v.data(), DType::bf16, kHeads * kDim, kDim},
-              slots[r].data(), tokens, threads});
+    const std::size_t at = c * n * es / 2;
+    append_kv({p.view, {k.data() + at, src, kHeads * kDim, kDim}, {v.data() + at, src, kHeads * kDim, kDim},
+               slots[r].data(), tokens, threads});
     r = (r + 1) % sets;
+    c = (c + 1) % src_sets;
   }
-  bench::report_bytes(s, 2 * kTokenBytes * double(tokens), threads);
-  s.SetLabel("ceiling=dram");
+  bench::report_bytes(s, (1.0 + double(es) / 2) * kTokenBytes * double(tokens), threads);
+  s.SetLabel(std::string("ceiling=dram kernel=") + convert_kernel_name(src, DType::bf16));
 }
 
 void copy(benchmark::State& s, int64_t n, int threads) {
@@ -132,8 +148,10 @@ void transfer(benchmark::State& s, int64_t n, int threads, bool is_export) {
 void register_all() {
   for (int t : {1, 2}) {
     const std::string th = "/threads:" + std::to_string(t);
-    benchmark::RegisterBenchmark(("kv_cache/append_decode_64tok" + th).c_str(), append, 64, t);
-    benchmark::RegisterBenchmark(("kv_cache/append_prefill_512tok" + th).c_str(), append, 512, t);
+    benchmark::RegisterBenchmark(("kv_cache/append_decode_64tok" + th).c_str(), append, 64, t, DType::bf16);
+    benchmark::RegisterBenchmark(("kv_cache/append_prefill_512tok" + th).c_str(), append, 512, t, DType::bf16);
+    benchmark::RegisterBenchmark(("kv_cache/append_prefill_512tok_f32_to_bf16" + th).c_str(), append, 512, t,
+                                 DType::f32);
     benchmark::RegisterBenchmark(("kv_cache/copy_blocks_256" + th).c_str(), copy, 256, t);
     benchmark::RegisterBenchmark(("kv_cache/gather_blocks_1024" + th).c_str(), gather_scatter, 1024, t, true);
     benchmark::RegisterBenchmark(("kv_cache/scatter_blocks_1024" + th).c_str(), gather_scatter, 1024, t, false);

@@ -36,6 +36,10 @@ bool reached(const std::string& op, const std::string& name) {
   } else if (op == "rope") {
     for (DType x : dtypes)
       if (name == rope_kernel_name(x, x)) return true;
+  } else if (op == "convert") {
+    for (DType a : dtypes)
+      for (DType b : dtypes)
+        if (name == convert_kernel_name(a, b)) return true;
   } else if (op == "sampling") {
     return name == sample_kernel_name();
   } else if (op == "linear") {

@@ -55,11 +55,14 @@ std::vector<Selection> linear_selections() {
 
 std::vector<Selection> selections(const std::string& op) {
   if (op == "linear") return linear_selections();
+  if (op == "sampling") return {{"sample", sample_kernel_name()}};
   std::vector<Selection> out;
   for (DType x : {DType::bf16, DType::f16, DType::f32}) {
     const std::string name = dtype_name(x);
     if (op == "norm") out.push_back({"rms_norm " + name, rms_norm_kernel_name(x, x)});
     if (op == "rope") out.push_back({"apply_rope " + name, rope_kernel_name(x, x)});
+    if (op == "convert" && x != DType::bf16)
+      out.push_back({std::string("convert, append_kv ") + name + " -> bf16", convert_kernel_name(x, DType::bf16)});
     if (op == "attention")
       for (DType kv : {DType::bf16, DType::f16})
         out.push_back({"decode and prefill, q " + name + ", KV " + dtype_name(kv), attention_kernel_name(x, kv)});
@@ -106,7 +109,7 @@ void print_text(const json& j) {
       std::printf("  %c %-20s %s\n", k["runs_here"].get<bool>() ? '*' : ' ', k["name"].get<std::string>().c_str(),
                   k["serves"].get<std::string>().c_str());
     std::printf("  selected now:\n");
-    for (const json& s : o["selected"])
+    for (const json& s : o.value("selected", json::array()))
       std::printf("    %-36s -> %s\n", s["call"].get<std::string>().c_str(), s["kernel"].get<std::string>().c_str());
   }
   std::printf("\nControls: PAGEDINFER_MAX_ISA, PAGEDINFER_DISABLE_FEATURES, PAGEDINFER_KERNEL, PAGEDINFER_CPU_VENDOR\n");

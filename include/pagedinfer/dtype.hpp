@@ -24,7 +24,10 @@ PAGEDINFER_API uint16_t float_to_bf16(float x);
 PAGEDINFER_API float f16_to_float(uint16_t bits);
 PAGEDINFER_API uint16_t float_to_f16(float x);
 
-// Converts `n` elements between any two storage types (same type: a copy).
+// Converts `n` elements between any two storage types (same type: a copy), vectorized (the
+// registry's op "convert", which append_kv and the fused RoPE append use too).
 PAGEDINFER_API void convert(const void* src, DType src_type, void* dst, DType dst_type, std::size_t n);
+// The registered kernel (kernels.hpp) that convert runs for these dtypes, now.
+PAGEDINFER_API const char* convert_kernel_name(DType src_type, DType dst_type);
 
 }  // namespace pagedinfer

@@ -1,9 +1,9 @@
 // pagedinfer: the kernel registry.
 //
-// Every op family (attention, linear, norm, rope, sampling) registers its kernels in one selection table
-// (src/<op>/dispatch.cpp), in order of preference. A kernel has a name, unique within its op,
-// the set of CPU features it needs (cpu.hpp) and a line saying which calls it serves. A call
-// runs the first kernel of its op's table that
+// Every op family (attention, convert, linear, norm, rope, sampling) registers its kernels in
+// one selection table (src/<op>/dispatch.cpp), in order of preference. A kernel has a name,
+// unique within its op, the set of CPU features it needs (cpu.hpp) and a line saying which
+// calls it serves. A call runs the first kernel of its op's table that
 //   1. needs only active features (cpu.hpp: detected, under the ISA cap, not disabled),
 //   2. can compute the call (dtypes, activation mode, weight format), and
 //   3. is the measured choice for it (rows m, CPU vendor; see docs/design/).
@@ -20,13 +20,13 @@
 namespace pagedinfer {
 
 struct KernelInfo {
-  const char* op = "";      // "attention", "linear", "norm", "rope", "sampling"
+  const char* op = "";      // "attention", "convert", "linear", "norm", "rope", "sampling"
   const char* name = "";    // unique within the op, e.g. "avx512_vnni"
   FeatureSet needs = 0;     // every feature must be active for the kernel to run
   const char* serves = "";  // which calls it can compute, and where the table prefers it
 };
 
-// The ops that have a registry: "attention", "linear", "norm", "rope", "sampling".
+// The ops that have a registry: "attention", "convert", "linear", "norm", "rope", "sampling".
 PAGEDINFER_API std::vector<std::string> kernel_ops();
 // The kernels registered for `op` (in table order), or for every op when op is empty. Throws
 // pagedinfer::Error for an unknown op.

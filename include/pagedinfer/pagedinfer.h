@@ -41,7 +41,7 @@ PAGEDINFER_API const char* pi_active_isa(void);
 PAGEDINFER_API const char* pi_detected_isa(void);
 /* Comma-separated CPU feature names, e.g. "avx512_bf16,amx_tile"; "" enables all again. */
 PAGEDINFER_API pi_status pi_set_disabled_features(const char* features);
-/* Forces a kernel of an op ("attention", "linear", "norm", "rope", "sampling"); name "" restores the table. */
+/* Forces a kernel of an op ("attention", "convert", "linear", "norm", "rope", "sampling"); name "" restores the table. */
 PAGEDINFER_API pi_status pi_force_kernel(const char* op, const char* name);
 /* A report of every op's registered kernels and whether this CPU runs them, one per line:
  * "op name runs|skips needs=feature,feature". Valid until this thread's next call of it. */

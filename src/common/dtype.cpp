@@ -5,6 +5,7 @@
 #include "common/check.hpp"
 #include "common/convert.hpp"
 #include "common/scalar_convert.hpp"
+#include "convert/kernel.hpp"
 
 namespace pagedinfer {
 
@@ -32,7 +33,7 @@ void convert_n(const void* src, DType src_type, void* dst, DType dst_type, std::
     std::memcpy(dst, src, n * dtype_size(src_type));
     return;
   }
-  for (std::size_t i = 0; i < n; ++i) store_from_float(dst, dst_type, i, load_as_float(src, src_type, i));
+  convert_kernel(src_type, dst_type)(src, dst, n);
 }
 
 }  // namespace detail

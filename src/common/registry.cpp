@@ -11,9 +11,9 @@ namespace {
 using detail::OpRegistry;
 
 OpRegistry* const* all_ops(std::size_t* n) {
-  static OpRegistry* const ops[] = {&detail::attention_registry(), &detail::linear_registry(),
-                                    &detail::norm_registry(), &detail::rope_registry(),
-                                    &detail::sampling_registry()};
+  static OpRegistry* const ops[] = {&detail::attention_registry(), &detail::convert_registry(),
+                                    &detail::linear_registry(),    &detail::norm_registry(),
+                                    &detail::rope_registry(),      &detail::sampling_registry()};
   *n = sizeof(ops) / sizeof(ops[0]);
   return ops;
 }
@@ -63,7 +63,7 @@ namespace detail {
 void apply_forced_kernels_from_environment() { force_from_environment(); }
 }  // namespace detail
 
-std::vector<std::string> kernel_ops() { return {"attention", "linear", "norm", "rope", "sampling"}; }
+std::vector<std::string> kernel_ops() { return {"attention", "convert", "linear", "norm", "rope", "sampling"}; }
 
 std::vector<KernelInfo> registered_kernels(const std::string& op) {
   force_from_environment();

@@ -37,6 +37,7 @@ struct OpRegistry {
 
 // One per op, defined in src/<op>/dispatch.cpp.
 OpRegistry& attention_registry();
+OpRegistry& convert_registry();
 OpRegistry& linear_registry();
 OpRegistry& norm_registry();
 OpRegistry& rope_registry();

@@ -8,6 +8,7 @@
 #include "common/check.hpp"
 #include "common/convert.hpp"
 #include "common/threading.hpp"
+#include "convert/kernel.hpp"
 #include "kv_cache/paged.hpp"
 
 namespace pagedinfer {
@@ -161,21 +162,24 @@ void append_kv(const AppendKvParams& p) {
   detail::validate_slots(c, slot_mapping, num_tokens, where);
 
   const std::size_t es = dtype_size(c.dtype);
-  auto write = [&](const PagePool& p, const TokensView& src, int64_t i, int64_t slot) {
+  const detail::ConvertKernel convert_k = detail::convert_kernel(key.dtype, c.dtype);
+  const detail::ConvertKernel convert_v = detail::convert_kernel(value.dtype, c.dtype);
+  auto write = [&](const PagePool& p, const TokensView& src, detail::ConvertKernel convert, int64_t i, int64_t slot) {
     const int64_t page = slot / c.page_size, off = slot % c.page_size;
     const std::size_t src_es = dtype_size(src.dtype);
     for (int32_t h = 0; h < c.num_kv_heads; ++h) {
       const char* from = static_cast<const char*>(src.data) + (i * src.stride_token + h * src.stride_head) * src_es;
       char* to = static_cast<char*>(p.data) + detail::row_offset(p, page, off, h) * es;
-      detail::convert_n(from, src.dtype, to, c.dtype, std::size_t(p.head_dim));
+      if (src.dtype == c.dtype) std::memcpy(to, from, std::size_t(p.head_dim) * es);
+      else convert(from, to, std::size_t(p.head_dim));
     }
   };
   // One token's K+V rows are small (a few KiB); hand them out in chunks.
   detail::parallel_for(num_tokens, num_threads, 16, [&](int64_t i) {
     const int64_t slot = slot_mapping[i];
     if (slot < 0) return;
-    write(c.k, key, i, slot);
-    write(c.v, value, i, slot);
+    write(c.k, key, convert_k, i, slot);
+    write(c.v, value, convert_v, i, slot);
   });
 }
 

@@ -4,6 +4,7 @@
 #include "common/convert.hpp"
 #include "common/dtype_dispatch.hpp"
 #include "common/simd/load.hpp"
+#include "convert/generic.hpp"
 #include "kv_cache/paged.hpp"
 #include "rope/kernel.hpp"
 
@@ -51,9 +52,8 @@ struct RopeKernelBody {
 
   // The unrotated tail [from, to) of a row, converted (fused append only).
   static void copy_tail(const void* src, void* dst, int32_t from, int32_t to) {
-    int32_t i = from;
-    for (; i + W <= to; i += W) store_as<A, C>(dst, i, load_as<A, X>(src, i));
-    for (; i < to; ++i) store_scalar_as<C>(dst, i, scalar_as<X>(src, i));
+    convert_values<A, X, C>(static_cast<const char*>(src) + std::size_t(from) * dtype_size(X),
+                            static_cast<char*>(dst) + std::size_t(from) * dtype_size(C), std::size_t(to - from));
   }
 
   template <DType D>
@@ -75,6 +75,7 @@ struct RopeKernelBody {
     const int32_t half = j.rotary_dim / 2;
     const int64_t row_bytes = int64_t(j.rotary_dim) * int64_t(dtype_size(X));
     alignas(64) float cos[kMaxRotaryDim], sin[kMaxRotaryDim];
+    const ConvertKernel convert_value = j.cache ? select_convert_kernel<A>(j.value.dtype, C) : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
       rope_token_angles(j, t, cos, sin);
       if (j.params->style == RopeStyle::gptj) {
@@ -113,8 +114,8 @@ struct RopeKernelBody {
         char* dst = static_cast<char*>(c.k.data) + row_offset(c.k, page, off, h) * es;
         rotate<C>(j, src, dst, cos, sin);
         copy_tail(src, dst, j.rotary_dim, j.head_dim);
-        convert_n(value_row(j, t, h), j.value.dtype, static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es, c.dtype,
-                  std::size_t(c.v.head_dim));
+        convert_value(value_row(j, t, h), static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es,
+                      std::size_t(c.v.head_dim));
       }
     }
   }
