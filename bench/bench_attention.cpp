@@ -11,6 +11,8 @@
 //   same loop reading in order (print_page_read_ceilings).
 //   prefill_* / vllm_*  compute-bound: 4 * head_dim flops per visible (query, key) pair and
 //             head -> peak_fraction of the bf16 dot peak (the target the project set), "hot".
+//   mla_decode_*  DeepSeek's latent cache (V inside K), compute-bound -> peak_fraction.
+//   tree_verify_*  a speculative draft tree under a custom mask, against plain causal.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -235,6 +237,61 @@ void run_tree_vs_causal(benchmark::State& state, const Shape& shape, int threads
   state.SetLabel(std::string("kernel=") + kernel + " unit=" + (bf16_dot ? "bf16_dot" : "fp32_fma"));
 }
 
+// MLA decode (DeepSeek-V3 / Kimi K2 absorbed): 128 query heads over one latent KV head of 576
+// (V = its first 512, no second pool), bf16, page 64, shuffled. 8 requests of 4096; two cache
+// copies alternate so that each step reads from memory. Compute-bound: 128 query rows per
+// key, so peak_fraction against the unit the kernel runs on.
+void run_mla_decode(benchmark::State& state, int threads) {
+  constexpr int32_t kBatch = 8, kCtx = 4096, kPage = 64, kHeads = 128, kDk = 576, kDv = 512;
+  constexpr int32_t kCols = kCtx / kPage, kCopies = 2;
+  const int64_t pages = int64_t(kBatch) * kCols * kCopies;
+  const std::size_t elems = std::size_t(pages) * kPage * kDk;
+  Bytes kv = alloc(elems * 2), q = alloc(std::size_t(kBatch) * kHeads * kDk * 2), out = alloc(std::size_t(kBatch) * kHeads * kDv * 2);
+  fill_bf16(reinterpret_cast<uint16_t*>(kv.get()), elems, 1);
+  fill_bf16(reinterpret_cast<uint16_t*>(q.get()), std::size_t(kBatch) * kHeads * kDk, 2);
+  std::vector<int32_t> perm(static_cast<std::size_t>(pages)), q_indptr{0}, kv_len(kBatch, kCtx);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(3));
+  for (int32_t r = 0; r < kBatch; ++r) q_indptr.push_back(r + 1);
+  AttentionProblem pr;
+  pr.num_reqs = kBatch;
+  pr.q_indptr = q_indptr.data();
+  pr.kv_len = kv_len.data();
+  pr.num_q_heads = kHeads;
+  pr.num_kv_heads = 1;
+  pr.head_dim_qk = kDk;
+  pr.head_dim_v = kDv;
+  pr.num_threads = threads;
+  const AttentionPlan plan = plan_attention(pr);
+  Bytes ws = alloc(plan.workspace_bytes);
+  AttentionParams p;
+  p.q = {q.get(), DType::bf16, kHeads * kDk, kDk};
+  p.q_indptr = q_indptr.data();
+  p.num_q_heads = kHeads;
+  p.cache = kv_cache_mla(kv.get(), DType::bf16, pages, kPage, kDk, kDv);
+  p.pages.num_reqs = kBatch;
+  p.pages.kv_len = kv_len.data();
+  p.pages.block_table_cols = kCols;
+  p.out = {out.get(), DType::bf16, kHeads * kDv, kDv};
+  p.scale = 1.f / std::sqrt(192.f);
+  p.workspace = ws.get();
+  p.workspace_bytes = plan.workspace_bytes;
+  int32_t c = 0;
+  for (auto _ : state) {
+    p.pages.block_table = perm.data() + std::size_t(c) * kBatch * kCols;
+    paged_attention(plan, p);
+    c = (c + 1) % kCopies;
+  }
+  const char* kernel = attention_kernel_name(DType::bf16, DType::bf16);
+  const bool bf16_dot = std::string(kernel) == "avx512_bf16_dot";
+  const auto& ceil = bench::ceilings(threads);
+  const double flops = double(kBatch) * kHeads * kCtx * 2.0 * (kDk + kDv);
+  bench::report_flops(state, flops, bf16_dot ? ceil.bf16_dot_gflops : ceil.fp32_fma_gflops);
+  state.counters["threads"] = threads;
+  state.counters["flops_per_byte"] = flops / (double(kBatch) * kCtx * kDk * 2);
+  state.SetLabel(std::string("kernel=") + kernel + " unit=" + (bf16_dot ? "bf16_dot" : "fp32_fma"));
+}
+
 const std::vector<Shape> kShapes = {
     {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
@@ -271,6 +328,11 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& st) {
       run_paged_vs_dense(st, shape_named("decode_b8_ctx4096"), shape_named("dense_b8_ctx4096"), threads);
     })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    const std::string mla = "attention/mla_decode_b8_ctx4096/kv:bf16/latent/threads:" + std::to_string(threads) + "/cold";
+    benchmark::RegisterBenchmark(mla.c_str(), [threads](benchmark::State& st) { run_mla_decode(st, threads); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(1.0);
     const std::string tree = "attention/" + kTreeShape.tag + "/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
     benchmark::RegisterBenchmark(tree.c_str(), [threads](benchmark::State& st) {
       run_tree_vs_causal(st, kTreeShape, threads);

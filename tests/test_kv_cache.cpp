@@ -182,3 +182,41 @@ TEST(KvCacheViews, EmptyCombinedPoolHasNullHalves) {
     testutil::expect_error([&] { gather_blocks({v, ids, 1, nullptr}); }, {"gather_blocks"});
   }
 }
+
+namespace {
+
+// MLA's latent cache: V is the leading 512 of each 576-element K row. append_kv takes K only,
+// copy_blocks and the flat page format carry K only, and V always reads what K holds.
+TEST(KvCacheLatent, KCarriesV) {
+  const int32_t ps = 4, dk = 576, dv = 512;
+  Pool a(Layout::latent, DType::bf16, 6, ps, 1, dk, dv), b(Layout::latent, DType::bf16, 8, ps, 1, dk, dv);
+  EXPECT_EQ(a.view.v.data, a.view.k.data);
+  EXPECT_EQ(kv_block_bytes(a.view), std::size_t(ps) * dk * 2);
+  std::mt19937 rng(4);
+  Buffer key(DType::f32, 3 * dk);
+  key.fill_uniform(rng, -1, 1);
+  const std::vector<int64_t> slots = {5, -1, 22};
+  append_kv({a.view, {key.data(), DType::f32, dk, dk}, TokensView{}, slots.data(), 3, 2});
+  for (int64_t i : {0, 2})
+    for (int32_t d = 0; d < dk; ++d) {
+      const float k = a.at(0, slots[std::size_t(i)] / ps, int32_t(slots[std::size_t(i)] % ps), 0, d);
+      ASSERT_EQ(float_to_bf16(k), float_to_bf16(key.get(std::size_t(i * dk + d)))) << "d " << d;
+      if (d < dv) ASSERT_EQ(a.at(1, slots[std::size_t(i)] / ps, int32_t(slots[std::size_t(i)] % ps), 0, d), k);
+    }
+  expect_error([&] { append_kv({a.view, {key.data(), DType::f32, dk, dk}, {key.data(), DType::f32, dk, dk}, slots.data(), 3, 1}); },
+               {"append_kv", "value must be null", "leading head_dim_v = 512 elements of K"});
+  const std::vector<int32_t> pairs = {1, 3};
+  copy_blocks({a.view, pairs.data(), 1, 1});
+  std::vector<uint8_t> flat(kv_block_bytes(a.view) * 2);
+  const std::vector<int32_t> src = {1, 5}, dst = {7, 0};
+  gather_blocks({a.view, src.data(), 2, flat.data(), 2});
+  scatter_blocks({b.view, flat.data(), dst.data(), 2, 2});
+  for (int32_t tok = 0; tok < ps; ++tok)
+    for (int32_t d = 0; d < dk; ++d) {
+      ASSERT_EQ(a.at(0, 3, tok, 0, d), a.at(0, 1, tok, 0, d));
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(b.at(0, dst[std::size_t(i)], tok, 0, d), a.at(0, src[std::size_t(i)], tok, 0, d));
+    }
+  expect_error([&] { kv_cache_mla(a.k.data(), DType::bf16, 6, ps, 512, 576); }, {"kv_cache_mla", "head_dim_v = 576"});
+}
+
+}  // namespace

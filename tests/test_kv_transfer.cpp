@@ -145,3 +145,25 @@ TEST(KvTransfer, ExportErrorsNameTheArgument) {
 }
 
 }  // namespace
+
+namespace {
+
+// A latent (MLA) cache's transfer carries K only (page_layout 1) and goes only to latent caches.
+TEST(KvTransfer, LatentCachesMoveKOnly) {
+  const Model a(Layout::latent, DType::bf16, 6, 4, 11, 1), b(Layout::latent, DType::bf16, 9, 4, 12, 1);
+  const std::vector<int32_t> src = {4, 1, 3}, dst = {0, 8, 2};
+  const std::vector<uint8_t> t = export_sequence(a, src, 10);
+  EXPECT_EQ(t.size(), 64 + std::size_t(kLayers) * 3 * 4 * kDim * 2 + 8);
+  EXPECT_TRUE(read_kv_transfer(t.data(), t.size()).v_in_k);
+  import_kv({b.views.data(), kLayers, t.data(), t.size(), dst.data(), 3, 2});
+  for (int32_t l = 0; l < kLayers; ++l)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (int32_t tok = 0; tok < 4; ++tok)
+        for (int32_t d = 0; d < kDim; ++d)
+          ASSERT_EQ(b.pools[std::size_t(l)].at(0, dst[i], tok, 0, d), a.pools[std::size_t(l)].at(0, src[i], tok, 0, d));
+  const Model plain(Layout::nhd, DType::bf16, 9, 4, 13, 1);
+  expect_error([&] { import_kv({plain.views.data(), kLayers, t.data(), t.size(), dst.data(), 3, 1}); },
+               {"import_kv", "the transfer is of a latent cache"});
+}
+
+}  // namespace

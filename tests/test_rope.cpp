@@ -1,7 +1,8 @@
 // RoPE against the double-precision reference with every registered kernel this host runs: both styles,
 // q/k dtypes, full and partial rotary dims with SIMD tails, fp32 and bf16 tables, mRoPE (both
 // section orders), q-only / k-only / fused-QKV buffers, positions at the end of the table, 2
-// threads; the fused rotate-and-append; table builders against independent formulas; errors.
+// threads, a rotated part at an offset (MLA); the fused rotate-and-append, into a latent cache
+// too; table builders against independent formulas; errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,6 +25,7 @@ struct RopeCase {
   int64_t tokens = 13;
   bool mrope = false, interleaved = false;
   int threads = 1;
+  int32_t offset = 0;  // rotary_offset
 };
 
 // A fused QKV buffer [tokens, q_heads + k_heads + v_heads, head_dim] with a padded token stride,
@@ -90,6 +92,7 @@ struct RopeInputs {
     p.mrope_interleaved = c.interleaved;
     p.table = table.view();
     p.head_dim = c.head_dim;
+    p.rotary_offset = c.offset;
     p.num_q_heads = c.q_heads;
     if (c.q_heads) p.q = qkv.q();
     p.num_kv_heads = c.k_heads;
@@ -120,19 +123,42 @@ void expect_buffers_near(const Buffer& got, const Buffer& ref, const std::string
   }
 }
 
+// A case's inputs, its q / k / v, and their rotation by the reference (stored in fp32).
+struct Rotated {
+  std::mt19937 rng;
+  RopeInputs in;
+  const Qkv x;
+  Qkv ref;
+  Rotated(const RopeCase& c, uint32_t seed) : rng(seed), in(c, rng), x(c, c.x, rng), ref(x.as(DType::f32)) {
+    RopeParams pr = in.params(c, ref);
+    reference::apply_rope(pr);
+  }
+};
+
 void check_apply(const RopeCase& c) {
-  std::mt19937 rng(uint32_t(std::hash<std::string>{}(c.name)));
-  RopeInputs in(c, rng);
-  const Qkv x(c, c.x, rng);
-  Qkv ref = x.as(DType::f32);
-  RopeParams pr = in.params(c, ref);
-  reference::apply_rope(pr);
+  Rotated rot(c, uint32_t(std::hash<std::string>{}(c.name)));
+  RopeInputs& in = rot.in;
+  const Qkv& x = rot.x;
+  const Qkv& ref = rot.ref;
   testutil::for_each_kernel("rope", [&] { return rope_kernel_name(c.x, c.x); }, [&](const std::string& kernel) {
     Qkv y = x.as(c.x);
     RopeParams p = in.params(c, y);
     apply_rope(p);
     expect_buffers_near(y.buf, ref.buf, c.name + " kernel " + kernel);
   });
+}
+
+// DeepSeek-V3's MLA: 16 query heads (of one rank) and one latent K of 576, the rotary 64 last.
+RopeCase mla_case(RopeStyle style) {
+  RopeCase c;
+  c.style = style;
+  c.head_dim = 576;
+  c.rotary = 64;
+  c.offset = 512;
+  c.q_heads = 16;
+  c.k_heads = 1;
+  c.v_heads = 0;
+  return c;
 }
 
 std::vector<RopeCase> cases() {
@@ -181,6 +207,15 @@ std::vector<RopeCase> cases() {
     c.k_heads = c.v_heads = 8;
   });
   add("empty", [](RopeCase& c) { c.tokens = 0; });
+  // MLA (DeepSeek-V2 / V3): the rotary 64 follow the latent 512; vLLM runs it GPT-J style
+  for (RopeStyle st : {RopeStyle::gptj, RopeStyle::neox})
+    add(st == RopeStyle::gptj ? "mla_offset512_gptj" : "mla_offset512_neox", [st](RopeCase& c) { c = mla_case(st); });
+  add("offset_in_the_middle_f16", [](RopeCase& c) {  // a rotated part with untouched elements both sides
+    c.x = DType::f16;
+    c.head_dim = 96;
+    c.rotary = 34;
+    c.offset = 40;
+  });
   return out;
 }
 
@@ -198,12 +233,10 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
       c.head_dim = 96;
       c.rotary = 64;  // partial: the tail is converted, not rotated
       c.tokens = 21;
-      std::mt19937 rng(5);
-      RopeInputs in(c, rng);
-      const Qkv x(c, c.x, rng);
-      Qkv ref = x.as(DType::f32);
-      RopeParams pr = in.params(c, ref);
-      reference::apply_rope(pr);
+      Rotated rot(c, 5);
+      RopeInputs& in = rot.in;
+      const Qkv& x = rot.x;
+      const Qkv& ref = rot.ref;
       const int32_t page = 8;
       const int64_t pages = 6;
       std::vector<int64_t> slots;
@@ -238,6 +271,37 @@ TEST(RopeAppend, MatchesRopeThenAppend) {
           }
       });
     }
+}
+
+// MLA's fused step: q and the latent K rotated on their trailing 64 dims, K written into a latent
+// cache (V inside K, no value), every kernel.
+TEST(RopeAppend, LatentCacheTakesKOnly) {
+  RopeCase c = mla_case(RopeStyle::gptj);
+  c.tokens = 9;
+  Rotated rot(c, 8);
+  RopeInputs& in = rot.in;
+  const Qkv& x = rot.x;
+  const Qkv& ref = rot.ref;
+  const int32_t page = 4;
+  std::vector<int64_t> slots;
+  for (int64_t t = 0; t < c.tokens; ++t) slots.push_back((t * 5) % 12);
+  testutil::for_each_kernel("rope", [&] { return rope_kernel_name(c.x, c.x); }, [&](const std::string& kernel) {
+    Pool pool(Layout::latent, c.x, 3, page, 1, 576, 512);
+    Qkv y = x.as(c.x);
+    RopeParams p = in.params(c, y);
+    apply_rope_and_append_kv({p, pool.view, TokensView{}, slots.data()});
+    for (int64_t t = 0; t < c.tokens; ++t)
+      for (int32_t d = 0; d < 576; ++d) {
+        const std::size_t src = std::size_t(t * y.stride_token + c.q_heads * c.head_dim + d);
+        const int64_t pg = slots[std::size_t(t)] / page, off = slots[std::size_t(t)] % page;
+        const double r = ref.buf.get(src), g = pool.at(0, pg, int32_t(off), 0, d);
+        ASSERT_LE(std::abs(g - r), rope_tolerance(c.x, r)) << kernel << " k t " << t << " d " << d;
+        if (d < 512) ASSERT_EQ(g, x.buf.get(src)) << kernel << ": the latent part is copied as it is";
+        if (d < 512) ASSERT_EQ(pool.at(1, pg, int32_t(off), 0, d), g) << kernel << ": V reads K's leading dims";
+      }
+    expect_error([&] { apply_rope_and_append_kv({p, pool.view, y.v(), slots.data()}); },
+                 {"apply_rope_and_append_kv", "value must be null", "latent cache"});
+  });
 }
 
 // Tables: each scaling rule against the published formula, written out independently here.
@@ -353,6 +417,8 @@ TEST(RopeErrors, NameTheArgument) {
   expect_error([&] { make_rope_cache(big); }, {"config.scaling = 9 is not a RopeScaling"});
   expect_error(call([](RopeParams& p) { p.head_dim = 64; }), {"rotary_dim", "head_dim"});
   expect_error(call([](RopeParams& p) { p.positions = nullptr; }), {"positions", "null"});
+  expect_error(call([](RopeParams& p) { p.rotary_offset = 1; }), {"rotary_offset = 1", "[0, 0]"});
+  expect_error(call([](RopeParams& p) { p.rotary_offset = -2; }), {"rotary_offset = -2"});
   const int64_t saved = in.positions[1];
   in.positions[1] = kMaxPosition;
   expect_error(call([](RopeParams&) {}), {"positions[1]", "outside"});

@@ -132,13 +132,14 @@ struct Buffer {
   }
 };
 
-enum class Layout { nhd, hnd, combined_nhd, combined_hnd };
+enum class Layout { nhd, hnd, combined_nhd, combined_hnd, latent };  // latent: kv_cache_mla (one head)
 inline const char* layout_name(Layout l) {
   switch (l) {
     case Layout::nhd: return "nhd";
     case Layout::hnd: return "hnd";
     case Layout::combined_nhd: return "combined_nhd";
     case Layout::combined_hnd: return "combined_hnd";
+    case Layout::latent: return "latent";
   }
   return "?";
 }
@@ -164,6 +165,10 @@ struct Pool {
         view = layout == Layout::combined_nhd
                    ? pagedinfer::kv_cache_combined_nhd(k.data(), t, pages, page_size, heads, dk)
                    : pagedinfer::kv_cache_combined_hnd(k.data(), t, pages, page_size, heads, dk);
+        break;
+      case Layout::latent:  // V is the leading dv of K's rows: writing V writes K
+        k = Buffer(t, ke);
+        view = pagedinfer::kv_cache_mla(k.data(), t, pages, page_size, dk, dv);
         break;
     }
   }

@@ -10,6 +10,12 @@
 // K and V share dtype, page size, page count and head count; their head dims may differ
 // (MLA: 576 / 512). Any page size >= 1; head dims are multiples of 8 in [8, 1024].
 //
+// Latent caches (MLA: DeepSeek-V2 / V3, Kimi K2): V may be the leading head_dim_v elements of
+// K's rows, v.data == k.data with K's strides (kv_cache_mla, or a Python / DLPack slice
+// k[..., :head_dim_v]): one pool, no copy. append_kv and the fused RoPE append then take no value
+// (value.data null: K carries it), copy_blocks copies K, and the flat transfer format holds K
+// only (kv_block_bytes, gather / scatter, kv_transfer.hpp's page_layout 1).
+//
 // A request's KV tokens 0 .. kv_len-1 live in its pages in order: token j is at offset
 // j % page_size of the request's (j / page_size)-th page. Pages may be anywhere in the pool,
 // in any order; two requests may share a page (prefix sharing). The page list comes in either
@@ -59,6 +65,10 @@ PAGEDINFER_API KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t 
 // kv: [pages, 2, heads, page_size, head_dim].
 PAGEDINFER_API KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
                                                  int32_t num_kv_heads, int32_t head_dim);
+// A latent cache, kv: [pages, page_size, head_dim_qk] (one KV head); V = the first head_dim_v
+// elements of each row (MLA: 576 = 512 latent + 64 rotary, V 512).
+PAGEDINFER_API KVCacheView kv_cache_mla(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
+                                        int32_t head_dim_qk, int32_t head_dim_v);
 
 // Which pages hold each request's KV. Set exactly one of the two forms.
 struct PageTable {
@@ -75,11 +85,11 @@ struct PageTable {
 // Writes token i's K and V (all heads) into the cache slot slot_mapping[i], i.e. page
 // slot / page_size at offset slot % page_size. A negative slot skips the token (vLLM's padding
 // convention). Source dtypes may differ from the cache's (converted, rounding to nearest even).
-// Two tokens must not name the same slot.
+// Two tokens must not name the same slot. A latent cache takes K only (value.data null).
 struct AppendKvParams {
   KVCacheView cache;
   TokensView key;                         // [num_tokens, cache.num_kv_heads, head_dim_qk]
-  TokensView value;                       // [num_tokens, cache.num_kv_heads, head_dim_v]
+  TokensView value;                       // [num_tokens, cache.num_kv_heads, head_dim_v]; latent: null
   const int64_t* slot_mapping = nullptr;  // [num_tokens]
   int64_t num_tokens = 0;
   int num_threads = 1;

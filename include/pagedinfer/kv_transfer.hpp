@@ -3,10 +3,11 @@
 // A transfer is self-describing bytes, little-endian:
 //   header (64 bytes)  "PGDIKVT\0" | u32 version 1 | u32 dtype | i32 page_size, num_kv_heads,
 //                      head_dim_qk, head_dim_v, num_layers, num_pages | i64 num_tokens
-//                      | f32 k_scale, v_scale | u32 page_layout 0 | u32 reserved 0
+//                      | f32 k_scale, v_scale | u32 page_layout 0 or 1 | u32 reserved 0
 //   pages              for each layer, num_pages pages in the flat transfer format of
 //                      kv_cache.hpp (page_layout 0: K [page_size, heads, head_dim_qk] then V
-//                      [page_size, heads, head_dim_v]), whatever either side's pool layout is
+//                      [page_size, heads, head_dim_v]; 1: K only, from a latent cache whose V
+//                      is the leading head_dim_v of K), whatever either side's pool layout is
 //   u64 checksum       of every byte before it: the packed weight file's word checksum of the
 //                      header followed by each page's word checksum (pages layer-major), so
 //                      that export_kv checksums each page as it gathers it, on every thread
@@ -38,6 +39,7 @@ struct KVTransferInfo {
   int64_t num_tokens = 0;
   float k_scale = 1.0f;
   float v_scale = 1.0f;
+  bool v_in_k = false;  // a latent cache's transfer (page_layout 1): pages carry K only
 };
 
 // Bytes of a transfer of num_tokens tokens from num_layers caches shaped like `cache`.

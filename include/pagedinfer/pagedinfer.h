@@ -57,6 +57,7 @@ typedef struct {
   pi_layout layout;
 } pi_kv_cache;
 
+/* value: NULL for a latent cache (v a slice of k's leading head dims, kv_cache.hpp). */
 PAGEDINFER_API pi_status pi_append_kv(const pi_kv_cache* cache, const DLTensor* key, const DLTensor* value,
                                       const DLTensor* slot_mapping /* int64 [tokens], <0 skips */, int num_threads);
 PAGEDINFER_API pi_status pi_copy_blocks(const pi_kv_cache* cache, const DLTensor* block_pairs /* int32 [n, 2] */,
@@ -134,9 +135,11 @@ typedef struct {
   pi_rope_style style;
   const int32_t* mrope_section;  /* optional [3] */
   int num_threads;
+  int32_t rotary_offset;         /* first rotated element (MLA: 512 of 576); 0 when zero-initialized */
 } pi_rope_args;
 PAGEDINFER_API pi_status pi_apply_rope(const pi_rope_args* args);
 PAGEDINFER_API pi_status pi_reference_apply_rope(const pi_rope_args* args);
+/* value: NULL for a latent cache (V inside K, kv_cache.hpp), as in pi_append_kv. */
 PAGEDINFER_API pi_status pi_apply_rope_and_append_kv(const pi_rope_args* args, const pi_kv_cache* cache,
                                                      const DLTensor* value, const DLTensor* slot_mapping);
 

@@ -8,6 +8,9 @@
 //   GPT-J (interleaved pairs):  x'[2i]      = x[2i] c_i - x[2i+1] s_i
 //                               x'[2i+1]    = x[2i+1] c_i + x[2i] s_i
 //   elements R .. head_dim-1 are left unchanged (partial rotary).
+// With rotary_offset o, the rotated elements are o .. o+R-1 instead (x above is the row from o
+// on), and the others are left unchanged: MLA's rotary part follows its latent part
+// (head_dim 576 = 512 + 64: rotary_dim 64, rotary_offset 512).
 // The table holds c and s as given (the library's own tables already include YaRN's magnitude
 // factor). The kernel computes in fp32 and rounds each result once to the tensor's dtype.
 //
@@ -88,7 +91,8 @@ struct RopeParams {
   const int32_t* mrope_section = nullptr;  // optional [3], sums to rotary_dim / 2
   bool mrope_interleaved = false;          // Qwen3-VL's frequency order (see above)
   RopeTable table;                         // rotary_dim = table.rotary_dim
-  int32_t head_dim = 0;                    // >= rotary_dim
+  int32_t head_dim = 0;                    // >= rotary_offset + rotary_dim
+  int32_t rotary_offset = 0;               // first rotated element (MLA: head_dim - rotary_dim)
   int32_t num_q_heads = 0;
   OutTokensView q;                         // [num_tokens, num_q_heads, head_dim]; null: no query
   int32_t num_kv_heads = 0;
@@ -106,7 +110,7 @@ PAGEDINFER_API void apply_rope(const RopeParams& p);
 struct RopeAppendKvParams {
   RopeParams rope;                        // q, k, positions, table, threads
   KVCacheView cache;
-  TokensView value;                       // [rope.num_tokens, cache.num_kv_heads, cache.v.head_dim]
+  TokensView value;                       // [rope.num_tokens, cache.num_kv_heads, cache.v.head_dim]; latent: null
   const int64_t* slot_mapping = nullptr;  // [rope.num_tokens]
 };
 PAGEDINFER_API void apply_rope_and_append_kv(const RopeAppendKvParams& params);

@@ -53,15 +53,18 @@ Any strides (a combined [pages, 2, ...] tensor's kv[:, 0] and kv[:, 1] work); un
   m.def(
       "append_kv",
       [](const KVCache& c, py::handle key, py::handle value, py::handle slot_mapping, int num_threads) {
-        Borrowed k(key, "key"), v(value, "value");
+        Borrowed k(key, "key");
+        std::unique_ptr<Borrowed> v;  // None for a latent cache (V inside K)
+        if (given(value)) v = std::make_unique<Borrowed>(value, "value");
         const std::vector<int64_t> slots = int64_values(slot_mapping, "slot_mapping");
-        AppendKvParams p{c.view, k.tokens(), v.tokens(), slots.data(), int64_t(slots.size()), num_threads};
+        AppendKvParams p{c.view, k.tokens(), v ? v->tokens() : TokensView{}, slots.data(), int64_t(slots.size()), num_threads};
         if (k.size(0) != p.num_tokens) throw Error("pagedinfer: key has " + std::to_string(k.size(0)) + " tokens, slot_mapping " + std::to_string(p.num_tokens));
         py::gil_scoped_release nogil;
         append_kv(p);
       },
       py::arg("cache"), py::arg("key"), py::arg("value"), py::arg("slot_mapping"), py::arg("num_threads") = 1,
-      "key [tokens, kv_heads, head_dim_qk], value [tokens, kv_heads, head_dim_v] into slot_mapping (int64, -1 skips).");
+      "key [tokens, kv_heads, head_dim_qk], value [tokens, kv_heads, head_dim_v] (None: a latent cache) into\n"
+      "slot_mapping (int64, -1 skips).");
   m.def(
       "copy_blocks",
       [](const KVCache& c, py::handle pairs, int num_threads) {

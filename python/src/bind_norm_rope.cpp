@@ -76,12 +76,14 @@ struct RopeCall {
   RopeParams p;
 
   RopeCall(py::handle q_obj, py::handle k_obj, py::handle positions_obj, py::handle cache_obj,
-           const std::string& style, py::handle mrope_section, bool interleaved, int threads) {
+           const std::string& style, py::handle mrope_section, bool interleaved, int threads,
+           int32_t rotary_offset) {
     table = std::make_unique<Borrowed>(cache_obj, "cos_sin_cache");
     table->dims(2).contiguous();
     p.table = {table->data(), table->dtype(), table->size(0), int32_t(table->size(1))};
     p.style = parse_style(style);
     p.num_threads = threads;
+    p.rotary_offset = rotary_offset;
     if (given(q_obj)) {
       q = std::make_unique<Borrowed>(q_obj, "q");
       q->dims(3);
@@ -114,8 +116,8 @@ struct RopeCall {
 
 template <void (*Rope)(const RopeParams&)>
 void rope_call(py::handle q, py::handle k, py::handle positions, py::handle cache, const std::string& style,
-               py::handle section, bool interleaved, int threads) {
-  RopeCall c(q, k, positions, cache, style, section, interleaved, threads);
+               py::handle section, bool interleaved, int threads, int32_t rotary_offset) {
+  RopeCall c(q, k, positions, cache, style, section, interleaved, threads, rotary_offset);
   py::gil_scoped_release nogil;
   Rope(c.p);
 }
@@ -138,8 +140,9 @@ void def_all(py::module_& m) {
         "residual = round(x + residual) in place; out = rmsnorm(residual), in x itself when out is None.");
   m.def("apply_rope", &rope_call<Rope>, py::arg("q"), py::arg("k"), py::arg("positions"), py::arg("cos_sin_cache"),
         py::arg("style") = "neox", py::arg("mrope_section") = py::none(), py::arg("mrope_interleaved") = false,
-        py::arg("num_threads") = 1,
-        "Rotates q [tokens, q_heads, head_dim] and k [tokens, kv_heads, head_dim] in place (either may be None).");
+        py::arg("num_threads") = 1, py::arg("rotary_offset") = 0,
+        "Rotates q [tokens, q_heads, head_dim] and k [tokens, kv_heads, head_dim] in place (either may be None);\n"
+        "elements [rotary_offset, rotary_offset + rotary_dim) (MLA: 512 of 576).");
 }
 
 }  // namespace
@@ -177,17 +180,18 @@ void bind_norm_rope(py::module_& m, py::module_& ref) {
   m.def(
       "apply_rope_and_append_kv",
       [](py::handle q, py::handle k, py::handle value, py::handle positions, py::handle cos_sin_cache,
-         const KVCache& cache, py::handle slot_mapping, const std::string& style, int threads) {
-        RopeCall c(q, k, positions, cos_sin_cache, style, py::none(), false, threads);
-        Borrowed v(value, "value");
+         const KVCache& cache, py::handle slot_mapping, const std::string& style, int threads, int32_t rotary_offset) {
+        RopeCall c(q, k, positions, cos_sin_cache, style, py::none(), false, threads, rotary_offset);
+        std::unique_ptr<Borrowed> v;  // None for a latent cache (V inside K)
+        if (given(value)) v = std::make_unique<Borrowed>(value, "value");
         const std::vector<int64_t> slots = int64_values(slot_mapping, "slot_mapping");
-        RopeAppendKvParams p{c.p, cache.view, v.tokens(), slots.data()};
+        RopeAppendKvParams p{c.p, cache.view, v ? v->tokens() : TokensView{}, slots.data()};
         py::gil_scoped_release nogil;
         apply_rope_and_append_kv(p);
       },
       py::arg("q"), py::arg("k"), py::arg("value"), py::arg("positions"), py::arg("cos_sin_cache"), py::arg("cache"),
-      py::arg("slot_mapping"), py::arg("style") = "neox", py::arg("num_threads") = 1,
-      "q rotated in place; k rotated into the cache slots with value; k itself unchanged.");
+      py::arg("slot_mapping"), py::arg("style") = "neox", py::arg("num_threads") = 1, py::arg("rotary_offset") = 0,
+      "q rotated in place; k rotated into the cache slots with value (None: a latent cache); k itself unchanged.");
   m.def("rms_norm_kernel_name", [](const std::string& x, const std::string& w) {
     return std::string(rms_norm_kernel_name(parse_dtype(x), parse_dtype(w)));
   });

@@ -196,3 +196,33 @@ def test_errors_name_the_argument():
                            block_table=torch.tensor([[0]], dtype=torch.int32))
     with pytest.raises(ValueError):
         pi.paged_attention(plan, None, cache, block_table=torch.tensor([[0]], dtype=torch.int32))
+
+
+def test_mla_latent_cache_end_to_end():
+    """DeepSeek's absorbed MLA: one latent KV head of 576 (512 + 64 rotary last), V its first 512, no copy."""
+    pages, page, heads, tokens = 6, 4, 16, 9
+    kv = torch.zeros(pages, page, 1, 576, dtype=torch.bfloat16)
+    cache = pi.KVCache(kv, kv[..., :512])  # a slice: V inside K
+    assert cache.block_bytes == page * 576 * 2
+    q = torch.randn(tokens, heads, 576).to(torch.bfloat16)
+    k = torch.randn(tokens, 1, 576).to(torch.bfloat16)
+    positions = torch.arange(tokens, dtype=torch.int64)
+    table = pi.make_rope_cache(64, 64)
+    q_rot, k_rot = q.clone(), k.clone()
+    pi.apply_rope(q_rot, k_rot, positions, table, style="gptj", rotary_offset=512)
+    assert torch.equal(k_rot[..., :512], k[..., :512]) and not torch.equal(k_rot[..., 512:], k[..., 512:])
+    slots = torch.tensor([4, 5, 6, 7, 0, 1, 2, 3, 12], dtype=torch.int64)  # pages 1, 0, 3 in token order
+    pi.apply_rope_and_append_kv(q, k, None, positions, table, cache, slots, style="gptj", rotary_offset=512)
+    assert torch.equal(q, q_rot)
+    for t, s in enumerate(slots.tolist()):
+        assert torch.equal(kv[s // page, s % page], k_rot[t])
+    # One request: the last token decodes over all nine (pages 1, 0, 3 hold tokens 0-3, 4-7, 8).
+    table_pages = torch.tensor([[1, 0, 3]], dtype=torch.int32)
+    plan = pi.plan_attention([0, 1], [tokens], heads, 1, 576, head_dim_v=512)
+    scale = 1 / math.sqrt(192)  # DeepSeek-V3: the pre-absorption head dim 128 + 64
+    out = pi.paged_attention(plan, q[-1:], cache, block_table=table_pages, scale=scale)
+    keys = k_rot[:, 0].double()
+    p = torch.softmax(scale * (q[-1].double() @ keys.T), dim=-1)
+    want = p @ keys[:, :512]
+    assert out.shape == (1, heads, 512)
+    assert ((out[0].double() - want).abs() <= 2.0**-8 * want.abs() + 2.0**-8 * keys[:, :512].abs().max()).all()

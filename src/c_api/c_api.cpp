@@ -138,6 +138,7 @@ RopeParams rope_params(const pi_rope_args* a) {
   p.mrope_section = a->mrope_section;
   if (n != p.num_tokens * (a->mrope_section ? 3 : 1)) dl::fail("positions", "must have one entry per token (three with mrope_section)");
   p.num_threads = a->num_threads;
+  p.rotary_offset = a->rotary_offset;
   return p;
 }
 
@@ -209,8 +210,9 @@ pi_status pi_append_kv(const pi_kv_cache* cache, const DLTensor* key, const DLTe
   return guard([&] {
     int64_t n = 0;
     const int64_t* slots = dl::index_array<int64_t>(slot_mapping, "slot_mapping", &n);
-    const TokensView k = dl::tokens(key, "key"), v = dl::tokens(value, "value");
-    if (dl::size(*key, 0) != n || dl::size(*value, 0) != n) dl::fail("key and value", "must have one token per slot");
+    const TokensView k = dl::tokens(key, "key"), v = value ? dl::tokens(value, "value") : TokensView{};
+    if (dl::size(*key, 0) != n || (value && dl::size(*value, 0) != n))
+      dl::fail("key and value", "must have one token per slot");
     append_kv({cache_of(cache), k, v, slots, n, num_threads});
   });
 }
@@ -363,10 +365,11 @@ pi_status pi_apply_rope_and_append_kv(const pi_rope_args* a, const pi_kv_cache* 
     RopeAppendKvParams p;
     p.rope = rope_params(a);
     p.cache = cache_of(cache);
-    p.value = dl::tokens(value, "value");
+    if (value) p.value = dl::tokens(value, "value");
     int64_t n = 0;
     p.slot_mapping = dl::index_array<int64_t>(slot_mapping, "slot_mapping", &n);
-    if (n != p.rope.num_tokens || dl::size(*value, 0) != n) dl::fail("slot_mapping and value", "must have one entry per token");
+    if (n != p.rope.num_tokens || (value && dl::size(*value, 0) != n))
+      dl::fail("slot_mapping and value", "must have one entry per token");
     apply_rope_and_append_kv(p);
   });
 }

@@ -145,6 +145,16 @@ KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int3
   return make_view(kv, v_half(kv, half, dtype), dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
 }
 
+KVCacheView kv_cache_mla(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t dk, int32_t dv) {
+  const char* where = "kv_cache_mla";
+  check_view_shape(where, kv, dtype, num_pages, page_size, 1, dk, dv);
+  PAGEDINFER_CHECK(dv <= dk, where, "head_dim_v = ", dv, " must be <= head_dim_qk = ", dk, ": V is the leading part of K");
+  KVCacheView c = make_view(kv, kv, dtype, num_pages, page_size, 1, dk, dk, false, int64_t(page_size) * dk,
+                            int64_t(page_size) * dk);
+  c.v.head_dim = dv;
+  return c;
+}
+
 void append_kv(const AppendKvParams& p) {
   const char* where = "append_kv";
   const KVCacheView& c = p.cache;
@@ -157,8 +167,7 @@ void append_kv(const AppendKvParams& p) {
   detail::check_num_threads(num_threads, where, "num_threads");
   detail::validate_tokens(key.data, key.dtype, key.stride_token, key.stride_head, num_tokens, c.num_kv_heads,
                           c.k.head_dim, where, "key");
-  detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, num_tokens,
-                          c.num_kv_heads, c.v.head_dim, where, "value");
+  detail::validate_value(c, value, num_tokens, where);
   detail::validate_slots(c, slot_mapping, num_tokens, where);
 
   const std::size_t es = dtype_size(c.dtype);
@@ -179,7 +188,7 @@ void append_kv(const AppendKvParams& p) {
     const int64_t slot = slot_mapping[i];
     if (slot < 0) return;
     write(c.k, key, convert_k, i, slot);
-    write(c.v, value, convert_v, i, slot);
+    if (!detail::v_in_k(c)) write(c.v, value, convert_v, i, slot);
   });
 }
 
@@ -204,13 +213,13 @@ void copy_blocks(const CopyBlocksParams& p) {
   }
   detail::parallel_for(num_pairs, num_threads, kPageGrain, [&](int64_t i) {
     copy_page_in_cache(c, c.k, pairs[2 * i], pairs[2 * i + 1]);
-    copy_page_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
+    if (!detail::v_in_k(c)) copy_page_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
   });
 }
 
 std::size_t kv_block_bytes(const KVCacheView& c) {
   detail::validate_cache(c, "kv_block_bytes");
-  return std::size_t(flat_pool_elems(c, c.k) + flat_pool_elems(c, c.v)) * dtype_size(c.dtype);
+  return std::size_t(flat_pool_elems(c, c.k) + (detail::v_in_k(c) ? 0 : flat_pool_elems(c, c.v))) * dtype_size(c.dtype);
 }
 
 void gather_blocks(const GatherBlocksParams& p) {
@@ -232,7 +241,7 @@ void gather_blocks(const GatherBlocksParams& p) {
 void detail::gather_page(const KVCacheView& c, int64_t page, void* flat) {
   char* out = static_cast<char*>(flat);
   copy_page(c, c.k, page, out, true);
-  copy_page(c, c.v, page, out + std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype), true);
+  if (!v_in_k(c)) copy_page(c, c.v, page, out + std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype), true);
 }
 
 void scatter_blocks(const ScatterBlocksParams& p) {
@@ -255,7 +264,7 @@ void scatter_blocks(const ScatterBlocksParams& p) {
   detail::parallel_for(n, num_threads, kPageGrain, [&](int64_t i) {
     char* in = const_cast<char*>(static_cast<const char*>(src)) + std::size_t(i) * block;
     copy_page(c, c.k, ids[i], in, false);
-    copy_page(c, c.v, ids[i], in + k_bytes, false);
+    if (!detail::v_in_k(c)) copy_page(c, c.v, ids[i], in + k_bytes, false);
   });
 }
 

@@ -17,6 +17,10 @@ void validate_cache(const KVCacheView& cache, const char* where);
 // and every page id a request uses is inside [0, num_pages). O(number of used pages).
 void validate_page_table(const PageTable& table, const KVCacheView& cache, const char* where);
 
+// Throws unless value fits the cache: [num_tokens, heads, head_dim_v] tokens, or null for a
+// latent cache (K carries V).
+void validate_value(const KVCacheView& cache, const TokensView& value, int64_t num_tokens, const char* where);
+
 // Throws unless slot_mapping (num_tokens entries; negative = skip) is non-null when needed and
 // every slot lies inside the cache's num_pages * page_size slots.
 void validate_slots(const KVCacheView& cache, const int64_t* slot_mapping, int64_t num_tokens, const char* where);
@@ -36,6 +40,12 @@ inline const int32_t* request_pages(const PageTable& t, int32_t r) {
 }
 
 inline int64_t pages_for(int64_t tokens, int32_t page_size) { return (tokens + page_size - 1) / page_size; }
+
+// A latent cache (MLA): V is the leading head_dim_v elements of K's rows (kv_cache.hpp).
+inline bool v_in_k(const KVCacheView& c) {
+  return c.v.data == c.k.data && c.v.stride_page == c.k.stride_page && c.v.stride_token == c.k.stride_token &&
+         c.v.stride_head == c.k.stride_head && c.v.head_dim <= c.k.head_dim;
+}
 
 // Offset in elements of (page, token-in-page, head) in a pool.
 inline int64_t row_offset(const PagePool& p, int64_t page, int64_t token, int64_t head) {

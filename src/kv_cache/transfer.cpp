@@ -53,12 +53,13 @@ KVTransferInfo info_of(const KVCacheView& c, int32_t layers, int64_t tokens) {
   i.num_layers = layers;
   i.num_pages = int32_t(detail::pages_for(tokens, c.page_size));
   i.num_tokens = tokens;
+  i.v_in_k = detail::v_in_k(c);
   return i;
 }
 
 std::size_t page_bytes(const KVTransferInfo& i) {
-  return std::size_t(i.page_size) * std::size_t(i.num_kv_heads) * std::size_t(i.head_dim_qk + i.head_dim_v) *
-         dtype_size(i.dtype);
+  return std::size_t(i.page_size) * std::size_t(i.num_kv_heads) *
+         std::size_t(i.head_dim_qk + (i.v_in_k ? 0 : i.head_dim_v)) * dtype_size(i.dtype);
 }
 
 std::size_t total_bytes(const KVTransferInfo& i) {
@@ -83,8 +84,10 @@ void check_caches(const KVCacheView* caches, int32_t layers, const char* where) 
     detail::validate_cache(c, where);
     const KVCacheView& f = caches[0];
     PAGEDINFER_CHECK(c.dtype == f.dtype && c.page_size == f.page_size && c.num_kv_heads == f.num_kv_heads &&
-                         c.k.head_dim == f.k.head_dim && c.v.head_dim == f.v.head_dim,
-                     where, "caches[", l, "] differs from caches[0] in dtype, page size, heads or head dims");
+                         c.k.head_dim == f.k.head_dim && c.v.head_dim == f.v.head_dim &&
+                         detail::v_in_k(c) == detail::v_in_k(f),
+                     where, "caches[", l, "] differs from caches[0] in dtype, page size, heads, head dims or in",
+                     " having V inside K");
   }
 }
 
@@ -115,6 +118,7 @@ void export_kv(const ExportKVParams& p) {
   copy_shape(info, h);
   h.k_scale = info.k_scale;
   h.v_scale = info.v_scale;
+  h.page_layout = info.v_in_k ? 1 : 0;
   const int64_t pages = info.num_pages;
   PAGEDINFER_CHECK(p.block_ids != nullptr, where, "block_ids is null");
   for (int64_t i = 0; i < pages; ++i)  // before the parallel loop, which must not throw
@@ -148,8 +152,10 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
   PAGEDINFER_CHECK(h.version == kVersion, where, "format version ", h.version, " is not supported (this library reads ",
                    kVersion, ")");
   PAGEDINFER_CHECK(h.dtype <= uint32_t(DType::f16), where, "dtype = ", h.dtype, " is not a DType");
-  PAGEDINFER_CHECK(h.page_layout == 0 && h.reserved == 0, where, "page_layout = ", h.page_layout, " and reserved = ",
-                   h.reserved, " must be 0");
+  PAGEDINFER_CHECK(h.page_layout <= 1 && h.reserved == 0, where, "page_layout = ", h.page_layout,
+                   " must be 0 or 1 and reserved = ", h.reserved, " 0");
+  PAGEDINFER_CHECK(h.page_layout == 0 || h.head_dim_v <= h.head_dim_qk, where, "page_layout 1 (V inside K) needs ",
+                   "head_dim_v = ", h.head_dim_v, " <= head_dim_qk = ", h.head_dim_qk);
   PAGEDINFER_CHECK(h.page_size >= 1 && h.num_kv_heads >= 1 && h.num_layers >= 1, where,
                    "page_size, num_kv_heads and num_layers must be >= 1");
   for (int32_t d : {h.head_dim_qk, h.head_dim_v})
@@ -163,10 +169,11 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
   KVTransferInfo info;
   info.dtype = DType(h.dtype);
   copy_shape(h, info);
+  info.v_in_k = h.page_layout == 1;
   // In double first: the header's product may overflow 64 bits; sizes in memory are exact there.
   const double expected = double(kHeaderBytes) + double(kChecksumBytes) +
                           double(info.num_layers) * double(info.num_pages) * double(info.page_size) *
-                              double(info.num_kv_heads) * double(info.head_dim_qk + info.head_dim_v) *
+                              double(info.num_kv_heads) * double(info.head_dim_qk + (info.v_in_k ? 0 : info.head_dim_v)) *
                               double(dtype_size(info.dtype));
   PAGEDINFER_CHECK(expected == double(size) && total_bytes(info) == size, where, "the transfer is ", size,
                    " bytes; its header implies ", expected, " (truncated, or extra bytes)");
@@ -206,6 +213,8 @@ KVTransferInfo import_kv(const ImportKVParams& p) {
                    where, "the transfer's heads x dims (", info.num_kv_heads, " x ", info.head_dim_qk, " / ",
                    info.head_dim_v, ") differ from the caches' (", c.num_kv_heads, " x ", c.k.head_dim, " / ",
                    c.v.head_dim, ")");
+  PAGEDINFER_CHECK(info.v_in_k == detail::v_in_k(c), where, info.v_in_k ? "the transfer is of a latent cache (V inside K); the caches are not"
+                                                                         : "the caches are latent (V inside K); the transfer is not");
   PAGEDINFER_CHECK(p.num_blocks == info.num_pages, where, "num_blocks = ", p.num_blocks, "; the transfer has ",
                    info.num_pages, " pages");
   PAGEDINFER_CHECK(p.block_ids != nullptr, where, "block_ids is null");

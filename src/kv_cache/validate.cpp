@@ -76,6 +76,16 @@ void validate_page_table(const PageTable& t, const KVCacheView& c, const char* w
   }
 }
 
+void validate_value(const KVCacheView& c, const TokensView& value, int64_t num_tokens, const char* where) {
+  if (v_in_k(c)) {
+    PAGEDINFER_CHECK(value.data == nullptr, where, "value must be null: the cache's V is the leading head_dim_v = ",
+                     c.v.head_dim, " elements of K (a latent cache), so K carries it");
+    return;
+  }
+  validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, num_tokens, c.num_kv_heads,
+                  c.v.head_dim, where, "value");
+}
+
 void validate_slots(const KVCacheView& c, const int64_t* slot_mapping, int64_t num_tokens, const char* where) {
   PAGEDINFER_CHECK(num_tokens == 0 || slot_mapping != nullptr, where, "slot_mapping must not be null");
   const int64_t slots = c.num_pages * c.page_size;

@@ -56,8 +56,11 @@ struct RopeKernelBody {
                             static_cast<char*>(dst) + std::size_t(from) * dtype_size(C), std::size_t(to - from));
   }
 
+  // Rotates elements [rotary_offset, rotary_offset + rotary_dim) of a row.
   template <DType D>
-  static void rotate(const RopeJob& j, const void* src, void* dst, const float* c, const float* s) {
+  static void rotate(const RopeJob& j, const void* src_row, void* dst_row, const float* c, const float* s) {
+    const void* src = static_cast<const char*>(src_row) + std::size_t(j.rotary_offset) * dtype_size(X);
+    void* dst = static_cast<char*>(dst_row) + std::size_t(j.rotary_offset) * dtype_size(D);
     if (j.params->style == RopeStyle::neox) neox<X, D>(src, dst, c, s, j.rotary_dim / 2);
     else gptj<X, D>(src, dst, c, s, j.rotary_dim);
   }
@@ -74,8 +77,10 @@ struct RopeKernelBody {
   static void run(const RopeJob& j, int64_t t0, int64_t t1) {
     const int32_t half = j.rotary_dim / 2;
     const int64_t row_bytes = int64_t(j.rotary_dim) * int64_t(dtype_size(X));
+    const int64_t rotated_from = int64_t(j.rotary_offset) * int64_t(dtype_size(X));
     alignas(64) float cos[kMaxRotaryDim], sin[kMaxRotaryDim];
-    const ConvertKernel convert_value = j.cache ? select_convert_kernel<A>(j.value.dtype, C) : nullptr;
+    const bool latent = j.cache && v_in_k(*j.cache);  // K carries V: no value rows
+    const ConvertKernel convert_value = j.cache && !latent ? select_convert_kernel<A>(j.value.dtype, C) : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
       rope_token_angles(j, t, cos, sin);
       if (j.params->style == RopeStyle::gptj) {
@@ -88,13 +93,13 @@ struct RopeKernelBody {
       }
       const bool ahead = t + kAhead < t1;
       for (int32_t h = 0; h < j.q.heads; ++h) {
-        if (ahead) prefetch_bytes(j.q.row(t + kAhead, h), row_bytes);
+        if (ahead) prefetch_bytes(j.q.row(t + kAhead, h) + rotated_from, row_bytes);
         char* row = j.q.row(t, h);
         rotate<X>(j, row, row, cos, sin);
       }
       if (!j.cache) {
         for (int32_t h = 0; h < j.k.heads; ++h) {
-          if (ahead) prefetch_bytes(j.k.row(t + kAhead, h), row_bytes);
+          if (ahead) prefetch_bytes(j.k.row(t + kAhead, h) + rotated_from, row_bytes);
           char* row = j.k.row(t, h);
           rotate<X>(j, row, row, cos, sin);
         }
@@ -108,14 +113,17 @@ struct RopeKernelBody {
       for (int32_t h = 0; h < j.k.heads; ++h) {
         if (ahead) {
           prefetch_bytes(j.k.row(t + kAhead, h), int64_t(j.head_dim) * int64_t(dtype_size(X)));
-          prefetch_bytes(value_row(j, t + kAhead, h), int64_t(c.v.head_dim) * int64_t(dtype_size(j.value.dtype)));
+          if (!latent)
+            prefetch_bytes(value_row(j, t + kAhead, h), int64_t(c.v.head_dim) * int64_t(dtype_size(j.value.dtype)));
         }
         const char* src = j.k.row(t, h);
         char* dst = static_cast<char*>(c.k.data) + row_offset(c.k, page, off, h) * es;
         rotate<C>(j, src, dst, cos, sin);
-        copy_tail(src, dst, j.rotary_dim, j.head_dim);
-        convert_value(value_row(j, t, h), static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es,
-                      std::size_t(c.v.head_dim));
+        copy_tail(src, dst, 0, j.rotary_offset);
+        copy_tail(src, dst, j.rotary_offset + j.rotary_dim, j.head_dim);
+        if (!latent)
+          convert_value(value_row(j, t, h), static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es,
+                        std::size_t(c.v.head_dim));
       }
     }
   }

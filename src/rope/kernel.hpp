@@ -24,7 +24,7 @@ struct RopeOperand {
 // in place, k is only read and its rotation goes to the cache slot of each token, with value.
 struct RopeJob {
   const RopeParams* params = nullptr;  // positions, table, mRoPE sections, style
-  int32_t rotary_dim = 0, head_dim = 0;
+  int32_t rotary_dim = 0, rotary_offset = 0, head_dim = 0;
   RopeOperand q, k;
   const KVCacheView* cache = nullptr;
   const int64_t* slot_mapping = nullptr;

@@ -12,8 +12,9 @@ namespace {
 
 using detail::load_as_float;
 
-void rotate_row(const detail::RopeOperand& o, char* row, RopeStyle style, const std::vector<double>& c,
-                const std::vector<double>& s) {
+void rotate_row(const detail::RopeOperand& o, char* row_start, int32_t offset, RopeStyle style,
+                const std::vector<double>& c, const std::vector<double>& s) {
+  char* row = row_start + std::size_t(offset) * dtype_size(o.dtype);  // the rotated part
   const int32_t half = int32_t(c.size());
   std::vector<double> x(std::size_t(2 * half));
   for (std::size_t d = 0; d < x.size(); ++d) x[d] = load_as_float(row, o.dtype, d);
@@ -60,7 +61,7 @@ void apply_rope(const RopeParams& p) {
       s[std::size_t(i)] = load_as_float(tb.cos_sin, tb.dtype, at + std::size_t(half + i));
     }
     for (const detail::RopeOperand* o : {&j.q, &j.k})
-      for (int32_t h = 0; h < o->heads; ++h) rotate_row(*o, o->row(t, h), p.style, c, s);
+      for (int32_t h = 0; h < o->heads; ++h) rotate_row(*o, o->row(t, h), p.rotary_offset, p.style, c, s);
   }
 }
 

@@ -100,8 +100,7 @@ void apply_rope_and_append_kv(const RopeAppendKvParams& params) {
                    " must equal cache.num_kv_heads = ", cache.num_kv_heads);
   PAGEDINFER_CHECK(p.head_dim == cache.k.head_dim, where, "head_dim = ", p.head_dim,
                    " must equal cache.k.head_dim = ", cache.k.head_dim);
-  detail::validate_tokens(value.data, value.dtype, value.stride_token, value.stride_head, p.num_tokens,
-                          cache.num_kv_heads, cache.v.head_dim, where, "value");
+  detail::validate_value(cache, value, p.num_tokens, where);
   detail::validate_slots(cache, slot_mapping, p.num_tokens, where);
   j.cache = &cache;
   j.slot_mapping = slot_mapping;

@@ -65,7 +65,11 @@ RopeJob validate_rope(const RopeParams& p, const char* where) {
   validate_positions(p, where);
   RopeJob j;
   j.params = &p;
+  PAGEDINFER_CHECK(p.rotary_offset >= 0 && p.rotary_offset <= p.head_dim - p.table.rotary_dim, where,
+                   "rotary_offset = ", p.rotary_offset, " must be in [0, head_dim - rotary_dim] = [0, ",
+                   p.head_dim - p.table.rotary_dim, "]");
   j.rotary_dim = p.table.rotary_dim;
+  j.rotary_offset = p.rotary_offset;
   j.head_dim = p.head_dim;
   j.q = operand(p.q, p.num_q_heads, p, where, "q");
   j.k = operand(p.k, p.num_kv_heads, p, where, "k");

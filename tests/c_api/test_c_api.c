@@ -130,6 +130,20 @@ int main(void) {
   pi_plan_destroy(plan);
   free(ws);
 
+  /* A latent (MLA-shaped) cache: v is k's leading 8 of 16 dims, so append_kv takes no value. */
+  static float latent[2 * 4 * 16], new_k[3 * 16];
+  for (int i = 0; i < 3 * 16; ++i) new_k[i] = uniform(&seed);
+  int64_t lat_shape[4] = {2, 4, 1, 16}, lat_v_shape[4] = {2, 4, 1, 8}, lat_strides[4] = {64, 16, 16, 1};
+  int64_t nk_shape[3] = {3, 1, 16}, slot_shape[1] = {3}, lat_slots[3] = {6, -1, 1};
+  DLTensor lk = tensor(latent, kDLFloat, 32, 4, lat_shape), lv = tensor(latent, kDLFloat, 32, 4, lat_v_shape);
+  lv.strides = lat_strides;
+  DLTensor nk = tensor(new_k, kDLFloat, 32, 3, nk_shape), lst = tensor(lat_slots, kDLInt, 64, 1, slot_shape);
+  pi_kv_cache lc = {&lk, &lv, PI_LAYOUT_NHD};
+  CHECK(pi_append_kv(&lc, &nk, NULL, &lst, 1) == PI_OK, "latent append: %s", pi_last_error());
+  CHECK(latent[6 * 16 + 5] == new_k[5] && latent[1 * 16 + 15] == new_k[2 * 16 + 15], "latent append wrote elsewhere");
+  CHECK(pi_append_kv(&lc, &nk, &nk, &lst, 1) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "value must be null"),
+        "latent append with a value: %s", pi_last_error());
+
   /* RMSNorm of 3 rows of 64 against the reference. */
   static float x[3 * 64], y[3 * 64], yr[3 * 64], w[64];
   for (int i = 0; i < 3 * 64; ++i) x[i] = uniform(&seed);
