@@ -13,6 +13,7 @@
 //             head -> peak_fraction of the bf16 dot peak (the target the project set), "hot".
 //   mla_decode_*  DeepSeek's latent cache (V inside K), compute-bound -> peak_fraction.
 //   tree_verify_*  a speculative draft tree under a custom mask, against plain causal.
+//   cascade_vs_flat_*  64 decodes over a shared prefix: cascade attention against flat.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -292,6 +293,90 @@ void run_mla_decode(benchmark::State& state, int threads) {
   state.SetLabel(std::string("kernel=") + kernel + " unit=" + (bf16_dot ? "bf16_dot" : "fp32_fma"));
 }
 
+// Shared prefixes: 64 requests decode over one 4096-token prompt prefix and 128 tokens each of
+// their own, as cascade attention (the prefix level once for the group) and as flat attention
+// over the same pages (each block table: the prefix pages, then the request's), timed
+// alternately. Layers' caches rotate over copies larger than the L3 (the prefix alone, 16 MiB
+// per layer, would otherwise stay cached for the flat call's 64 re-reads). speedup = flat time
+// / cascade time.
+void run_cascade_vs_flat(benchmark::State& state, int threads) {
+  constexpr int32_t kReqs = 64, kPrefix = 4096, kSuffix = 128, kPage = 16;
+  constexpr int32_t kPrefixPages = kPrefix / kPage, kSuffixPages = kSuffix / kPage;
+  const int32_t layer_pages = kPrefixPages + kReqs * kSuffixPages;
+  const std::size_t page_bytes = std::size_t(kPage) * kKvHeads * kHeadDim * 2;
+  const int32_t copies = int32_t(bench::cold_copies(2.0 * double(page_bytes) * layer_pages));
+  const int64_t pages = int64_t(layer_pages) * copies;
+  Bytes k = alloc(page_bytes * std::size_t(pages)), v = alloc(page_bytes * std::size_t(pages));
+  fill_bf16(reinterpret_cast<uint16_t*>(k.get()), page_bytes * std::size_t(pages) / 2, 1);
+  fill_bf16(reinterpret_cast<uint16_t*>(v.get()), page_bytes * std::size_t(pages) / 2, 2);
+  const std::size_t q_elems = std::size_t(kReqs) * kQoHeads * kHeadDim;
+  Bytes q = alloc(q_elems * 2), out = alloc(q_elems * 2);
+  fill_bf16(reinterpret_cast<uint16_t*>(q.get()), q_elems, 3);
+  std::vector<int32_t> perm(static_cast<std::size_t>(pages));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(4));
+  // Per copy: the prefix's pages, each request's suffix pages, and the flat tables of both.
+  std::vector<std::vector<int32_t>> prefix(copies), suffix(copies), flat(copies);
+  for (int32_t c = 0; c < copies; ++c) {
+    const int32_t* ids = perm.data() + std::size_t(c) * layer_pages;
+    prefix[std::size_t(c)].assign(ids, ids + kPrefixPages);
+    suffix[std::size_t(c)].assign(ids + kPrefixPages, ids + layer_pages);
+    for (int32_t r = 0; r < kReqs; ++r) {
+      flat[std::size_t(c)].insert(flat[std::size_t(c)].end(), ids, ids + kPrefixPages);
+      const int32_t* own = ids + kPrefixPages + r * kSuffixPages;
+      flat[std::size_t(c)].insert(flat[std::size_t(c)].end(), own, own + kSuffixPages);
+    }
+  }
+  std::vector<int32_t> q_indptr(kReqs + 1), group_indptr{0, kReqs}, prefix_len{kPrefix}, suffix_len(kReqs, kSuffix),
+      flat_len(kReqs, kPrefix + kSuffix);
+  std::iota(q_indptr.begin(), q_indptr.end(), 0);
+  const CascadePlan cplan = plan_cascade({1, group_indptr.data(), prefix_len.data(), kReqs, q_indptr.data(),
+                                          suffix_len.data(), kQoHeads, kKvHeads, kHeadDim, kHeadDim, threads});
+  AttentionProblem fp;
+  fp.num_reqs = kReqs;
+  fp.q_indptr = q_indptr.data();
+  fp.kv_len = flat_len.data();
+  fp.num_q_heads = kQoHeads;
+  fp.num_kv_heads = kKvHeads;
+  fp.head_dim_qk = fp.head_dim_v = kHeadDim;
+  fp.num_threads = threads;
+  const AttentionPlan fplan = plan_attention(fp);
+  Bytes ws = alloc(std::max(cplan.workspace_bytes, fplan.workspace_bytes));
+  const KVCacheView cache = kv_cache_hnd(k.get(), v.get(), DType::bf16, pages, kPage, kKvHeads, kHeadDim, kHeadDim);
+  const TokensView qv{q.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
+  const OutTokensView ov{out.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
+  int32_t c = 0;
+  const auto cascade = [&] {
+    CascadeParams p;
+    p.q = qv;
+    p.cache = cache;
+    p.shared_pages = {1, prefix_len.data(), prefix[std::size_t(c)].data(), kPrefixPages};
+    p.unique_pages = {kReqs, suffix_len.data(), suffix[std::size_t(c)].data(), kSuffixPages};
+    p.out = ov;
+    p.scale = 1.f / std::sqrt(float(kHeadDim));
+    p.workspace = ws.get();
+    p.workspace_bytes = cplan.workspace_bytes;
+    cascade_attention(cplan, p);
+  };
+  const auto flat_call = [&] {
+    AttentionParams p;
+    p.q = qv;
+    p.q_indptr = q_indptr.data();
+    p.num_q_heads = kQoHeads;
+    p.cache = cache;
+    p.pages = {kReqs, flat_len.data(), flat[std::size_t(c)].data(), kPrefixPages + kSuffixPages};
+    p.out = ov;
+    p.scale = 1.f / std::sqrt(float(kHeadDim));
+    p.workspace = ws.get();
+    p.workspace_bytes = fplan.workspace_bytes;
+    paged_attention(fplan, p);
+  };
+  state.counters["speedup"] = bench::time_against(state, [&] { cascade(), c = (c + 1) % copies; }, flat_call);
+  state.counters["threads"] = threads;
+  state.counters["copies"] = copies;
+  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, DType::bf16));
+}
+
 const std::vector<Shape> kShapes = {
     {"decode_b8_ctx4096", 8, 1, 4096, 16, false, false, true},
     {"dense_b8_ctx4096", 8, 1, 4096, 16, false, true, true},
@@ -328,6 +413,11 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& st) {
       run_paged_vs_dense(st, shape_named("decode_b8_ctx4096"), shape_named("dense_b8_ctx4096"), threads);
     })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    const std::string cascade = "attention/cascade_vs_flat_b64_prefix4096/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
+    benchmark::RegisterBenchmark(cascade.c_str(), [threads](benchmark::State& st) { run_cascade_vs_flat(st, threads); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(1.0);
     const std::string mla = "attention/mla_decode_b8_ctx4096/kv:bf16/latent/threads:" + std::to_string(threads) + "/cold";
     benchmark::RegisterBenchmark(mla.c_str(), [threads](benchmark::State& st) { run_mla_decode(st, threads); })
         ->UseRealTime()

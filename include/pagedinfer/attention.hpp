@@ -83,6 +83,10 @@ struct AttentionProblem {
   // Split-KV: 0 lets the plan decide (split when requests x KV heads are too few to keep the
   // threads busy); > 0 forces splits of that many KV tokens (tests, tuning); -1 never splits.
   int32_t kv_chunk = 0;
+  // Query tokens per work item: 0 lets the plan decide (about 64 rows of tokens x GQA group);
+  // > 0 forces it (at most 1024 rows): more rows read each K/V page fewer times when many query
+  // tokens see the same long KV (cascade's shared level).
+  int32_t q_tile = 0;
 };
 
 // One unit of work: rows (query tokens x the query heads of one KV head) against a KV range.

@@ -1,6 +1,7 @@
 // pagedinfer: CPU kernels for LLM serving. Umbrella header.
 #pragma once
 #include "pagedinfer/attention.hpp"
+#include "pagedinfer/cascade.hpp"
 #include "pagedinfer/cpu.hpp"
 #include "pagedinfer/dtype.hpp"
 #include "pagedinfer/error.hpp"

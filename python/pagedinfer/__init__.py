@@ -9,6 +9,7 @@ the same signatures. See the C++ headers (include/pagedinfer/) for each op's con
 """
 from ._pagedinfer import (  # noqa: F401
     AttentionPlan,
+    CascadePlan,
     Error,
     KVCache,
     QuantizedWeight,
@@ -18,6 +19,7 @@ from ._pagedinfer import (  # noqa: F401
     apply_rope,
     apply_rope_and_append_kv,
     attention_kernel_name,
+    cascade_attention,
     copy_blocks,
     detected_features,
     detected_isa,
@@ -41,6 +43,7 @@ from ._pagedinfer import (  # noqa: F401
     merge_states,
     paged_attention,
     plan_attention,
+    plan_cascade,
     quantize,
     reference,
     registered_kernels,

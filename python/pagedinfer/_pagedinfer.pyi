@@ -67,6 +67,16 @@ def paged_attention(plan: AttentionPlan, q: Tensor, cache: KVCache, block_table:
                     sinks: Optional[Sequence[float]] = None, custom_mask: Optional[Tensor] = None,
                     mask_indptr: Optional[IntArray] = None,
                     mask_packed: Optional[bool] = None) -> Union[Tensor, Tuple[Tensor, Tensor]]: ...
+class CascadePlan:
+    workspace_bytes: int
+
+def plan_cascade(group_indptr: IntArray, prefix_len: IntArray, q_indptr: IntArray, suffix_len: IntArray,
+                 num_q_heads: int, num_kv_heads: int, head_dim_qk: int, head_dim_v: int = 0,
+                 num_threads: int = 1) -> CascadePlan: ...
+def cascade_attention(plan: CascadePlan, q: Tensor, cache: KVCache, shared_pages: Union[Tensor, Tuple[IntArray, IntArray]],
+                      unique_pages: Union[Tensor, Tuple[IntArray, IntArray]], out: Optional[Tensor] = None,
+                      return_lse: bool = False, scale: Optional[float] = None,
+                      softcap: float = 0.0) -> Union[Tensor, Tuple[Tensor, Tensor]]: ...
 def merge_states(a: Tensor, lse_a: Tensor, b: Tensor, lse_b: Tensor, out: Optional[Tensor] = None,
                  lse_out: Optional[Tensor] = None, num_threads: int = 1) -> Tuple[Tensor, Tensor]: ...
 def attention_kernel_name(q_dtype: str, kv_dtype: str) -> str: ...

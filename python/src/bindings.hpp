@@ -12,6 +12,7 @@ namespace pagedinfer::python {
 
 void bind_kv_cache(py::module_& m);
 void bind_attention(py::module_& m, py::module_& ref);
+void bind_cascade(py::module_& m);
 void bind_norm_rope(py::module_& m, py::module_& ref);
 void bind_linear(py::module_& m, py::module_& ref);
 void bind_sampling(py::module_& m, py::module_& ref);

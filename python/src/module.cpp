@@ -62,6 +62,7 @@ PYBIND11_MODULE(_pagedinfer, m) {
   bind_control(m);
   bind_kv_cache(m);
   bind_attention(m, ref);
+  bind_cascade(m);
   bind_norm_rope(m, ref);
   bind_linear(m, ref);
   bind_sampling(m, ref);

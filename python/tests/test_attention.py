@@ -226,3 +226,38 @@ def test_mla_latent_cache_end_to_end():
     want = p @ keys[:, :512]
     assert out.shape == (1, heads, 512)
     assert ((out[0].double() - want).abs() <= 2.0**-8 * want.abs() + 2.0**-8 * keys[:, :512].abs().max()).all()
+
+
+def test_cascade_equals_flat_attention_over_prefix_and_suffix():
+    """Four requests in two groups share prefixes (pages held once); each has its own suffix pages."""
+    page, kv_heads, heads, dim = 4, 2, 8, 64
+    prefix, groups = [10, 5], [0, 3, 4]
+    q_lens, suffix = [1, 2, 1, 3], [3, 2, 6, 3]
+    num_pages = 20
+    cache, k, v = make_cache(num_pages, page, kv_heads, dim, torch.float32, "nhd")
+    perm = torch.randperm(num_pages).tolist()
+    shared_tables = [perm[0:3], perm[3:5]]
+    unique_tables = [perm[5:6], perm[6:7], perm[7:9], perm[9:10]]
+    q_indptr = [0]
+    for n in q_lens:
+        q_indptr.append(q_indptr[-1] + n)
+    q = 2 * torch.randn(q_indptr[-1], heads, dim)
+    plan = pi.plan_cascade(groups, prefix, q_indptr, suffix, heads, kv_heads, dim)
+    shared = torch.tensor([t + [0] * (3 - len(t)) for t in shared_tables], dtype=torch.int32)
+    unique_csr = ([0, 1, 2, 4, 5], sum(unique_tables, []))
+    out, lse = pi.cascade_attention(plan, q, cache, shared, unique_csr, return_lse=True)
+    # Flat: each request's keys are its group's prefix tokens, then its suffix tokens.
+    group_of = [0, 0, 0, 1]
+    for r in range(4):
+        pre = gather(k, shared_tables[group_of[r]], prefix[group_of[r]], "nhd")
+        keys = torch.cat([pre, gather(k, unique_tables[r], suffix[r], "nhd")])
+        vals = torch.cat([gather(v, shared_tables[group_of[r]], prefix[group_of[r]], "nhd"),
+                          gather(v, unique_tables[r], suffix[r], "nhd")])
+        n = keys.shape[0]
+        for i in range(q_lens[r]):
+            t, pos = q_indptr[r] + i, n - q_lens[r] + i
+            for h in range(heads):
+                s = (keys[: pos + 1, h // 4] @ q[t, h].double()) / math.sqrt(dim)
+                p = torch.softmax(s, 0)
+                assert torch.allclose(out[t, h].double(), p @ vals[: pos + 1, h // 4], atol=2e-5)
+                assert abs(lse[t, h].item() - torch.logsumexp(s, 0).item()) < 1e-4

@@ -44,7 +44,7 @@ AttentionPlan plan_attention(const AttentionProblem& pr) {
   const int32_t group = pr.num_q_heads / pr.num_kv_heads;
   int32_t max_q = 1;
   for (int32_t r = 0; r < pr.num_reqs; ++r) max_q = std::max(max_q, pr.q_indptr[r + 1] - pr.q_indptr[r]);
-  plan.q_tile = std::min(max_q, std::max(1, detail::kAttnRowsTarget / group));
+  plan.q_tile = pr.q_tile > 0 ? std::min(max_q, pr.q_tile) : std::min(max_q, std::max(1, detail::kAttnRowsTarget / group));
   plan.kv_chunk = pr.kv_chunk > 0 ? pr.kv_chunk : auto_kv_chunk(pr, plan.q_tile);
 
   // The work items, counted before any is made: a tiny kv_chunk over long requests would ask for

@@ -76,6 +76,8 @@ void validate_attention_problem(const AttentionProblem& pr) {
                      " must be a multiple of 8 in [8, ", kMaxHeadDim, "]");
   detail::check_num_threads(pr.num_threads, where, "num_threads");
   PAGEDINFER_CHECK(pr.kv_chunk >= -1, where, "kv_chunk = ", pr.kv_chunk, " must be -1, 0 or positive");
+  PAGEDINFER_CHECK(pr.q_tile >= 0 && int64_t(pr.q_tile) * (pr.num_q_heads / pr.num_kv_heads) <= 1024, where,
+                   "q_tile = ", pr.q_tile, " must be 0 (auto) or positive with q_tile x GQA group <= 1024 rows");
   check_indptr(pr.q_indptr, pr.num_reqs, where, "q_indptr");
   if (pr.num_reqs > 0) PAGEDINFER_CHECK(pr.kv_len != nullptr, where, "kv_len must not be null");
   // 2^30 tokens bound every position, tile and chunk sum of the plan inside int32.
