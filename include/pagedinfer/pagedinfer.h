@@ -105,6 +105,30 @@ PAGEDINFER_API pi_status pi_merge_states(const DLTensor* a, const DLTensor* lse_
                                          const DLTensor* lse_b, const DLTensor* out,
                                          const DLTensor* lse_out /* optional */, int num_threads);
 
+/* ---- Cascade attention over shared prefixes (pagedinfer/cascade.hpp) ---- */
+typedef struct pi_cascade_plan pi_cascade_plan;
+PAGEDINFER_API pi_status pi_plan_cascade(const DLTensor* group_indptr /* int32 [groups + 1] */,
+                                         const DLTensor* prefix_len /* int32 [groups] */,
+                                         const DLTensor* q_indptr /* int32 [reqs + 1] */,
+                                         const DLTensor* suffix_len /* int32 [reqs] */, int32_t num_q_heads,
+                                         int32_t num_kv_heads, int32_t head_dim_qk, int32_t head_dim_v,
+                                         int num_threads, pi_cascade_plan** plan);
+PAGEDINFER_API size_t pi_cascade_workspace_bytes(const pi_cascade_plan* plan);
+PAGEDINFER_API void pi_cascade_plan_destroy(pi_cascade_plan* plan);
+typedef struct {
+  const DLTensor* q;                  /* [tokens, num_q_heads, head_dim_qk] */
+  pi_kv_cache cache;
+  const DLTensor* shared_block_table; /* int32 [groups, cols]: each group's prefix pages */
+  const DLTensor* unique_block_table; /* int32 [reqs, cols]: each request's suffix pages */
+  const DLTensor* out;                /* [tokens, num_q_heads, head_dim_v] */
+  const DLTensor* lse;                /* optional float32 [tokens, num_q_heads] */
+  float scale;                        /* 0: 1 / sqrt(head_dim_qk) */
+  float softcap;                      /* 0: off */
+  void* workspace;                    /* >= pi_cascade_workspace_bytes, 64-byte aligned */
+  size_t workspace_bytes;
+} pi_cascade_args;
+PAGEDINFER_API pi_status pi_cascade_attention(const pi_cascade_plan* plan, const pi_cascade_args* args);
+
 /* ---- RMSNorm (pagedinfer/norm.hpp) ---- */
 typedef struct {
   const DLTensor* input;    /* [tokens, dim] or [tokens, heads, dim] */

@@ -14,6 +14,7 @@
 using namespace pagedinfer;
 namespace dl = pagedinfer::dlpack;
 using pagedinfer::c_api::guard;
+using pagedinfer::c_api::cache_of;
 using pagedinfer::c_api::non_null;
 
 struct pi_attention_plan {
@@ -32,11 +33,6 @@ std::string& last_error() {
 
 namespace {
 
-KVCacheView cache_of(const pi_kv_cache* c) {
-  non_null(c, "cache");
-  if (c->layout != PI_LAYOUT_NHD && c->layout != PI_LAYOUT_HND) dl::fail("cache.layout", "must be NHD or HND");
-  return dl::cache(c->k, c->v, c->layout == PI_LAYOUT_HND);
-}
 
 AttentionParams attention_params(const pi_attention_plan* plan, const pi_attention_args* a) {
   non_null(plan, "plan");

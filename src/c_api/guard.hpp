@@ -38,4 +38,11 @@ T* non_null(T* p, const char* name) {
   return p;
 }
 
+// The cache view of a pi_kv_cache (its two pool tensors and layout).
+inline KVCacheView cache_of(const pi_kv_cache* c) {
+  non_null(c, "cache");
+  if (c->layout != PI_LAYOUT_NHD && c->layout != PI_LAYOUT_HND) dlpack::fail("cache.layout", "must be NHD or HND");
+  return dlpack::cache(c->k, c->v, c->layout == PI_LAYOUT_HND);
+}
+
 }  // namespace pagedinfer::c_api

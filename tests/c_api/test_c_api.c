@@ -130,6 +130,40 @@ int main(void) {
   pi_plan_destroy(plan);
   free(ws);
 
+  /* Cascade: both requests share page 2 (4 tokens), then page 0 (1 token) and page 3 (3 tokens):
+   * equal to flat attention over [2, 0] and [2, 3]. */
+  {
+    int32_t gi[2] = {0, 2}, pre[1] = {4}, suf[2] = {1, 3}, flat_len[2] = {5, 7};
+    int32_t shared_tab[1] = {2}, unique_tab[2] = {0, 3}, flat_tab[4] = {2, 0, 2, 3};
+    int64_t gi_shape[1] = {2}, one_shape[1] = {1}, two_shape[1] = {2}, st_shape[2] = {1, 1}, ut_shape[2] = {2, 1};
+    int64_t ft_shape[2] = {2, 2};
+    DLTensor git = tensor(gi, kDLInt, 32, 1, gi_shape), pret = tensor(pre, kDLInt, 32, 1, one_shape);
+    DLTensor suft = tensor(suf, kDLInt, 32, 1, two_shape), flt = tensor(flat_len, kDLInt, 32, 1, two_shape);
+    DLTensor stt = tensor(shared_tab, kDLInt, 32, 2, st_shape), utt = tensor(unique_tab, kDLInt, 32, 2, ut_shape);
+    DLTensor ftt = tensor(flat_tab, kDLInt, 32, 2, ft_shape);
+    pi_cascade_plan* cp = NULL;
+    CHECK(pi_plan_cascade(&git, &pret, &qi, &suft, QH, KVH, D, D, 2, &cp) == PI_OK, "plan_cascade: %s", pi_last_error());
+    void* cws = aligned(pi_cascade_workspace_bytes(cp));
+    pi_cascade_args ca = {&qt, {&k, &v, PI_LAYOUT_NHD}, &stt, &utt, &ot, NULL, 0.f, 0.f, cws, pi_cascade_workspace_bytes(cp)};
+    CHECK(pi_cascade_attention(cp, &ca) == PI_OK, "cascade: %s", pi_last_error());
+    pi_attention_plan* fp = NULL;
+    CHECK(pi_plan_attention(&qi, &flt, QH, KVH, D, D, 1, 0, &fp) == PI_OK, "flat plan: %s", pi_last_error());
+    pi_attention_args fa;
+    pi_attention_args_init(&fa);
+    fa.q = &qt;
+    fa.cache = ca.cache;
+    fa.block_table = &ftt;
+    fa.out = &rt;
+    CHECK(pi_reference_paged_attention(fp, &fa) == PI_OK, "flat reference: %s", pi_last_error());
+    CHECK(max_diff(out, ref, REQS * QH * D) < 1e-5f, "cascade differs from flat by %g", max_diff(out, ref, REQS * QH * D));
+    ca.unique_block_table = &stt;
+    CHECK(pi_cascade_attention(cp, &ca) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "unique_block_table"),
+          "a table of the wrong level: %s", pi_last_error());
+    pi_plan_destroy(fp);
+    pi_cascade_plan_destroy(cp);
+    free(cws);
+  }
+
   /* A latent (MLA-shaped) cache: v is k's leading 8 of 16 dims, so append_kv takes no value. */
   static float latent[2 * 4 * 16], new_k[3 * 16];
   for (int i = 0; i < 3 * 16; ++i) new_k[i] = uniform(&seed);
