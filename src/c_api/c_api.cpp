@@ -57,13 +57,7 @@ AttentionParams attention_params(const pi_attention_plan* plan, const pi_attenti
     p.pages.page_indices = dl::index_array<int32_t>(a->page_indices, "page_indices", &n);
   }
   p.out = dl::out_tokens(a->out, "out");
-  if (a->lse) {
-    const DLTensor& l = dl::usable(a->lse, "lse");
-    if (!dl::is(l, kDLFloat, 32)) dl::fail("lse", "must be float32");
-    dl::contiguous(l, "lse");
-    if (dl::numel(l) != dl::size(q, 0) * dl::size(q, 1)) dl::fail("lse", "must be [tokens, num_q_heads]");
-    p.lse = static_cast<float*>(dl::data(l));
-  }
+  p.lse = pagedinfer::c_api::optional_lse(a->lse, a->q);
   p.scale = a->scale != 0.f ? a->scale : 1.0f / std::sqrt(float(p.cache.k.head_dim));
   p.causal = a->causal != 0;
   p.window_left = a->window_left;

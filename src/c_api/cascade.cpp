@@ -67,13 +67,7 @@ pi_status pi_cascade_attention(const pi_cascade_plan* plan, const pi_cascade_arg
     p.shared_pages = level_pages(a->shared_block_table, plan->plan.shared, "shared_block_table");
     p.unique_pages = level_pages(a->unique_block_table, plan->plan.unique, "unique_block_table");
     p.out = dl::out_tokens(a->out, "out");
-    if (a->lse) {
-      const DLTensor& l = dl::usable(a->lse, "lse");
-      if (!dl::is(l, kDLFloat, 32)) dl::fail("lse", "must be float32");
-      dl::contiguous(l, "lse");
-      if (dl::numel(l) != dl::size(*a->q, 0) * dl::size(*a->q, 1)) dl::fail("lse", "must be [tokens, num_q_heads]");
-      p.lse = static_cast<float*>(dl::data(l));
-    }
+    p.lse = pagedinfer::c_api::optional_lse(a->lse, a->q);
     p.scale = a->scale != 0.f ? a->scale : 1.0f / std::sqrt(float(p.cache.k.head_dim));
     p.softcap = a->softcap;
     p.workspace = a->workspace;

@@ -38,6 +38,16 @@ T* non_null(T* p, const char* name) {
   return p;
 }
 
+// An optional float32 lse [tokens, num_q_heads] for queries q (null when not given).
+inline float* optional_lse(const DLTensor* lse, const DLTensor* q) {
+  if (!lse) return nullptr;
+  const DLTensor& l = dlpack::usable(lse, "lse");
+  if (!dlpack::is(l, kDLFloat, 32)) dlpack::fail("lse", "must be float32");
+  dlpack::contiguous(l, "lse");
+  if (dlpack::numel(l) != dlpack::size(*q, 0) * dlpack::size(*q, 1)) dlpack::fail("lse", "must be [tokens, num_q_heads]");
+  return static_cast<float*>(dlpack::data(l));
+}
+
 // The cache view of a pi_kv_cache (its two pool tensors and layout).
 inline KVCacheView cache_of(const pi_kv_cache* c) {
   non_null(c, "cache");
