@@ -77,7 +77,7 @@ void check_trees(const std::vector<Tree>& trees, const std::vector<int32_t>& pre
     kv_len.push_back(kv);
     std::vector<uint8_t> seg(std::size_t((int64_t(n) * kv + 7) / 8), 0);
     for (int32_t i = 0; i < n; ++i) {
-      std::vector<int32_t> keys(std::size_t(prefix[r]));
+      std::vector<int32_t> keys(static_cast<std::size_t>(prefix[r]));
       std::iota(keys.begin(), keys.end(), 0);
       for (int32_t node : branch(trees[r], i)) keys.push_back(prefix[r] + node);
       for (int32_t j : keys) seg[std::size_t((int64_t(i) * kv + j) / 8)] |= uint8_t(1u << ((int64_t(i) * kv + j) % 8));
@@ -102,7 +102,7 @@ void check_trees(const std::vector<Tree>& trees, const std::vector<int32_t>& pre
         for (int32_t h = 0; h < kKvHeads; ++h)
           for (int32_t d = 0; d < kDim; ++d) pool.set(which, slot(pages, r, j), j % page, h, d, u(rng));
     for (int32_t i = 0; i < int32_t(trees[r].size()); ++i, ++b) {  // copy prefix + branch
-      std::vector<int32_t> keys(std::size_t(prefix[r]));
+      std::vector<int32_t> keys(static_cast<std::size_t>(prefix[r]));
       std::iota(keys.begin(), keys.end(), 0);
       for (int32_t node : branch(trees[r], i)) keys.push_back(prefix[r] + node);
       for (int32_t j = 0; j < int32_t(keys.size()); ++j)
