@@ -63,6 +63,12 @@ inline std::map<std::string, Tensor> run_attention(const File& f, const json& sp
   std::vector<float> alibi, sinks;
   if (f.tensors.count("alibi_slopes")) alibi = values<float>(f.tensors.at("alibi_slopes"));
   if (f.tensors.count("sinks")) sinks = values<float>(f.tensors.at("sinks"));
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> mask_indptr;
+  if (f.tensors.count("custom_mask")) {
+    mask = values<uint8_t>(f.tensors.at("custom_mask"));
+    mask_indptr = values<int64_t>(f.tensors.at("mask_indptr"));
+  }
   AttentionParams p;
   p.q = {q.data.data(), out_t, int64_t(hq) * dq, dq};
   p.q_indptr = query_start.data();
@@ -81,6 +87,7 @@ inline std::map<std::string, Tensor> run_attention(const File& f, const json& sp
   p.softcap = spec["softcap"].get<float>();
   p.alibi_slopes = alibi.empty() ? nullptr : alibi.data();
   p.sinks = sinks.empty() ? nullptr : sinks.data();
+  if (!mask_indptr.empty()) p.custom_mask = mask.data(), p.mask_indptr = mask_indptr.data();
   p.workspace = ws.data;
   p.workspace_bytes = plan.workspace_bytes;
   paged_attention(plan, p);

@@ -106,6 +106,8 @@ def _run_attention(case, threads):
                                       spec["num_kv_heads"], spec["head_dim"], spec["head_dim_v"], num_threads=threads)
     cache = _pagedinfer.KVCache(case["k_cache"], case["v_cache"], "nhd")
     extra = {name: case[name].tolist() for name in ("alibi_slopes", "sinks") if name in case}
+    if "custom_mask" in case:  # a speculative tree, FlashInfer's packed bits
+        extra.update(custom_mask=case["custom_mask"], mask_indptr=case["mask_indptr"])
     out, lse = _pagedinfer.paged_attention(plan, case["q"], cache, block_table=case["block_table"],
                                            return_lse=True, scale=spec["scale"], causal=spec["causal"],
                                            window_left=spec["window_left"], softcap=spec["softcap"], **extra)

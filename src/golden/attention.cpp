@@ -48,6 +48,7 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   const bool with_alibi = spec.get<bool>("alibi", false);
   const bool with_sinks = spec.get<bool>("sinks", false);
   const bool with_lse = spec.get<bool>("lse", true);
+  const bool tree_mask = spec.get<bool>("tree_mask", false);
   const float scale = spec.get<float>("scale", float(1 / std::sqrt(double(dq))));
   const float q_range = spec.get<float>("q_range", 1.f);
   const std::string p_rounding = spec.choice("p_rounding", dtype_name(kv_dtype), {"bf16", "f16", "f32"});
@@ -87,6 +88,26 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
     sinks.push_back(sink_dist(rng));
   }
 
+  // A speculative step: each request's query tokens are a draft tree hanging off its prefix (node
+  // i's parent one of the three before it), each seeing the prefix, its ancestors and itself.
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> mask_indptr{0};
+  if (tree_mask)
+    for (int32_t r = 0; r < num_reqs; ++r) {
+      PAGEDINFER_CHECK(q_lens[r] <= kv_lens[r], "golden", "tree_mask: request ", r, " has q_len > kv_len");
+      const int64_t n = int64_t(q_lens[r]) * kv_lens[r], prefix = kv_lens[r] - q_lens[r];
+      std::vector<uint8_t> seg(static_cast<std::size_t>((n + 7) / 8), 0);
+      std::vector<int32_t> parent(static_cast<std::size_t>(q_lens[r]), -1);
+      const auto set = [&](int64_t i, int64_t j) { seg[std::size_t((i * kv_lens[r] + j) / 8)] |= uint8_t(1u << ((i * kv_lens[r] + j) % 8)); };
+      for (int32_t i = 0; i < q_lens[r]; ++i) {
+        if (i > 0) parent[std::size_t(i)] = i - 1 - int32_t(rng() % std::min<uint64_t>(3, uint64_t(i)));
+        for (int64_t j = 0; j < prefix; ++j) set(i, j);
+        for (int32_t a = i; a >= 0; a = parent[std::size_t(a)]) set(i, prefix + a);
+      }
+      mask.insert(mask.end(), seg.begin(), seg.end());
+      mask_indptr.push_back(int64_t(mask.size()));
+    }
+
   std::vector<float> out(std::size_t(tokens) * hq * dv), lse(std::size_t(tokens) * hq), abs_out(out.size());
   AttentionParams p;
   p.q = {q.data(), dtype, int64_t(hq) * dq, dq};
@@ -105,6 +126,7 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   p.softcap = softcap;
   p.alibi_slopes = with_alibi ? alibi.data() : nullptr;
   p.sinks = with_sinks ? sinks.data() : nullptr;
+  if (tree_mask) p.custom_mask = mask.data(), p.mask_indptr = mask_indptr.data();
   reference::paged_attention(p);
   // The same attention over |V|: sum_j p_j |v_j|, the scale of the error of a P rounded to 16 bits.
   std::vector<uint8_t> v_abs = v;
@@ -146,6 +168,10 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   file.tensors["query_start_loc"] = make_tensor("I32", {num_reqs + 1}, query_start);
   if (with_alibi) file.tensors["alibi_slopes"] = make_tensor("F32", {hq}, alibi);
   if (with_sinks) file.tensors["sinks"] = make_tensor("F32", {hq}, sinks);
+  if (tree_mask) {  // FlashInfer's packed custom mask: bit i * kv_len + j of a request's segment, LSB first
+    file.tensors["custom_mask"] = make_tensor("U8", {int64_t(mask.size())}, mask);
+    file.tensors["mask_indptr"] = make_tensor("I64", {num_reqs + 1}, mask_indptr);
+  }
   add_output(file, "out", {tokens, hq, dv}, out, out_bound);
   if (with_lse) add_output(file, "lse", {tokens, hq}, lse, lse_bound);
   file.metadata["pagedinfer.outputs"] = with_lse ? "out,lse" : "out";

@@ -49,6 +49,14 @@ std::vector<std::string> standard_suite() {
                   {"q_lens", {128, 1, 1, 1}},
                   {"kv_lens", {512, 77, 300, 1024}}});
     specs.push_back(mixed);
+    // Speculative verification: draft trees of 8 and 24 tokens over cached prefixes (a custom mask).
+    json tree = attn;
+    tree.update({{"name", p + "-attention-tree-verify"},
+                 {"page_size", 16},
+                 {"q_lens", {8, 24}},
+                 {"kv_lens", {520, 1000}},
+                 {"tree_mask", true}});
+    specs.push_back(tree);
     json rope = heads;
     rope.update({{"op", "rope"}, {"name", p + "-rope-prefill512"}, {"num_tokens", 512}, {"theta", m.rope_theta},
                  {"max_position", 32768}});
