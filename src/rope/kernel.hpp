@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "convert/kernel.hpp"
 #include "pagedinfer/rope.hpp"
 
 namespace pagedinfer::detail {
@@ -29,6 +30,7 @@ struct RopeJob {
   const KVCacheView* cache = nullptr;
   const int64_t* slot_mapping = nullptr;
   TokensView value;
+  ConvertKernel table_to_f32 = nullptr;  // the table's rows to fp32, picked once per call
 };
 
 // Token t's fp32 c_i and s_i (i < rotary_dim / 2), mRoPE streams resolved. Baseline code that

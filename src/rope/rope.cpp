@@ -40,8 +40,8 @@ void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
   }
   if (!p.mrope_section || p.mrope_interleaved) {
     // One stream for every frequency, or a per-frequency choice (interleaved mRoPE).
-    convert_n(row[0], tb.dtype, cos, DType::f32, std::size_t(half));
-    convert_n(row[0] + std::size_t(half) * es, tb.dtype, sin, DType::f32, std::size_t(half));
+    j.table_to_f32(row[0], cos, std::size_t(half));
+    j.table_to_f32(row[0] + std::size_t(half) * es, sin, std::size_t(half));
     if (!p.mrope_section) return;
     for (int32_t i = 0; i < half; ++i) {
       const int s = rope_stream(p, i);
@@ -56,8 +56,8 @@ void rope_token_angles(const RopeJob& j, int64_t t, float* cos, float* sin) {
   for (int s = 0; s < 3; ++s) {
     const int32_t n = p.mrope_section[s];
     const char* r = row[s];
-    convert_n(r + std::size_t(begin) * es, tb.dtype, cos + begin, DType::f32, std::size_t(n));
-    convert_n(r + std::size_t(half + begin) * es, tb.dtype, sin + begin, DType::f32, std::size_t(n));
+    j.table_to_f32(r + std::size_t(begin) * es, cos + begin, std::size_t(n));
+    j.table_to_f32(r + std::size_t(half + begin) * es, sin + begin, std::size_t(n));
     begin += n;
   }
 }

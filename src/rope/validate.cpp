@@ -70,6 +70,7 @@ RopeJob validate_rope(const RopeParams& p, const char* where) {
                    p.head_dim - p.table.rotary_dim, "]");
   j.rotary_dim = p.table.rotary_dim;
   j.rotary_offset = p.rotary_offset;
+  j.table_to_f32 = convert_kernel(p.table.dtype, DType::f32);
   j.head_dim = p.head_dim;
   j.q = operand(p.q, p.num_q_heads, p, where, "q");
   j.k = operand(p.k, p.num_kv_heads, p, where, "k");
