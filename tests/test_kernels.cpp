@@ -28,7 +28,7 @@ bool reached(const std::string& op, const std::string& name) {
   const DType dtypes[] = {DType::f32, DType::bf16, DType::f16};
   if (op == "attention") {
     for (DType q : dtypes)
-      for (DType kv : dtypes)
+      for (DType kv : {DType::f32, DType::bf16, DType::f16, DType::i8, DType::f8_e4m3, DType::f8_e5m2})
         if (name == attention_kernel_name(q, kv)) return true;
   } else if (op == "norm") {
     for (DType x : dtypes)
@@ -40,6 +40,9 @@ bool reached(const std::string& op, const std::string& name) {
     for (DType a : dtypes)
       for (DType b : dtypes)
         if (name == convert_kernel_name(a, b)) return true;
+  } else if (op == "quantize_kv") {
+    for (DType kv : {DType::i8, DType::f8_e4m3, DType::f8_e5m2})
+      if (name == quantize_kv_kernel_name(kv)) return true;
   } else if (op == "sampling") {
     return name == sample_kernel_name();
   } else if (op == "linear") {

@@ -150,7 +150,10 @@ struct Pool {
   pagedinfer::KVCacheView view;
 
   Pool(Layout layout, DType t, int64_t pages, int32_t page_size, int32_t heads, int32_t dk, int32_t dv) {
-    const std::size_t ke = std::size_t(pages) * page_size * heads * dk, ve = std::size_t(pages) * page_size * heads * dv;
+    // Elements of type t per pool; an i8 pool's pages also hold their scales (kv_page_bytes).
+    const std::size_t es = pagedinfer::dtype_size(t);
+    const std::size_t ke = std::size_t(pages) * pagedinfer::kv_page_bytes(t, page_size, heads, dk) / es;
+    const std::size_t ve = std::size_t(pages) * pagedinfer::kv_page_bytes(t, page_size, heads, dv) / es;
     switch (layout) {
       case Layout::nhd:
       case Layout::hnd:

@@ -16,6 +16,28 @@
 // (value.data null: K carries it), copy_blocks copies K, and the flat transfer format holds K
 // only (kv_block_bytes, gather / scatter, kv_transfer.hpp's page_layout 1).
 //
+// Quantized caches (dtype f8_e4m3, f8_e5m2 or i8) hold half a bf16 cache's bytes, and decode,
+// which reads the whole cache for every token, runs on memory speed:
+//   fp8  element = stored value * k_scale (K) or v_scale (V): one fp32 scale per tensor, vLLM's
+//        fp8 KV-cache convention (its uint8 cache tensors are used as they are).
+//   i8   element = stored value * its row's scale: one fp32 scale per (page, token, head) row,
+//        at PagePool::scale with the pool's scale strides (in floats). The view constructors
+//        put each page's scales right after its values, so a page carries its own scales
+//        (kv_page_bytes gives the size of such a page).
+// Writes quantize (append_kv, the fused RoPE append in rope.hpp): the source row is converted
+// to fp32 and then
+//   fp8  q = fp8(x / scale) (fp32 division, dtype.hpp's rounding: nearest even, saturating).
+//        |x - q scale| <= 2^-4 |x| (e4m3) or 2^-3 |x| (e5m2) while |x| >= 2^-6 scale (e4m3)
+//        or 2^-14 scale (e5m2); below, <= 2^-10 scale or 2^-17 scale; beyond 448 scale (e4m3)
+//        or 57344 scale (e5m2) values saturate.
+//   i8   s = max |x| / 127 over the row's head_dim values (fp32), q = x / s rounded to nearest
+//        even; |x - q s| <= s / 2 (plus the rounding of x / s: 2^-24 |x|). A row of zeros has
+//        s = 0; a row holding an infinity or NaN gets a non-finite scale.
+// Attention widens each stored value exactly to fp32, multiplies a key's dot products by its
+// scale and a value's probability by its scale in fp32 (attention.hpp's fp32 bound holds
+// against attention over the dequantized cache, which the reference computes in double).
+// copy_blocks, gather / scatter and KV transfers carry the scales.
+//
 // A request's KV tokens 0 .. kv_len-1 live in its pages in order: token j is at offset
 // j % page_size of the request's (j / page_size)-th page. Pages may be anywhere in the pool,
 // in any order; two requests may share a page (prefix sharing). The page list comes in either
@@ -29,6 +51,7 @@
 // hugetlbfs): pages read through a shuffled table cost a TLB miss each on 4 KiB pages.
 // docs/design/attention.md has the measurements.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "pagedinfer/dtype.hpp"
@@ -43,6 +66,12 @@ struct PagePool {
   int64_t stride_token = 0;
   int64_t stride_head = 0;
   int32_t head_dim = 0;
+  // i8 caches only: the scale of row (page p, token t, head h) is
+  //     scale[p * scale_stride_page + t * scale_stride_token + h * scale_stride_head]
+  float* scale = nullptr;
+  int64_t scale_stride_page = 0;
+  int64_t scale_stride_token = 0;
+  int64_t scale_stride_head = 0;
 };
 
 struct KVCacheView {
@@ -52,9 +81,14 @@ struct KVCacheView {
   int64_t num_pages = 0;
   int32_t page_size = 0;
   int32_t num_kv_heads = 0;
+  float k_scale = 1.f;  // fp8 caches only: element = stored value * scale, finite and > 0
+  float v_scale = 1.f;
 };
 
-// Views of common layouts. K and V are separate tensors unless the name says combined.
+// Views of common layouts. K and V are separate tensors unless the name says combined. For an
+// i8 cache each pool page is its values followed by their fp32 scales ([page_size, heads] for
+// NHD, [heads, page_size] for HND); a combined page is K values, K scales, V values, V scales.
+// fp8 views have k_scale = v_scale = 1: set the cache's scales on the returned view.
 PAGEDINFER_API KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
                                         int32_t num_kv_heads, int32_t head_dim_qk, int32_t head_dim_v);
 PAGEDINFER_API KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size,
@@ -69,6 +103,10 @@ PAGEDINFER_API KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t 
 // elements of each row (MLA: 576 = 512 latent + 64 rotary, V 512).
 PAGEDINFER_API KVCacheView kv_cache_mla(void* kv, DType dtype, int64_t num_pages, int32_t page_size,
                                         int32_t head_dim_qk, int32_t head_dim_v);
+// Bytes of one page of one pool in the layouts above (twice this, with head_dim_qk and
+// head_dim_v, for a combined page): page_size x heads x head_dim values, and for i8 their
+// page_size x heads fp32 scales. Allocate num_pages times this, aligned to 4 bytes at least.
+PAGEDINFER_API std::size_t kv_page_bytes(DType dtype, int32_t page_size, int32_t num_kv_heads, int32_t head_dim);
 
 // Which pages hold each request's KV. Set exactly one of the two forms.
 struct PageTable {
@@ -84,7 +122,8 @@ struct PageTable {
 
 // Writes token i's K and V (all heads) into the cache slot slot_mapping[i], i.e. page
 // slot / page_size at offset slot % page_size. A negative slot skips the token (vLLM's padding
-// convention). Source dtypes may differ from the cache's (converted, rounding to nearest even).
+// convention). Source dtypes may differ from the cache's (converted, rounding to nearest even;
+// into a quantized cache, quantized as stated above).
 // Two tokens must not name the same slot. A latent cache takes K only (value.data null).
 struct AppendKvParams {
   KVCacheView cache;
@@ -95,6 +134,8 @@ struct AppendKvParams {
   int num_threads = 1;
 };
 PAGEDINFER_API void append_kv(const AppendKvParams& params);
+// The registered kernel (kernels.hpp) that quantizes rows into a cache of this 8-bit dtype, now.
+PAGEDINFER_API const char* quantize_kv_kernel_name(DType kv_dtype);
 
 // Copies whole pages (K and V, all heads), as used for copy-on-write of a shared prefix. A
 // page may be copied to several destinations; a destination may appear once and may not also
@@ -108,7 +149,8 @@ struct CopyBlocksParams {
 PAGEDINFER_API void copy_blocks(const CopyBlocksParams& params);
 
 // Bytes of one page in the flat transfer format: K [page_size, heads, head_dim_qk] followed by
-// V [page_size, heads, head_dim_v], in the cache's dtype, whatever the cache's own layout is;
+// V [page_size, heads, head_dim_v], in the cache's dtype, then for i8 the fp32 scales of K
+// [page_size, heads] and of V [page_size, heads], whatever the cache's own layout is;
 // so caches with different layouts (NHD on one machine, HND on another) exchange pages.
 PAGEDINFER_API std::size_t kv_block_bytes(const KVCacheView& cache);
 

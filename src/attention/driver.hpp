@@ -16,6 +16,9 @@
 //   S = Q K^T            Dots::scores
 //   S -> P               softcap, ALiBi, masks, running max m, P = exp(S - m), running sum l
 //   O = O * alpha + P V  Dots::accumulate
+// A quantized cache (kv_cache.hpp) is read as its stored values widened to fp32 (load_as); each
+// key's scale multiplies its scores after Dots::scores and each value's scale its probabilities
+// after the softmax (so the running sum l is of the true probabilities).
 // The next tile's K/V rows are prefetched while this one is computed: pages are scattered, so
 // hardware prefetchers cannot follow them (see AttentionPrefetch).
 #pragma once
@@ -53,6 +56,9 @@ struct AttentionItemState {
   // Addresses of the K (V) rows of a tile, in two slots: this tile's and the next one's.
   const void** k_ptrs(int32_t slot) const { return reinterpret_cast<const void**>(scratch + lay.ptrs) + slot * kAttnTile; }
   const void** v_ptrs(int32_t slot) const { return k_ptrs(2 + slot); }
+  // A quantized cache's scales of the tile's keys (values), in the same two slots; 0 past the tile.
+  float* k_scales(int32_t slot) const { return scratch + lay.scales + slot * kAttnTile; }
+  float* v_scales(int32_t slot) const { return k_scales(2 + slot); }
   int64_t q_token(int32_t r) const { return p.q_indptr[it.req] + it.q_begin + r / group; }
   int32_t pos(int32_t r) const { return kv_len - q_len + it.q_begin + r / group; }
   int32_t head(int32_t r) const { return it.kv_head * group + r % group; }
@@ -125,6 +131,7 @@ struct AttentionDriver {
       x.l()[r] = 0.f;
     }
     const int64_t es = int64_t(dtype_size(p.cache.dtype));
+    const bool quantized = is_quantized(p.cache);
     // Rows are ordered by position, and each bound of the visible range grows with it.
     int32_t begin, end, unused;
     x.visible(0, begin, unused);
@@ -136,15 +143,40 @@ struct AttentionDriver {
         const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
         if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
         Dots::scores(x, x.k_ptrs(cur), tn, AttentionPrefetch{x.k_ptrs(cur ^ 1), next, x.dq * es});
+        if (quantized) scale_columns(x, x.k_scales(cur));
         softmax_update(x, t0, tn);
+        if (quantized) scale_columns(x, x.v_scales(cur));
         Dots::accumulate(x, x.v_ptrs(cur), tn, AttentionPrefetch{x.v_ptrs(cur ^ 1), next, x.dv * es});
       }
     }
     finish(x, dst);
   }
 
-  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot`.
+  // x.s(r)[j] *= f[j] for every row and the whole tile.
+  static void scale_columns(const AttentionItemState& x, const float* f) {
+    for (int32_t r = 0; r < x.rows; ++r)
+      for (int32_t j = 0; j < kAttnTile; j += W)
+        (B::load_aligned(x.s(r) + j) * B::load_aligned(f + j)).store_aligned(x.s(r) + j);
+  }
+
+  // The scales of tokens [t0, t0 + tn) of a quantized cache into scale slot `slot`, 0 past tn.
+  static void fill_scales(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
+    const KVCacheView& c = x.p.cache;
+    float* ks = x.k_scales(slot);
+    float* vs = x.v_scales(slot);
+    std::fill(ks + tn, ks + kAttnTile, 0.f);
+    std::fill(vs + tn, vs + kAttnTile, 0.f);
+    for (int32_t j = 0; j < tn; ++j) {
+      const int64_t page = x.pages[(t0 + j) / c.page_size], off = (t0 + j) % c.page_size;
+      ks[j] = kv_scale(c, false, page, off, x.it.kv_head);
+      vs[j] = kv_scale(c, true, page, off, x.it.kv_head);
+    }
+  }
+
+  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot` (and their
+  // scales, for a quantized cache).
   static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
+    if (is_quantized(x.p.cache)) fill_scales(x, t0, tn, slot);
     const KVCacheView& c = x.p.cache;
     const std::size_t es = dtype_size(c.dtype);
     const char* kbase = static_cast<const char*>(c.k.data);

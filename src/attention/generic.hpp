@@ -152,7 +152,7 @@ struct Fp32Dots {
 
 template <class A, class Tuning>
 AttentionItemKernel select_attention_kernel(DType kv) {
-  return with_dtype(kv, [](auto t) -> AttentionItemKernel {
+  return with_kv_dtype(kv, [](auto t) -> AttentionItemKernel {
     return &AttentionDriver<A, Fp32Dots<A, decltype(t)::value, Tuning>>::run;
   });
 }

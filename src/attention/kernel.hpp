@@ -26,7 +26,8 @@ inline int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
 // the bf16 dot-product kernel.
 struct AttentionScratchLayout {
   int32_t rows, q_stride, v_stride;
-  std::size_t q, s, acc, m, l, ptrs, vpack;  // offsets in floats (ptrs: 4 x kAttnTile pointers)
+  std::size_t q, s, acc, m, l, ptrs, scales, vpack;  // offsets in floats (ptrs: 4 x kAttnTile pointers,
+                                                    // scales: 4 x kAttnTile floats)
   std::size_t bytes;                         // total, a multiple of 64
 
   AttentionScratchLayout(int32_t rows_, int32_t dqk, int32_t dv)
@@ -37,7 +38,8 @@ struct AttentionScratchLayout {
     m = acc + std::size_t(rows) * v_stride;
     l = m + std::size_t(round_up(rows, 16));
     ptrs = l + std::size_t(round_up(rows, 16));
-    vpack = ptrs + 4 * kAttnTile * sizeof(void*) / sizeof(float);
+    scales = ptrs + 4 * kAttnTile * sizeof(void*) / sizeof(float);
+    vpack = scales + 4 * kAttnTile;
     // vpack (bf16 kernel): one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2],
     // or before that, the tile's K transposed into pairs, [round_up(dqk, 32) / 2][kAttnTile][2]
     bytes = vpack * sizeof(float) + std::size_t(kAttnTile) * std::max(v_stride, round_up(dqk, 32)) * 2;

@@ -13,14 +13,16 @@ namespace pagedinfer::reference {
 
 namespace {
 
-// [kv_len, head_dim] of one KV head, read through the page table, in double.
+// [kv_len, head_dim] of one KV head, read through the page table and dequantized, in double.
 std::vector<double> gather_head(const KVCacheView& c, const PagePool& pool, const int32_t* pages, int32_t kv_len,
                                 int32_t head) {
   std::vector<double> dense(std::size_t(kv_len) * pool.head_dim);
   for (int32_t j = 0; j < kv_len; ++j) {
     const int64_t off = detail::row_offset(pool, pages[j / c.page_size], j % c.page_size, head);
+    const double scale = detail::kv_scale(c, &pool == &c.v, pages[j / c.page_size], j % c.page_size, head);
     for (int32_t d = 0; d < pool.head_dim; ++d)
-      dense[std::size_t(j) * pool.head_dim + d] = detail::load_as_float(pool.data, c.dtype, std::size_t(off + d));
+      dense[std::size_t(j) * pool.head_dim + d] =
+          double(detail::load_as_float(pool.data, c.dtype, std::size_t(off + d))) * scale;
   }
   return dense;
 }

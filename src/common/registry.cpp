@@ -11,9 +11,10 @@ namespace {
 using detail::OpRegistry;
 
 OpRegistry* const* all_ops(std::size_t* n) {
-  static OpRegistry* const ops[] = {&detail::attention_registry(), &detail::convert_registry(),
-                                    &detail::linear_registry(),    &detail::norm_registry(),
-                                    &detail::rope_registry(),      &detail::sampling_registry()};
+  static OpRegistry* const ops[] = {&detail::attention_registry(),   &detail::convert_registry(),
+                                    &detail::linear_registry(),      &detail::norm_registry(),
+                                    &detail::quantize_kv_registry(), &detail::rope_registry(),
+                                    &detail::sampling_registry()};
   *n = sizeof(ops) / sizeof(ops[0]);
   return ops;
 }
@@ -23,7 +24,7 @@ OpRegistry& find_op(const std::string& op, const char* where) {
   OpRegistry* const* ops = all_ops(&n);
   for (std::size_t i = 0; i < n; ++i)
     if (op == ops[i]->op) return *ops[i];
-  detail::fail(where, "unknown op '", op, "' (expected attention, linear, norm, rope or sampling)");
+  detail::fail(where, "unknown op '", op, "' (expected attention, convert, linear, norm, quantize_kv, rope or sampling)");
 }
 
 int find_kernel(const OpRegistry& reg, const std::string& name, const char* where) {
@@ -63,7 +64,7 @@ namespace detail {
 void apply_forced_kernels_from_environment() { force_from_environment(); }
 }  // namespace detail
 
-std::vector<std::string> kernel_ops() { return {"attention", "convert", "linear", "norm", "rope", "sampling"}; }
+std::vector<std::string> kernel_ops() { return {"attention", "convert", "linear", "norm", "quantize_kv", "rope", "sampling"}; }
 
 std::vector<KernelInfo> registered_kernels(const std::string& op) {
   force_from_environment();

@@ -40,6 +40,7 @@ OpRegistry& attention_registry();
 OpRegistry& convert_registry();
 OpRegistry& linear_registry();
 OpRegistry& norm_registry();
+OpRegistry& quantize_kv_registry();
 OpRegistry& rope_registry();
 OpRegistry& sampling_registry();
 

@@ -20,7 +20,7 @@ bool strides_disjoint(std::pair<int64_t, int64_t> (&dims)[4]) {
 
 void validate_tokens(const void* data, DType dtype, int64_t stride_token, int64_t stride_head, int64_t num_tokens,
                      int32_t num_heads, int32_t head_dim, const char* where, const char* name) {
-  PAGEDINFER_CHECK(dtype_size(dtype) != 0, where, name, ".dtype is not a valid DType");
+  PAGEDINFER_CHECK(is_float_dtype(dtype), where, name, ".dtype must be f32, bf16 or f16 (", dtype_name(dtype), ")");
   if (num_tokens == 0) return;
   PAGEDINFER_CHECK(data != nullptr, where, name, ".data must not be null");
   PAGEDINFER_CHECK(aligned_to(data, dtype), where, name, ".data must be aligned to ", dtype_size(dtype), " bytes");

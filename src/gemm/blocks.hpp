@@ -117,6 +117,7 @@ EpilogueFn epilogue_for(DType y) {
     case DType::f32: return &Epilogue<A, DType::f32>::apply;
     case DType::bf16: return &Epilogue<A, DType::bf16>::apply;
     case DType::f16: return &Epilogue<A, DType::f16>::apply;
+    default: break;  // validated: activations are float types
   }
   return nullptr;
 }

@@ -112,6 +112,7 @@ GemmKernel generic_gemm_kernel(const GemmCase& c) {
     case DType::f32: k.prepare = generic_prepare<A, DType::f32>(mode); break;
     case DType::bf16: k.prepare = generic_prepare<A, DType::bf16>(mode); break;
     case DType::f16: k.prepare = generic_prepare<A, DType::f16>(mode); break;
+    default: break;  // validated: activations are float types
   }
   // Two tiles per block: a gate_up weight's gate tile and its up tile meet in one block.
   if (!w.quantized())

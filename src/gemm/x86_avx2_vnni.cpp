@@ -113,6 +113,7 @@ GemmKernel gemm_avx2_vnni(const GemmCase& c) {
     case DType::f32: k.prepare = prepare<DType::f32>(bits); break;
     case DType::bf16: k.prepare = prepare<DType::bf16>(bits); break;
     case DType::f16: k.prepare = prepare<DType::f16>(bits); break;
+    default: break;  // validated: activations are float types
   }
   if (bits == 4) choose_blocking<4>(k, c.m);
   else choose_blocking<8>(k, c.m);

@@ -223,6 +223,7 @@ PrepareKernel avx512_prepare_for(int bits, DType x) {
     case DType::f32: return avx512_prepare_for<Prepare, DType::f32>(bits);
     case DType::bf16: return avx512_prepare_for<Prepare, DType::bf16>(bits);
     case DType::f16: return avx512_prepare_for<Prepare, DType::f16>(bits);
+    default: break;  // validated: activations are float types
   }
   return nullptr;
 }

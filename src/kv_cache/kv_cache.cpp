@@ -8,7 +8,6 @@
 #include "common/check.hpp"
 #include "common/convert.hpp"
 #include "common/threading.hpp"
-#include "convert/kernel.hpp"
 #include "kv_cache/paged.hpp"
 
 namespace pagedinfer {
@@ -31,24 +30,38 @@ void check_view_shape(const char* where, void* k, DType dtype, int64_t num_pages
   PAGEDINFER_CHECK(num_pages == 0 || k != nullptr, where, "the pool's data must not be null");
 }
 
+// Bytes of one pool page's values (its scales follow them in an i8 view).
+int64_t page_value_bytes(DType dtype, int32_t page_size, int32_t heads, int32_t d) {
+  return int64_t(page_size) * heads * d * int64_t(dtype_size(dtype));
+}
+
+// A pool whose pages start every `page_bytes` bytes from `data` (NHD or HND inside a page); an
+// i8 pool's scales follow each page's values, in the same order of tokens and heads.
+PagePool make_pool(char* data, DType dtype, int32_t page_size, int32_t heads, int32_t d, bool hnd, int64_t page_bytes) {
+  PagePool p;
+  p.data = data;
+  p.head_dim = d;
+  p.stride_page = page_bytes / int64_t(dtype_size(dtype));
+  p.stride_token = hnd ? d : int64_t(heads) * d;
+  p.stride_head = hnd ? int64_t(page_size) * d : d;
+  if (dtype == DType::i8 && data) {
+    p.scale = reinterpret_cast<float*>(data + page_value_bytes(dtype, page_size, heads, d));
+    p.scale_stride_page = page_bytes / 4;
+    p.scale_stride_token = hnd ? 1 : heads;
+    p.scale_stride_head = hnd ? page_size : 1;
+  }
+  return p;
+}
+
 KVCacheView make_view(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
-                      int32_t dk, int32_t dv, bool hnd, int64_t page_stride_k, int64_t page_stride_v) {
+                      int32_t dk, int32_t dv, bool hnd, int64_t k_page_bytes, int64_t v_page_bytes) {
   KVCacheView c;
   c.dtype = dtype;
   c.num_pages = num_pages;
   c.page_size = page_size;
   c.num_kv_heads = heads;
-  auto pool = [&](void* data, int32_t d, int64_t page_stride) {
-    PagePool p;
-    p.data = data;
-    p.head_dim = d;
-    p.stride_page = page_stride;
-    p.stride_token = hnd ? d : int64_t(heads) * d;
-    p.stride_head = hnd ? int64_t(page_size) * d : d;
-    return p;
-  };
-  c.k = pool(k, dk, page_stride_k);
-  c.v = pool(v, dv, page_stride_v);
+  c.k = make_pool(static_cast<char*>(k), dtype, page_size, heads, dk, hnd, k_page_bytes);
+  c.v = make_pool(static_cast<char*>(v), dtype, page_size, heads, dv, hnd, v_page_bytes);
   return c;
 }
 
@@ -94,6 +107,48 @@ void copy_page_in_cache(const KVCacheView& c, const PagePool& p, int64_t src, in
       std::memcpy(base + detail::row_offset(p, dst, t, h) * es, base + detail::row_offset(p, src, t, h) * es, row);
 }
 
+// An i8 pool page's scales to or from a flat [page_size, heads] fp32 buffer.
+void copy_scales(const KVCacheView& c, const PagePool& p, int64_t page, char* flat, bool to_flat) {
+  for (int32_t t = 0; t < c.page_size; ++t)
+    for (int32_t h = 0; h < c.num_kv_heads; ++h, flat += 4) {
+      float& s = detail::row_scale(p, page, t, h);
+      to_flat ? std::memcpy(flat, &s, 4) : std::memcpy(&s, flat, 4);
+    }
+}
+
+// Where each part of a page sits in the flat transfer format (kv_cache.hpp), in bytes.
+struct FlatPage {
+  std::size_t k = 0, v = 0, k_scale = 0, v_scale = 0, bytes = 0;
+};
+
+FlatPage flat_page(const KVCacheView& c) {
+  const bool latent = detail::v_in_k(c);
+  const std::size_t es = dtype_size(c.dtype), rows = std::size_t(c.page_size) * std::size_t(c.num_kv_heads);
+  FlatPage f;
+  f.v = f.k + rows * std::size_t(c.k.head_dim) * es;
+  f.k_scale = f.v + (latent ? 0 : rows * std::size_t(c.v.head_dim) * es);
+  const std::size_t scales = detail::has_row_scales(c) ? rows * 4 : 0;
+  f.v_scale = f.k_scale + scales;
+  f.bytes = f.v_scale + (latent ? 0 : scales);
+  return f;
+}
+
+// Moves page `page` between the cache and a flat page (all of it: values, then scales).
+void copy_flat_page(const KVCacheView& c, int64_t page, char* flat, bool to_flat) {
+  const FlatPage f = flat_page(c);
+  const bool latent = detail::v_in_k(c);
+  copy_page(c, c.k, page, flat + f.k, to_flat);
+  if (!latent) copy_page(c, c.v, page, flat + f.v, to_flat);
+  if (!detail::has_row_scales(c)) return;
+  copy_scales(c, c.k, page, flat + f.k_scale, to_flat);
+  if (!latent) copy_scales(c, c.v, page, flat + f.v_scale, to_flat);
+}
+
+void copy_scales_in_cache(const KVCacheView& c, const PagePool& p, int64_t src, int64_t dst) {
+  for (int32_t t = 0; t < c.page_size; ++t)
+    for (int32_t h = 0; h < c.num_kv_heads; ++h) detail::row_scale(p, dst, t, h) = detail::row_scale(p, src, t, h);
+}
+
 void check_block_ids(const KVCacheView& c, const int32_t* ids, int64_t n, const char* where, const char* name) {
   PAGEDINFER_CHECK(n >= 0, where, "the block count ", n, " must be >= 0");
   PAGEDINFER_CHECK(n == 0 || ids != nullptr, where, name, " must not be null");
@@ -111,85 +166,52 @@ constexpr int64_t kPageGrain = 4;
 KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
   check_view_shape("kv_cache_nhd", k, dtype, num_pages, page_size, heads, dk, dv);
-  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false, int64_t(page_size) * heads * dk,
-                   int64_t(page_size) * heads * dv);
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false, int64_t(kv_page_bytes(dtype, page_size, heads, dk)),
+                   int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
 }
 
 KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
   check_view_shape("kv_cache_hnd", k, dtype, num_pages, page_size, heads, dk, dv);
-  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true, int64_t(page_size) * heads * dk,
-                   int64_t(page_size) * heads * dv);
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true, int64_t(kv_page_bytes(dtype, page_size, heads, dk)),
+                   int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
 }
 
 namespace {
 
-// V of a combined pool starts `half` elements after K; an empty (null) pool has no V either.
-char* v_half(void* kv, int64_t half, DType dtype) {
-  return kv ? static_cast<char*>(kv) + half * dtype_size(dtype) : nullptr;
-}
+// V of a combined pool starts `half` bytes after K; an empty (null) pool has no V either.
+char* v_half(void* kv, int64_t half) { return kv ? static_cast<char*>(kv) + half : nullptr; }
 
 }  // namespace
 
 KVCacheView kv_cache_combined_nhd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
   check_view_shape("kv_cache_combined_nhd", kv, dtype, num_pages, page_size, heads, d, d);
-  const int64_t half = int64_t(page_size) * heads * d;
-  return make_view(kv, v_half(kv, half, dtype), dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
+  const int64_t half = int64_t(kv_page_bytes(dtype, page_size, heads, d));
+  return make_view(kv, v_half(kv, half), dtype, num_pages, page_size, heads, d, d, false, 2 * half, 2 * half);
 }
 
 KVCacheView kv_cache_combined_hnd(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                                   int32_t d) {
   check_view_shape("kv_cache_combined_hnd", kv, dtype, num_pages, page_size, heads, d, d);
-  const int64_t half = int64_t(page_size) * heads * d;
-  return make_view(kv, v_half(kv, half, dtype), dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
+  const int64_t half = int64_t(kv_page_bytes(dtype, page_size, heads, d));
+  return make_view(kv, v_half(kv, half), dtype, num_pages, page_size, heads, d, d, true, 2 * half, 2 * half);
 }
 
 KVCacheView kv_cache_mla(void* kv, DType dtype, int64_t num_pages, int32_t page_size, int32_t dk, int32_t dv) {
   const char* where = "kv_cache_mla";
   check_view_shape(where, kv, dtype, num_pages, page_size, 1, dk, dv);
   PAGEDINFER_CHECK(dv <= dk, where, "head_dim_v = ", dv, " must be <= head_dim_qk = ", dk, ": V is the leading part of K");
-  KVCacheView c = make_view(kv, kv, dtype, num_pages, page_size, 1, dk, dk, false, int64_t(page_size) * dk,
-                            int64_t(page_size) * dk);
+  const int64_t page_bytes = int64_t(kv_page_bytes(dtype, page_size, 1, dk));
+  KVCacheView c = make_view(kv, kv, dtype, num_pages, page_size, 1, dk, dk, false, page_bytes, page_bytes);
   c.v.head_dim = dv;
   return c;
 }
 
-void append_kv(const AppendKvParams& p) {
-  const char* where = "append_kv";
-  const KVCacheView& c = p.cache;
-  const TokensView &key = p.key, &value = p.value;
-  const int64_t* slot_mapping = p.slot_mapping;
-  const int64_t num_tokens = p.num_tokens;
-  const int num_threads = p.num_threads;
-  detail::validate_cache(c, where);
-  PAGEDINFER_CHECK(num_tokens >= 0, where, "num_tokens = ", num_tokens, " must be >= 0");
-  detail::check_num_threads(num_threads, where, "num_threads");
-  detail::validate_tokens(key.data, key.dtype, key.stride_token, key.stride_head, num_tokens, c.num_kv_heads,
-                          c.k.head_dim, where, "key");
-  detail::validate_value(c, value, num_tokens, where);
-  detail::validate_slots(c, slot_mapping, num_tokens, where);
-
-  const std::size_t es = dtype_size(c.dtype);
-  const detail::ConvertKernel convert_k = detail::convert_kernel(key.dtype, c.dtype);
-  const detail::ConvertKernel convert_v = detail::convert_kernel(value.dtype, c.dtype);
-  auto write = [&](const PagePool& p, const TokensView& src, detail::ConvertKernel convert, int64_t i, int64_t slot) {
-    const int64_t page = slot / c.page_size, off = slot % c.page_size;
-    const std::size_t src_es = dtype_size(src.dtype);
-    for (int32_t h = 0; h < c.num_kv_heads; ++h) {
-      const char* from = static_cast<const char*>(src.data) + (i * src.stride_token + h * src.stride_head) * src_es;
-      char* to = static_cast<char*>(p.data) + detail::row_offset(p, page, off, h) * es;
-      if (src.dtype == c.dtype) std::memcpy(to, from, std::size_t(p.head_dim) * es);
-      else convert(from, to, std::size_t(p.head_dim));
-    }
-  };
-  // One token's K+V rows are small (a few KiB); hand them out in chunks.
-  detail::parallel_for(num_tokens, num_threads, 16, [&](int64_t i) {
-    const int64_t slot = slot_mapping[i];
-    if (slot < 0) return;
-    write(c.k, key, convert_k, i, slot);
-    if (!detail::v_in_k(c)) write(c.v, value, convert_v, i, slot);
-  });
+std::size_t kv_page_bytes(DType dtype, int32_t page_size, int32_t heads, int32_t head_dim) {
+  check_view_shape("kv_page_bytes", nullptr, dtype, 0, page_size, heads, head_dim, head_dim);
+  const int64_t values = page_value_bytes(dtype, page_size, heads, head_dim);
+  return std::size_t(values + (dtype == DType::i8 ? int64_t(page_size) * heads * 4 : 0));
 }
 
 void copy_blocks(const CopyBlocksParams& p) {
@@ -212,14 +234,18 @@ void copy_blocks(const CopyBlocksParams& p) {
     role[std::size_t(dst)] |= 2;
   }
   detail::parallel_for(num_pairs, num_threads, kPageGrain, [&](int64_t i) {
+    const bool latent = detail::v_in_k(c);
     copy_page_in_cache(c, c.k, pairs[2 * i], pairs[2 * i + 1]);
-    if (!detail::v_in_k(c)) copy_page_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
+    if (!latent) copy_page_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
+    if (!detail::has_row_scales(c)) return;
+    copy_scales_in_cache(c, c.k, pairs[2 * i], pairs[2 * i + 1]);
+    if (!latent) copy_scales_in_cache(c, c.v, pairs[2 * i], pairs[2 * i + 1]);
   });
 }
 
 std::size_t kv_block_bytes(const KVCacheView& c) {
   detail::validate_cache(c, "kv_block_bytes");
-  return std::size_t(flat_pool_elems(c, c.k) + (detail::v_in_k(c) ? 0 : flat_pool_elems(c, c.v))) * dtype_size(c.dtype);
+  return flat_page(c).bytes;
 }
 
 void gather_blocks(const GatherBlocksParams& p) {
@@ -239,9 +265,7 @@ void gather_blocks(const GatherBlocksParams& p) {
 }
 
 void detail::gather_page(const KVCacheView& c, int64_t page, void* flat) {
-  char* out = static_cast<char*>(flat);
-  copy_page(c, c.k, page, out, true);
-  if (!v_in_k(c)) copy_page(c, c.v, page, out + std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype), true);
+  copy_flat_page(c, page, static_cast<char*>(flat), true);
 }
 
 void scatter_blocks(const ScatterBlocksParams& p) {
@@ -260,11 +284,9 @@ void scatter_blocks(const ScatterBlocksParams& p) {
     PAGEDINFER_CHECK(!seen[std::size_t(ids[i])], where, "block_ids[", i, "] = ", ids[i], " appears twice");
     seen[std::size_t(ids[i])] = 1;
   }
-  const std::size_t block = kv_block_bytes(c), k_bytes = std::size_t(flat_pool_elems(c, c.k)) * dtype_size(c.dtype);
+  const std::size_t block = kv_block_bytes(c);
   detail::parallel_for(n, num_threads, kPageGrain, [&](int64_t i) {
-    char* in = const_cast<char*>(static_cast<const char*>(src)) + std::size_t(i) * block;
-    copy_page(c, c.k, ids[i], in, false);
-    if (!detail::v_in_k(c)) copy_page(c, c.v, ids[i], in + k_bytes, false);
+    copy_flat_page(c, ids[i], const_cast<char*>(static_cast<const char*>(src)) + std::size_t(i) * block, false);
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/tensor_check.hpp"
 #include "pagedinfer/kv_cache.hpp"
+#include "quantize_kv/kernel.hpp"
 
 namespace pagedinfer::detail {
 
@@ -44,12 +45,37 @@ inline int64_t pages_for(int64_t tokens, int32_t page_size) { return (tokens + p
 // A latent cache (MLA): V is the leading head_dim_v elements of K's rows (kv_cache.hpp).
 inline bool v_in_k(const KVCacheView& c) {
   return c.v.data == c.k.data && c.v.stride_page == c.k.stride_page && c.v.stride_token == c.k.stride_token &&
-         c.v.stride_head == c.k.stride_head && c.v.head_dim <= c.k.head_dim;
+         c.v.stride_head == c.k.stride_head && c.v.head_dim <= c.k.head_dim && c.v.scale == c.k.scale;
+}
+
+// Caches whose rows carry their own scale (i8), and caches that are quantized at all.
+inline bool has_row_scales(const KVCacheView& c) { return c.dtype == DType::i8; }
+inline bool is_quantized(const KVCacheView& c) { return !is_float_dtype(c.dtype); }
+
+// Scale of row (page, token-in-page, head) of an i8 pool.
+inline float& row_scale(const PagePool& p, int64_t page, int64_t token, int64_t head) {
+  return p.scale[page * p.scale_stride_page + token * p.scale_stride_token + head * p.scale_stride_head];
 }
 
 // Offset in elements of (page, token-in-page, head) in a pool.
 inline int64_t row_offset(const PagePool& p, int64_t page, int64_t token, int64_t head) {
   return page * p.stride_page + token * p.stride_token + head * p.stride_head;
+}
+
+// The scale of row (page, token-in-page, head) of K (v false) or V: 1 for a float cache, the
+// tensor's for fp8, the row's own for i8 (kv_cache.hpp: element = stored value * scale).
+inline float kv_scale(const KVCacheView& c, bool v, int64_t page, int64_t token, int64_t head) {
+  if (has_row_scales(c)) return row_scale(v ? c.v : c.k, page, token, head);
+  return !is_quantized(c) ? 1.f : v ? c.v_scale : c.k_scale;
+}
+
+// Quantizes x (the pool's head_dim values) into row (page, token-in-page, head) of a quantized
+// cache's pool, and stores the row's scale in an i8 pool. tensor_scale: the pool's fp8 scale.
+inline void store_quantized_row(const KVCacheView& c, const PagePool& p, float tensor_scale, QuantizeRowKernel quantize,
+                                int64_t page, int64_t token, int64_t head, const float* x) {
+  void* dst = static_cast<char*>(p.data) + row_offset(p, page, token, head);  // 1-byte elements
+  const float s = quantize(x, p.head_dim, tensor_scale, dst);
+  if (has_row_scales(c)) row_scale(p, page, token, head) = s;
 }
 
 }  // namespace

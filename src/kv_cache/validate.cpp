@@ -1,3 +1,4 @@
+#include <cmath>
 #include <utility>
 
 #include "common/check.hpp"
@@ -21,6 +22,17 @@ void validate_pool(const PagePool& p, const KVCacheView& c, const char* where, c
       {c.num_pages, p.stride_page}, {c.page_size, p.stride_token}, {c.num_kv_heads, p.stride_head}, {p.head_dim, 1}};
   PAGEDINFER_CHECK(strides_disjoint(dims), where, "cache.", name, " strides (page ", p.stride_page, ", token ",
                    p.stride_token, ", head ", p.stride_head, ") make elements overlap");
+  if (!has_row_scales(c)) return;
+  PAGEDINFER_CHECK(p.scale != nullptr, where, "cache.", name, ".scale must not be null: an i8 cache has a scale per row");
+  PAGEDINFER_CHECK(reinterpret_cast<uintptr_t>(p.scale) % 4 == 0, where, "cache.", name,
+                   ".scale must be aligned to 4 bytes (fp32)");
+  PAGEDINFER_CHECK(p.scale_stride_page > 0 && p.scale_stride_token > 0 && p.scale_stride_head > 0, where, "cache.",
+                   name, " scale strides must be positive (page ", p.scale_stride_page, ", token ",
+                   p.scale_stride_token, ", head ", p.scale_stride_head, ")");
+  std::pair<int64_t, int64_t> rows[4] = {
+      {c.num_pages, p.scale_stride_page}, {c.page_size, p.scale_stride_token}, {c.num_kv_heads, p.scale_stride_head}, {1, 1}};
+  PAGEDINFER_CHECK(strides_disjoint(rows), where, "cache.", name, " scale strides (page ", p.scale_stride_page,
+                   ", token ", p.scale_stride_token, ", head ", p.scale_stride_head, ") make scales overlap");
 }
 
 }  // namespace
@@ -30,8 +42,15 @@ void validate_cache(const KVCacheView& c, const char* where) {
   PAGEDINFER_CHECK(c.num_pages >= 0, where, "cache.num_pages = ", c.num_pages, " must be >= 0");
   PAGEDINFER_CHECK(c.page_size >= 1, where, "cache.page_size = ", c.page_size, " must be >= 1");
   PAGEDINFER_CHECK(c.num_kv_heads >= 1, where, "cache.num_kv_heads = ", c.num_kv_heads, " must be >= 1");
+  if (c.dtype == DType::f8_e4m3 || c.dtype == DType::f8_e5m2)
+    PAGEDINFER_CHECK(std::isfinite(c.k_scale) && c.k_scale > 0.f && std::isfinite(c.v_scale) && c.v_scale > 0.f, where,
+                     "cache.k_scale = ", c.k_scale, " and cache.v_scale = ", c.v_scale,
+                     " must be finite and > 0 (an fp8 cache's element = stored value * scale)");
   validate_pool(c.k, c, where, "k");
   validate_pool(c.v, c, where, "v");
+  if (v_in_k(c) && (c.dtype == DType::f8_e4m3 || c.dtype == DType::f8_e5m2))
+    PAGEDINFER_CHECK(c.v_scale == c.k_scale, where, "cache.v_scale = ", c.v_scale, " must equal cache.k_scale = ",
+                     c.k_scale, " in a latent cache: V is the leading part of K's rows");
 }
 
 void validate_page_table(const PageTable& t, const KVCacheView& c, const char* where) {

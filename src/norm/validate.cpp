@@ -16,7 +16,7 @@ NormRows validate_common(const RmsNormParams& p, const char* where) {
   PAGEDINFER_CHECK(p.dim >= 1, where, "params.dim = ", p.dim, " must be >= 1");
   PAGEDINFER_CHECK(p.eps > 0 && std::isfinite(p.eps), where, "params.eps = ", p.eps, " must be finite and > 0");
   detail::check_num_threads(p.num_threads, where, "params.num_threads");
-  PAGEDINFER_CHECK(dtype_size(p.weight_dtype) != 0, where, "params.weight_dtype is not a valid DType");
+  PAGEDINFER_CHECK(is_float_dtype(p.weight_dtype), where, "params.weight_dtype must be f32, bf16 or f16");
   PAGEDINFER_CHECK(p.weight != nullptr, where, "params.weight must not be null");
   PAGEDINFER_CHECK(aligned_to(p.weight, p.weight_dtype), where, "params.weight must be aligned to ",
                    dtype_size(p.weight_dtype), " bytes");

@@ -79,6 +79,7 @@ struct RopeKernelBody {
     const int64_t row_bytes = int64_t(j.rotary_dim) * int64_t(dtype_size(X));
     const int64_t rotated_from = int64_t(j.rotary_offset) * int64_t(dtype_size(X));
     alignas(64) float cos[kMaxRotaryDim], sin[kMaxRotaryDim];
+    alignas(64) float krow[kMaxHeadDim], vrow[kMaxHeadDim];  // rows bound for a quantized cache (C = f32)
     const bool latent = j.cache && v_in_k(*j.cache);  // K carries V: no value rows
     const ConvertKernel convert_value = j.cache && !latent ? select_convert_kernel<A>(j.value.dtype, C) : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
@@ -117,13 +118,16 @@ struct RopeKernelBody {
             prefetch_bytes(value_row(j, t + kAhead, h), int64_t(c.v.head_dim) * int64_t(dtype_size(j.value.dtype)));
         }
         const char* src = j.k.row(t, h);
-        char* dst = static_cast<char*>(c.k.data) + row_offset(c.k, page, off, h) * es;
-        rotate<C>(j, src, dst, cos, sin);
-        copy_tail(src, dst, 0, j.rotary_offset);
-        copy_tail(src, dst, j.rotary_offset + j.rotary_dim, j.head_dim);
-        if (!latent)
-          convert_value(value_row(j, t, h), static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es,
-                        std::size_t(c.v.head_dim));
+        char* kdst = static_cast<char*>(c.k.data) + row_offset(c.k, page, off, h) * es;
+        char* vdst = latent ? nullptr : static_cast<char*>(c.v.data) + row_offset(c.v, page, off, h) * es;
+        if (j.quantize) kdst = reinterpret_cast<char*>(krow), vdst = reinterpret_cast<char*>(vrow);
+        rotate<C>(j, src, kdst, cos, sin);
+        copy_tail(src, kdst, 0, j.rotary_offset);
+        copy_tail(src, kdst, j.rotary_offset + j.rotary_dim, j.head_dim);
+        if (!latent) convert_value(value_row(j, t, h), vdst, std::size_t(c.v.head_dim));
+        if (!j.quantize) continue;
+        store_quantized_row(c, c.k, c.k_scale, j.quantize, page, off, h, krow);
+        if (!latent) store_quantized_row(c, c.v, c.v_scale, j.quantize, page, off, h, vrow);
       }
     }
   }

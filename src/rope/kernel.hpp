@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "convert/kernel.hpp"
+#include "quantize_kv/kernel.hpp"
 #include "pagedinfer/rope.hpp"
 
 namespace pagedinfer::detail {
@@ -31,6 +32,7 @@ struct RopeJob {
   const int64_t* slot_mapping = nullptr;
   TokensView value;
   ConvertKernel table_to_f32 = nullptr;  // the table's rows to fp32, picked once per call
+  QuantizeRowKernel quantize = nullptr;  // a quantized cache's rows: written as fp32, then quantized
 };
 
 // Token t's fp32 c_i and s_i (i < rotary_dim / 2), mRoPE streams resolved. Baseline code that
@@ -38,7 +40,7 @@ struct RopeJob {
 void rope_token_angles(const RopeJob& job, int64_t t, float* cos, float* sin);
 
 // Processes tokens [t0, t1). q/k have the kernel's dtype X; K rows are written in dtype C
-// (C == X in place; the cache's dtype when fused).
+// (C == X in place; the cache's dtype when fused, f32 for a quantized cache).
 using RopeKernel = void (*)(const RopeJob& job, int64_t t0, int64_t t1);
 
 RopeKernel rope_kernel(DType x, DType k_out);  // dispatch.cpp: the table's choice

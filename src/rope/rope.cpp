@@ -105,7 +105,8 @@ void apply_rope_and_append_kv(const RopeAppendKvParams& params) {
   j.cache = &cache;
   j.slot_mapping = slot_mapping;
   j.value = value;
-  run(j, j.k.dtype, cache.dtype);
+  if (detail::is_quantized(cache)) j.quantize = detail::quantize_kv_kernel(cache.dtype);
+  run(j, j.k.dtype, j.quantize ? DType::f32 : cache.dtype);
 }
 
 }  // namespace pagedinfer

@@ -8,7 +8,7 @@ namespace pagedinfer::detail {
 namespace {
 
 void validate_table(const RopeTable& t, int32_t head_dim, const char* where) {
-  PAGEDINFER_CHECK(dtype_size(t.dtype) != 0, where, "table.dtype is not a valid DType");
+  PAGEDINFER_CHECK(is_float_dtype(t.dtype), where, "table.dtype must be f32, bf16 or f16");
   PAGEDINFER_CHECK(t.rotary_dim >= 2 && t.rotary_dim % 2 == 0, where, "table.rotary_dim = ", t.rotary_dim,
                    " must be even and >= 2");
   PAGEDINFER_CHECK(t.rotary_dim <= head_dim, where, "table.rotary_dim = ", t.rotary_dim,

@@ -165,8 +165,8 @@ class RequestSampler {
       case DType::f32: return reinterpret_cast<const float*>(x)[t];
       case DType::bf16: return bf16_to_float(reinterpret_cast<const uint16_t*>(x)[t]);
       case DType::f16: return f16_to_float(reinterpret_cast<const uint16_t*>(x)[t]);
+      default: return 0.f;  // validated: a float type
     }
-    return 0.f;
   }
 
   // The tokens with v >= max(floor, the top_k-th largest of those >= floor), ascending, in

@@ -2,6 +2,8 @@
 #pragma once
 #include <arm_neon.h>
 
+#include <cstring>
+
 #include "common/simd/load.hpp"
 
 namespace pagedinfer::detail {
@@ -12,6 +14,16 @@ struct SimdIsa<xsimd::neon64> {
   static B bf16(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
   static B f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
   static B f16_low(xsimd::batch<uint32_t, xsimd::neon64> u) { return vcvt_f32_f16(vreinterpret_f16_u16(vmovn_u32(u))); }
+  static xsimd::batch<int32_t, xsimd::neon64> s8(const int8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, 4);
+    return vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(four)))));
+  }
+  static xsimd::batch<int32_t, xsimd::neon64> u8(const uint8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, 4);
+    return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_s32(vdup_n_s32(four))))));
+  }
   static void store_bf16(uint16_t* p, B x) {
     const uint32x4_t u = vreinterpretq_u32_f32(x);
     const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));

@@ -19,6 +19,8 @@ struct SimdIsa;
 // static batch<float, A> bf16(const uint16_t* p);   W bf16 values from p, exact
 // static batch<float, A> f16(const uint16_t* p);    W fp16 values from p, exact
 // static batch<float, A> f16_low(batch<uint32_t, A> u);  the fp16 values in the low halves of u's lanes, exact
+// static batch<int32_t, A> s8(const int8_t* p);    W bytes from p, sign-extended
+// static batch<int32_t, A> u8(const uint8_t* p);   W bytes from p, zero-extended
 // static batch<float, A> haddp(const batch* rows);  lane i = sum of the lanes of rows[i]
 // static void store_bf16(uint16_t* p, batch x);     W values rounded to nearest even (NaN stays NaN)
 // static void store_f16(uint16_t* p, batch x);      W values rounded to nearest even
@@ -36,9 +38,33 @@ struct has_stream_bf16x2<S, std::void_t<decltype(&S::stream_bf16x2)>> : std::tru
 
 namespace {
 
+// W fp8 values from p, exact: both formats become fp16 bit patterns in 32-bit lanes. e5m2 is the
+// top byte of an fp16. e4m3's exponent and mantissa placed at fp16's mantissa top,
+// (b + (b & 0x80)) << 7, read as an fp16 are the value / 2^8 (bias 15 against 7; subnormals
+// included, as fp16 subnormals), with the sign carried into bit 15; its NaN (0x7f) is patched.
+template <class A>
+inline xsimd::batch<float, A> load_f8_e4m3(const uint8_t* p) {
+  using U = xsimd::batch<uint32_t, A>;
+  const U b = xsimd::bitwise_cast<U>(SimdIsa<A>::u8(p));
+  const U h = xsimd::select((b & U(0x7fu)) == U(0x7fu), U(0x7e00u), (b + (b & U(0x80u))) << 7);
+  return SimdIsa<A>::f16_low(h) * xsimd::batch<float, A>(256.f);
+}
+
+template <class A>
+inline xsimd::batch<float, A> load_f8_e5m2(const uint8_t* p) {
+  using U = xsimd::batch<uint32_t, A>;
+  return SimdIsa<A>::f16_low(xsimd::bitwise_cast<U>(SimdIsa<A>::u8(p)) << 8);
+}
+
 template <class A, DType T>
 inline xsimd::batch<float, A> load_as(const void* row, int64_t i) {
-  if constexpr (T == DType::f32) {
+  if constexpr (T == DType::i8) {
+    return xsimd::to_float(SimdIsa<A>::s8(static_cast<const int8_t*>(row) + i));
+  } else if constexpr (T == DType::f8_e4m3) {
+    return load_f8_e4m3<A>(static_cast<const uint8_t*>(row) + i);
+  } else if constexpr (T == DType::f8_e5m2) {
+    return load_f8_e5m2<A>(static_cast<const uint8_t*>(row) + i);
+  } else if constexpr (T == DType::f32) {
     return xsimd::batch<float, A>::load_unaligned(static_cast<const float*>(row) + i);
   } else if constexpr (T == DType::bf16) {
     return SimdIsa<A>::bf16(static_cast<const uint16_t*>(row) + i);
@@ -71,7 +97,13 @@ inline void store_scalar_as(void* row, int64_t i, float x) {
 
 template <DType T>
 inline float scalar_as(const void* row, int64_t i) {
-  if constexpr (T == DType::f32) {
+  if constexpr (T == DType::i8) {
+    return float(static_cast<const int8_t*>(row)[i]);
+  } else if constexpr (T == DType::f8_e4m3) {
+    return f8_e4m3_bits_to_float(static_cast<const uint8_t*>(row)[i]);
+  } else if constexpr (T == DType::f8_e5m2) {
+    return f8_e5m2_bits_to_float(static_cast<const uint8_t*>(row)[i]);
+  } else if constexpr (T == DType::f32) {
     return static_cast<const float*>(row)[i];
   } else if constexpr (T == DType::bf16) {
     return bf16_bits_to_float(static_cast<const uint16_t*>(row)[i]);

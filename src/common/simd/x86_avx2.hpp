@@ -20,6 +20,12 @@ struct SimdIsa<Avx2Arch> {
     const __m256i h = _mm256_and_si256(u, _mm256_set1_epi32(0xffff));  // packus saturates: clear the high halves
     return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
   }
+  static xsimd::batch<int32_t, Avx2Arch> s8(const int8_t* p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static xsimd::batch<int32_t, Avx2Arch> u8(const uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
   static void store_bf16(uint16_t* p, B x) {
     const __m256i u = _mm256_castps_si256(x);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));

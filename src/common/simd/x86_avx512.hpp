@@ -17,6 +17,12 @@ struct SimdIsa<Avx512Arch> {
   }
   static B f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static B f16_low(xsimd::batch<uint32_t, Avx512Arch> u) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(u)); }
+  static xsimd::batch<int32_t, Avx512Arch> s8(const int8_t* p) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static xsimd::batch<int32_t, Avx512Arch> u8(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
 
   // x rounded to bf16 (nearest even; NaN stays NaN), 16 values.
   static __m256i to_bf16(B x) {

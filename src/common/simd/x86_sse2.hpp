@@ -2,6 +2,8 @@
 #pragma once
 #include <emmintrin.h>
 
+#include <cstring>
+
 #include "common/simd/load.hpp"
 
 namespace pagedinfer::detail {
@@ -24,6 +26,16 @@ struct SimdIsa<xsimd::sse2> {
     alignas(16) float f[4];
     for (int i = 0; i < 4; ++i) f[i] = f16_bits_to_float(uint16_t(h[i]));
     return B::load_aligned(f);
+  }
+  static xsimd::batch<int32_t, xsimd::sse2> u8(const uint8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, 4);
+    const __m128i z = _mm_setzero_si128();
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(four), z), z);
+  }
+  static xsimd::batch<int32_t, xsimd::sse2> s8(const int8_t* p) {  // (u ^ 0x80) - 0x80 sign-extends
+    const __m128i u = u8(reinterpret_cast<const uint8_t*>(p)), top = _mm_set1_epi32(0x80);
+    return _mm_sub_epi32(_mm_xor_si128(u, top), top);
   }
   static void store_bf16(uint16_t* p, B x) {
     const __m128i u = _mm_castps_si128(x);

@@ -1,0 +1,145 @@
+// Quantized KV caches (kv_cache.hpp: fp8 e4m3 / e5m2 with per-tensor scales, int8 with a scale
+// per row): the fp8 conversions against a brute-force nearest search, the quantizing writes bit
+// for bit against an independent scalar quantizer on every kernel, the moves carrying scales,
+// and attention on every kernel against the reference over the dequantized cache.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "test_util.hpp"
+
+using namespace pagedinfer;
+using namespace testutil;
+
+namespace {
+
+constexpr DType kQuantized[] = {DType::i8, DType::f8_e4m3, DType::f8_e5m2};
+
+// The value of an fp8 code, from the format's definition.
+double f8_value(uint8_t b, bool e4m3) {
+  const int ebits = e4m3 ? 4 : 5, mbits = 7 - ebits, bias = e4m3 ? 7 : 15;
+  const int e = (b >> mbits) & ((1 << ebits) - 1), m = b & ((1 << mbits) - 1);
+  const double sign = (b & 0x80) ? -1.0 : 1.0;
+  if (e4m3 && (b & 0x7f) == 0x7f) return std::numeric_limits<double>::quiet_NaN();
+  if (!e4m3 && e == 31) return m ? std::numeric_limits<double>::quiet_NaN() : sign * INFINITY;
+  if (e == 0) return sign * std::ldexp(double(m), 1 - bias - mbits);
+  return sign * std::ldexp(1.0 + double(m) / (1 << mbits), e - bias);
+}
+
+// Nearest finite code to x by search, ties to the even code, saturating; NaN -> NaN code.
+uint8_t f8_nearest(float x, bool e4m3) {
+  if (std::isnan(x)) return uint8_t((std::signbit(x) ? 0x80 : 0) | (e4m3 ? 0x7f : 0x7e));
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const double a = std::fabs(double(x));
+  if (a >= f8_value(e4m3 ? 0x7e : 0x7b, e4m3)) return uint8_t(sign | (e4m3 ? 0x7e : 0x7b));  // saturates
+  uint8_t best = 0;
+  double best_d = INFINITY;
+  for (int c = 0; c <= (e4m3 ? 0x7e : 0x7b); ++c) {
+    const double d = std::fabs(f8_value(uint8_t(c), e4m3) - a);
+    if (d < best_d || (d == best_d && c % 2 == 0)) best = uint8_t(c), best_d = d;
+  }
+  return uint8_t(sign | best);
+}
+
+TEST(Fp8, DecodesEveryCodeExactly) {
+  for (int c = 0; c < 256; ++c) {
+    const double e4 = f8_value(uint8_t(c), true), e5 = f8_value(uint8_t(c), false);
+    const float g4 = f8_e4m3_to_float(uint8_t(c)), g5 = f8_e5m2_to_float(uint8_t(c));
+    if (std::isnan(e4)) EXPECT_TRUE(std::isnan(g4)) << c;
+    else EXPECT_EQ(double(g4), e4) << "e4m3 code " << c;
+    if (std::isnan(e5)) EXPECT_TRUE(std::isnan(g5)) << c;
+    else EXPECT_EQ(double(g5), e5) << "e5m2 code " << c;
+  }
+}
+
+TEST(Fp8, EncodesToTheNearestCodeTiesToEvenSaturating) {
+  std::vector<float> xs = {0.f, -0.f, INFINITY, -INFINITY, NAN, 448.f, 464.f, 479.f, 1e6f, 57344.f, 61439.f, 1e-30f};
+  for (int c = 0; c < 127; ++c)  // every code, the midpoints to the next one, and just off them
+    for (bool e4m3 : {true, false}) {
+      const double a = f8_value(uint8_t(c), e4m3), b = f8_value(uint8_t(c + 1), e4m3);
+      if (std::isnan(b) || std::isinf(b)) continue;
+      for (double x : {a, (a + b) / 2}) {
+        xs.push_back(float(x));
+        xs.push_back(std::nextafter(float(x), 0.f));
+        xs.push_back(std::nextafter(float(x), INFINITY));
+      }
+    }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) xs.push_back(std::ldexp(std::uniform_real_distribution<float>(-1, 1)(rng), int(rng() % 40) - 24));
+  for (float x : xs)
+    for (float s : {x, -x}) {
+      EXPECT_EQ(float_to_f8_e4m3(s), f8_nearest(s, true)) << "e4m3 of " << s;
+      EXPECT_EQ(float_to_f8_e5m2(s), f8_nearest(s, false)) << "e5m2 of " << s;
+    }
+}
+
+// The quantization kv_cache.hpp states, scalar: codes and the row's scale.
+float expected_row(DType kv, const float* x, int32_t n, float tensor_scale, uint8_t* codes) {
+  if (kv != DType::i8) {
+    for (int32_t i = 0; i < n; ++i)
+      codes[i] = kv == DType::f8_e4m3 ? float_to_f8_e4m3(x[i] / tensor_scale) : float_to_f8_e5m2(x[i] / tensor_scale);
+    return tensor_scale;
+  }
+  float amax = 0.f;
+  bool finite = true;
+  for (int32_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i])), finite = finite && std::isfinite(x[i]);
+  if (!finite || amax == 0.f) {
+    std::fill(codes, codes + n, 0);
+    return finite ? 0.f : NAN;
+  }
+  const float s = amax / 127.f;
+  for (int32_t i = 0; i < n; ++i) codes[i] = uint8_t(int8_t(std::max(-127.f, std::min(127.f, std::nearbyint(x[i] / s)))));
+  return s;
+}
+
+bool same_scale(float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+// Rows of a few kinds: random of several magnitudes, zeros, one huge value, subnormal ones,
+// and rows holding an infinity or NaN.
+std::vector<std::vector<float>> test_rows(int32_t n, std::mt19937& rng) {
+  std::vector<std::vector<float>> rows;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (float mag : {1.f, 300.f, 1e-3f, 1e-7f}) {
+    std::vector<float> r(static_cast<std::size_t>(n));
+    for (float& x : r) x = u(rng) * mag;
+    rows.push_back(r);
+  }
+  rows.push_back(std::vector<float>(std::size_t(n), 0.f));
+  rows.push_back(rows[0]);
+  rows.back()[std::size_t(n / 2)] = 1e5f;
+  rows.push_back(rows[0]);
+  rows.back()[std::size_t(n - 1)] = INFINITY;
+  rows.push_back(rows[0]);
+  rows.back()[0] = NAN;
+  return rows;
+}
+
+}  // namespace
+
+// Through append_kv (one token, one head of n values, fp32 source) with each kernel forced.
+TEST(QuantizeKv, EveryKernelQuantizesRowsBitForBit) {
+  std::mt19937 rng(3);
+  for (DType kv : kQuantized)
+    for_each_kernel("quantize_kv", [&] { return quantize_kv_kernel_name(kv); }, [&](const std::string&) {
+      for (int32_t n : {8, 24, 64, 72, 128, 136, 576, 1024})
+        for (const auto& row : test_rows(n, rng)) {
+          Pool pool(Layout::nhd, kv, 1, 1, 1, n, n);
+          pool.view.k_scale = pool.view.v_scale = 0.05f;
+          AppendKvParams p;
+          p.cache = pool.view;
+          p.key = {row.data(), DType::f32, n, n};
+          p.value = p.key;
+          const int64_t slot = 0;
+          p.slot_mapping = &slot;
+          p.num_tokens = 1;
+          append_kv(p);
+          std::vector<uint8_t> want(static_cast<std::size_t>(n));
+          const float ws = expected_row(kv, row.data(), n, 0.05f, want.data());
+          const auto* got = static_cast<const uint8_t*>(pool.view.k.data);
+          ASSERT_EQ(std::vector<uint8_t>(got, got + n), want) << dtype_name(kv) << " n " << n;
+          if (kv == DType::i8)
+            ASSERT_TRUE(same_scale(pool.view.k.scale[0], ws)) << "n " << n << ": scale " << pool.view.k.scale[0] << " vs " << ws;
+        }
+    });
+}
