@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "test_util.hpp"
+#include "quantized_batch.hpp"
 
 using namespace pagedinfer;
 using namespace testutil;
@@ -142,4 +142,90 @@ TEST(QuantizeKv, EveryKernelQuantizesRowsBitForBit) {
             ASSERT_TRUE(same_scale(pool.view.k.scale[0], ws)) << "n " << n << ": scale " << pool.view.k.scale[0] << " vs " << ws;
         }
     });
+}
+
+
+// Gathered from one layout and scattered into another, and copied within a cache, pages keep
+// their values and scales.
+TEST(QuantizedKv, PagesMoveWithTheirScales) {
+  for (DType kv : kQuantized) {
+    SCOPED_TRACE(dtype_name(kv));
+    QuantizedBatch a(kv, Layout::nhd, {40, 7}, 2, 64, 32, 16);
+    Pool other(Layout::hnd, kv, a.pool.view.num_pages, 16, 2, 64, 32);
+    other.view.k_scale = a.pool.view.k_scale;
+    other.view.v_scale = a.pool.view.v_scale;
+    const int64_t n = a.pool.view.num_pages;
+    std::vector<int32_t> ids(static_cast<std::size_t>(n));
+    std::iota(ids.begin(), ids.end(), 0);
+    std::vector<uint8_t> flat(std::size_t(n) * kv_block_bytes(a.pool.view));
+    ASSERT_EQ(kv_block_bytes(a.pool.view), std::size_t(16 * 2 * (64 + 32)) + (kv == DType::i8 ? 16 * 2 * 8 : 0));
+    gather_blocks({a.pool.view, ids.data(), n, flat.data(), 2});
+    scatter_blocks({other.view, flat.data(), ids.data(), n, 2});
+    QuantizedBatch b(kv, Layout::hnd, {40, 7}, 2, 64, 32, 16);  // b.at reads `other` through its view
+    b.pool.view = other.view;
+    std::vector<int32_t> pairs = {a.pages.page_indices[0], 0};  // to a page no request uses
+    while (std::count(a.pages.page_indices.begin(), a.pages.page_indices.end(), pairs[1])) ++pairs[1];
+    copy_blocks({b.pool.view, pairs.data(), 1, 1});
+    for (std::size_t r = 0; r < a.kv_len.size(); ++r)
+      for (int32_t j = 0; j < a.kv_len[r]; ++j) {
+        const int64_t pg = a.pages.page_indices[std::size_t(a.pages.page_indptr[r] + j / 16)];
+        for (int32_t h = 0; h < 2; ++h)
+          for (int32_t d = 0; d < 64; ++d) {
+            ASSERT_EQ(a.at(false, pg, j % 16, h, d), b.at(false, pg, j % 16, h, d)) << "page " << pg;
+            if (d < 32) ASSERT_EQ(a.at(true, pg, j % 16, h, d), b.at(true, pg, j % 16, h, d));
+            if (pg == pairs[0]) ASSERT_EQ(a.at(false, pg, j % 16, h, d), b.at(false, pairs[1], j % 16, h, d));
+          }
+      }
+  }
+}
+
+// The fused RoPE append quantizes exactly the rows that apply_rope then append_kv write from
+// fp32 (the fused path rotates into fp32 and rounds once, when quantizing).
+TEST(QuantizedKv, FusedRopeAppendEqualsRopeThenAppend) {
+  RopeConfig rc;
+  rc.rotary_dim = 64;
+  rc.max_position = 64;
+  const RopeCache table = make_rope_cache(rc);
+  for (DType kv : kQuantized)
+    for (DType x : {DType::f32, DType::bf16})
+      for_each_kernel("quantize_kv", [&] { return quantize_kv_kernel_name(kv); }, [&](const std::string&) {
+        const int64_t n = 9;
+        const int32_t heads = 2, d = 128;
+        std::mt19937 rng(5);
+        Buffer q(x, std::size_t(n * 4 * d)), k(x, std::size_t(n * heads * d)), v(x, std::size_t(n * heads * d));
+        q.fill_uniform(rng, -2.f, 2.f);
+        k.fill_uniform(rng, -2.f, 2.f);
+        v.fill_uniform(rng, -2.f, 2.f);
+        std::vector<int64_t> pos(static_cast<std::size_t>(n)), slots(static_cast<std::size_t>(n));
+        for (int64_t i = 0; i < n; ++i) pos[std::size_t(i)] = 3 * i, slots[std::size_t(i)] = (i * 5) % 16;
+        slots[4] = -1;
+        Pool fused(Layout::nhd, kv, 2, 8, heads, d, d), split(Layout::nhd, kv, 2, 8, heads, d, d);
+        for (Pool* p : {&fused, &split}) p->view.k_scale = 0.01f, p->view.v_scale = 0.02f;
+        RopeParams rp;
+        rp.num_tokens = n;
+        rp.positions = pos.data();
+        rp.table = table.table();
+        rp.head_dim = d;
+        rp.num_kv_heads = heads;
+        rp.k = {k.data(), x, int64_t(heads) * d, d};
+        RopeAppendKvParams fp;
+        fp.rope = rp;
+        fp.cache = fused.view;
+        fp.value = {v.data(), x, int64_t(heads) * d, d};
+        fp.slot_mapping = slots.data();
+        apply_rope_and_append_kv(fp);
+        Buffer k32(DType::f32, k.n);
+        convert(k.data(), x, k32.data(), DType::f32, k.n);
+        rp.k = {k32.data(), DType::f32, int64_t(heads) * d, d};
+        apply_rope(rp);  // k rotated in place, then appended
+        AppendKvParams ap;
+        ap.cache = split.view;
+        ap.key = rp.k;
+        ap.value = fp.value;
+        ap.slot_mapping = slots.data();
+        ap.num_tokens = n;
+        append_kv(ap);
+        ASSERT_EQ(0, std::memcmp(fused.k.data(), split.k.data(), fused.k.bytes()));
+        ASSERT_EQ(0, std::memcmp(fused.v.data(), split.v.data(), fused.v.bytes()));
+      });
 }
