@@ -25,103 +25,21 @@
 #include <vector>
 
 #include "pagedinfer/pagedinfer.hpp"
+#include "attention_setup.hpp"
 #include "roofline.hpp"
 
 using namespace pagedinfer;
 
 namespace {
 
-struct Shape {
-  std::string tag;
-  int32_t batch, q_len, ctx, page;
-  bool causal_prefill;  // q_len == ctx prompt
-  bool dense;           // one page per sequence
-  bool cold;            // rotate over copies larger than 8x L3
-};
-
-constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128;
-
 using bench::alloc;
 using bench::Bytes;
 using bench::fill_bf16;
-
-// Everything one shape needs, built once and shared by its 1- and 2-thread runs.
-struct Setup {
-  Shape shape;
-  int32_t copies = 1, pages_per_copy = 0, page_size = 0;
-  Bytes k, v, q, out, workspace;
-  std::size_t workspace_bytes = 0;
-  std::vector<int32_t> q_indptr{0}, kv_len;
-  std::vector<std::vector<int32_t>> tables;  // [copy] padded block table
-  int32_t cols = 0;
-  double kv_bytes = 0, flops = 0;
-
-  explicit Setup(const Shape& s) : shape(s) {
-    page_size = s.dense ? s.ctx : s.page;
-    cols = (s.ctx + page_size - 1) / page_size;
-    pages_per_copy = s.batch * cols;
-    const std::size_t page_bytes = std::size_t(page_size) * kKvHeads * kHeadDim * 2;
-    const std::size_t copy_bytes = 2 * page_bytes * pages_per_copy;
-    if (s.cold) copies = int32_t(bench::cold_copies(double(copy_bytes)));
-    const std::size_t pages = std::size_t(pages_per_copy) * copies;
-    k = alloc(page_bytes * pages);
-    v = alloc(page_bytes * pages);
-    fill_bf16(reinterpret_cast<uint16_t*>(k.get()), page_bytes * pages / 2, 1);
-    fill_bf16(reinterpret_cast<uint16_t*>(v.get()), page_bytes * pages / 2, 2);
-    std::mt19937 rng(7);
-    std::vector<int32_t> perm(pages);
-    std::iota(perm.begin(), perm.end(), 0);
-    if (!s.dense) std::shuffle(perm.begin(), perm.end(), rng);
-    for (int32_t c = 0; c < copies; ++c)
-      tables.emplace_back(perm.begin() + std::ptrdiff_t(c) * pages_per_copy,
-                          perm.begin() + std::ptrdiff_t(c + 1) * pages_per_copy);
-    for (int32_t r = 0; r < s.batch; ++r) {
-      q_indptr.push_back(q_indptr.back() + s.q_len);
-      kv_len.push_back(s.ctx);
-    }
-    const std::size_t q_elems = std::size_t(q_indptr.back()) * kQoHeads * kHeadDim;
-    q = alloc(q_elems * 2);
-    out = alloc(q_elems * 2);
-    fill_bf16(reinterpret_cast<uint16_t*>(q.get()), q_elems, 3);
-    kv_bytes = double(s.batch) * s.ctx * kKvHeads * kHeadDim * 2 * 2 + 2.0 * double(q_elems) * 2;
-    const double pairs = s.causal_prefill ? double(s.q_len) * (s.q_len + 1) / 2 : double(s.q_len) * s.ctx;
-    flops = double(s.batch) * kQoHeads * pairs * 4 * kHeadDim;
-  }
-
-  AttentionPlan plan(int threads) {
-    AttentionProblem pr;
-    pr.num_reqs = shape.batch;
-    pr.q_indptr = q_indptr.data();
-    pr.kv_len = kv_len.data();
-    pr.num_q_heads = kQoHeads;
-    pr.num_kv_heads = kKvHeads;
-    pr.head_dim_qk = pr.head_dim_v = kHeadDim;
-    pr.num_threads = threads;
-    AttentionPlan p = plan_attention(pr);
-    if (p.workspace_bytes > workspace_bytes) {
-      workspace = alloc(p.workspace_bytes);
-      workspace_bytes = p.workspace_bytes;
-    }
-    return p;
-  }
-
-  AttentionParams params(int32_t copy) {
-    AttentionParams p;
-    p.q = {q.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
-    p.q_indptr = q_indptr.data();
-    p.num_q_heads = kQoHeads;
-    const int64_t pages = int64_t(pages_per_copy) * copies;
-    p.cache = kv_cache_hnd(k.get(), v.get(), DType::bf16, pages, page_size, kKvHeads, kHeadDim, kHeadDim);
-    p.pages.num_reqs = shape.batch;
-    p.pages.kv_len = kv_len.data();
-    p.pages.block_table = tables[std::size_t(copy)].data();
-    p.pages.block_table_cols = cols;
-    p.out = {out.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};
-    p.scale = 1.f / std::sqrt(float(kHeadDim));
-    p.causal = true;
-    return p;
-  }
-};
+using bench::kHeadDim;
+using bench::kKvHeads;
+using bench::kQoHeads;
+using bench::Setup;
+using bench::Shape;
 
 Setup& setup_for(const Shape& s) {
   static std::unique_ptr<Setup> current;  // one shape's memory at a time
@@ -189,6 +107,26 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
   state.counters["threads"] = threads;
   bench::report_bytes(state, paged.kv_bytes, threads);
   state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
+}
+
+// Decode over an 8-bit cache (i8 with row scales, or fp8) against the same decode over bf16,
+// timed alternately. Time: 8-bit. speedup = bf16 time / 8-bit time (the target is >= 1.7);
+// bw_fraction counts the 8-bit call's own bytes (scales included).
+void run_kv8_vs_bf16(benchmark::State& state, const Shape& shape, DType kv, int threads) {
+  Setup q8(shape, kv), bf16(shape);
+  const AttentionPlan plan = q8.plan(threads), bf16_plan = bf16.plan(threads);
+  int32_t c = 0;
+  const auto run = [&c](Setup& s, const AttentionPlan& p) {
+    AttentionParams params = s.params(c % s.copies);
+    params.workspace = s.workspace.get();
+    params.workspace_bytes = s.workspace_bytes;
+    paged_attention(p, params);
+  };
+  state.counters["speedup"] = bench::time_against(
+      state, [&] { run(q8, plan), ++c; }, [&] { run(bf16, bf16_plan); });
+  state.counters["threads"] = threads;
+  bench::report_bytes(state, q8.kv_bytes, threads);
+  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, kv) + " ceiling=dram");
 }
 
 // Speculative verification: each request checks a draft tree of q_len nodes (EAGLE-like: each
@@ -413,6 +351,13 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& st) {
       run_paged_vs_dense(st, shape_named("decode_b8_ctx4096"), shape_named("dense_b8_ctx4096"), threads);
     })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    for (auto [tag, kv] : {std::pair{"int8", DType::i8}, std::pair{"fp8", DType::f8_e4m3}}) {
+      const std::string q8 = std::string("attention/kv_") + tag + "_vs_bf16_b8_ctx4096/kv:" + dtype_name(kv) +
+                             "/hnd/threads:" + std::to_string(threads) + "/cold";
+      benchmark::RegisterBenchmark(q8.c_str(), [kv = kv, threads](benchmark::State& st) {
+        run_kv8_vs_bf16(st, shape_named("decode_b8_ctx4096"), kv, threads);
+      })->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    }
     const std::string cascade = "attention/cascade_vs_flat_b64_prefix4096/kv:bf16/hnd/threads:" + std::to_string(threads) + "/cold";
     benchmark::RegisterBenchmark(cascade.c_str(), [threads](benchmark::State& st) { run_cascade_vs_flat(st, threads); })
         ->UseManualTime()

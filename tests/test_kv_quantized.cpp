@@ -229,3 +229,70 @@ TEST(QuantizedKv, FusedRopeAppendEqualsRopeThenAppend) {
         ASSERT_EQ(0, std::memcmp(fused.v.data(), split.v.data(), fused.v.bytes()));
       });
 }
+
+// A transfer of an i8 cache carries its row scales; one of an fp8 cache, its scales, which a
+// receiver with other scales refuses.
+TEST(QuantizedKv, TransfersCarryScales) {
+  for (DType kv : kQuantized) {
+    SCOPED_TRACE(dtype_name(kv));
+    QuantizedBatch a(kv, Layout::nhd, {40}, 2, 64, 64, 16);
+    const int32_t n = 3;
+    std::vector<int32_t> src_ids(a.pages.page_indices.begin(), a.pages.page_indices.begin() + n), dst_ids = {5, 0, 2};
+    ExportKVParams ep;
+    ep.caches = &a.pool.view;
+    ep.num_layers = 1;
+    ep.block_ids = src_ids.data();
+    ep.num_tokens = 40;
+    std::vector<uint8_t> data(kv_transfer_bytes(a.pool.view, 1, 40));
+    ep.dst = data.data();
+    ep.dst_bytes = data.size();
+    export_kv(ep);
+    EXPECT_EQ(read_kv_transfer(data.data(), data.size()).k_scale, kv == DType::i8 ? 1.f : a.pool.view.k_scale);
+    QuantizedBatch b(kv, Layout::hnd, {8, 8, 8, 8}, 2, 64, 64, 16);  // 4 + 3 pages
+    ImportKVParams ip;
+    ip.caches = &b.pool.view;
+    ip.num_layers = 1;
+    ip.src = data.data();
+    ip.src_bytes = data.size();
+    ip.block_ids = dst_ids.data();
+    ip.num_blocks = n;
+    import_kv(ip);
+    for (int32_t j = 0; j < 40; ++j)
+      for (int32_t h = 0; h < 2; ++h)
+        for (int32_t d = 0; d < 64; ++d)
+          for (bool v : {false, true})
+            ASSERT_EQ(a.at(v, src_ids[std::size_t(j / 16)], j % 16, h, d), b.at(v, dst_ids[std::size_t(j / 16)], j % 16, h, d));
+    if (kv == DType::i8) continue;
+    b.pool.view.v_scale *= 2;
+    expect_error([&] { import_kv(ip); }, {"import_kv", "fp8 scales", "misread"});
+  }
+}
+
+TEST(QuantizedKv, BadInputIsRefusedByName) {
+  Pool i8(Layout::nhd, DType::i8, 2, 16, 2, 64, 64), f8(Layout::nhd, DType::f8_e4m3, 2, 16, 2, 64, 64);
+  std::vector<float> row(2 * 64, 1.f);
+  const int64_t slot = 3;
+  AppendKvParams p;
+  p.key = p.value = {row.data(), DType::f32, 128, 64};
+  p.slot_mapping = &slot;
+  p.num_tokens = 1;
+  p.cache = i8.view;
+  p.cache.v.scale = nullptr;
+  expect_error([&] { append_kv(p); }, {"append_kv", "cache.v.scale", "must not be null"});
+  p.cache = i8.view;
+  p.cache.k.scale = reinterpret_cast<float*>(reinterpret_cast<char*>(p.cache.k.scale) + 2);
+  expect_error([&] { append_kv(p); }, {"cache.k.scale", "aligned to 4"});
+  p.cache = i8.view;
+  p.cache.k.scale_stride_token = 0;
+  expect_error([&] { append_kv(p); }, {"cache.k scale strides", "positive"});
+  for (float bad : {0.f, -1.f, NAN, INFINITY}) {
+    p.cache = f8.view;
+    p.cache.k_scale = bad;
+    expect_error([&] { append_kv(p); }, {"append_kv", "cache.k_scale", "finite and > 0"});
+  }
+  p.cache = f8.view;
+  p.key.dtype = DType::i8;
+  expect_error([&] { append_kv(p); }, {"key.dtype must be f32, bf16 or f16"});
+  std::vector<uint8_t> b(8);
+  expect_error([&] { convert(b.data(), DType::f8_e4m3, row.data(), DType::f32, 4); }, {"convert", "src_type"});
+}

@@ -12,9 +12,9 @@
 //                      header followed by each page's word checksum (pages layer-major), so
 //                      that export_kv checksums each page as it gathers it, on every thread
 // num_pages = ceil(num_tokens / page_size); tokens past num_tokens in the last page are carried
-// as they are. k_scale and v_scale are the per-tensor scales of a quantized cache (1 for
-// f32 / bf16 / f16, the dtypes this version carries), sent so that a receiver with other scales
-// refuses the transfer instead of misreading it.
+// as they are. k_scale and v_scale are an fp8 cache's per-tensor scales (1 for every other
+// dtype), sent so that a receiver with other scales refuses the transfer instead of misreading
+// it; an i8 cache's row scales travel inside its pages (kv_cache.hpp's flat format).
 //
 // import_kv validates everything (header, length, checksum, that the receiving caches match the
 // dtype, page size, heads and head dims, block ids unique and inside the pool) before it writes a

@@ -143,7 +143,10 @@ struct AttentionDriver {
         const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
         if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
         Dots::scores(x, x.k_ptrs(cur), tn, AttentionPrefetch{x.k_ptrs(cur ^ 1), next, x.dq * es});
-        if (quantized) scale_columns(x, x.k_scales(cur));
+        if (quantized) {
+          fill_scales(x, t0, tn, cur);
+          scale_columns(x, x.k_scales(cur));
+        }
         softmax_update(x, t0, tn);
         if (quantized) scale_columns(x, x.v_scales(cur));
         Dots::accumulate(x, x.v_ptrs(cur), tn, AttentionPrefetch{x.v_ptrs(cur ^ 1), next, x.dv * es});
@@ -159,7 +162,8 @@ struct AttentionDriver {
         (B::load_aligned(x.s(r) + j) * B::load_aligned(f + j)).store_aligned(x.s(r) + j);
   }
 
-  // The scales of tokens [t0, t0 + tn) of a quantized cache into scale slot `slot`, 0 past tn.
+  // The scales of tokens [t0, t0 + tn) of a quantized cache into scale slot `slot`, 0 past tn
+  // (an i8 cache's lines were prefetched by fill_rows).
   static void fill_scales(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
     const KVCacheView& c = x.p.cache;
     float* ks = x.k_scales(slot);
@@ -173,10 +177,18 @@ struct AttentionDriver {
     }
   }
 
-  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot` (and their
-  // scales, for a quantized cache).
+  // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot`. An i8
+  // cache's row scales are fetched here, a tile ahead of fill_scales reading them: read now,
+  // each page's scale line would stall the tile on a cache miss.
   static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
-    if (is_quantized(x.p.cache)) fill_scales(x, t0, tn, slot);
+    if (has_row_scales(x.p.cache)) {
+      const KVCacheView& c = x.p.cache;
+      for (int32_t j = 0; j < tn; j += c.page_size - (t0 + j) % c.page_size) {
+        const int64_t page = x.pages[(t0 + j) / c.page_size], off = (t0 + j) % c.page_size;
+        prefetch_bytes(&row_scale(c.k, page, off, x.it.kv_head), 4);
+        prefetch_bytes(&row_scale(c.v, page, off, x.it.kv_head), 4);
+      }
+    }
     const KVCacheView& c = x.p.cache;
     const std::size_t es = dtype_size(c.dtype);
     const char* kbase = static_cast<const char*>(c.k.data);

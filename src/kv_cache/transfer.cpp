@@ -2,6 +2,7 @@
 // gather_blocks / scatter_blocks, and the word checksum. Every check runs before import_kv
 // writes anything.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -54,12 +55,22 @@ KVTransferInfo info_of(const KVCacheView& c, int32_t layers, int64_t tokens) {
   i.num_pages = int32_t(detail::pages_for(tokens, c.page_size));
   i.num_tokens = tokens;
   i.v_in_k = detail::v_in_k(c);
+  if (c.dtype == DType::f8_e4m3 || c.dtype == DType::f8_e5m2) i.k_scale = c.k_scale, i.v_scale = c.v_scale;
   return i;
 }
 
+// Bytes of one page's values and (i8) row scales, in double: the header's product may
+// overflow 64 bits before it is checked against the transfer's size.
+double page_bytes_exact(const KVTransferInfo& i) {
+  const double rows = double(i.page_size) * double(i.num_kv_heads), pools = i.v_in_k ? 1.0 : 2.0;
+  const double values = rows * double(i.head_dim_qk + (i.v_in_k ? 0 : i.head_dim_v)) * double(dtype_size(i.dtype));
+  return values + (i.dtype == DType::i8 ? rows * 4.0 * pools : 0.0);
+}
+
 std::size_t page_bytes(const KVTransferInfo& i) {
-  return std::size_t(i.page_size) * std::size_t(i.num_kv_heads) *
-         std::size_t(i.head_dim_qk + (i.v_in_k ? 0 : i.head_dim_v)) * dtype_size(i.dtype);
+  const std::size_t rows = std::size_t(i.page_size) * std::size_t(i.num_kv_heads), pools = i.v_in_k ? 1 : 2;
+  return rows * std::size_t(i.head_dim_qk + (i.v_in_k ? 0 : i.head_dim_v)) * dtype_size(i.dtype) +
+         (i.dtype == DType::i8 ? rows * 4 * pools : 0);
 }
 
 std::size_t total_bytes(const KVTransferInfo& i) {
@@ -151,7 +162,7 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
   PAGEDINFER_CHECK(std::memcmp(h.magic, kMagic, sizeof(kMagic)) == 0, where, "not a pagedinfer KV transfer (bad magic)");
   PAGEDINFER_CHECK(h.version == kVersion, where, "format version ", h.version, " is not supported (this library reads ",
                    kVersion, ")");
-  PAGEDINFER_CHECK(h.dtype <= uint32_t(DType::f16), where, "dtype = ", h.dtype, " is not a DType");
+  PAGEDINFER_CHECK(h.dtype <= uint32_t(DType::i8), where, "dtype = ", h.dtype, " is not a DType");
   PAGEDINFER_CHECK(h.page_layout <= 1 && h.reserved == 0, where, "page_layout = ", h.page_layout,
                    " must be 0 or 1 and reserved = ", h.reserved, " 0");
   PAGEDINFER_CHECK(h.page_layout == 0 || h.head_dim_v <= h.head_dim_qk, where, "page_layout 1 (V inside K) needs ",
@@ -164,17 +175,22 @@ KVTransferInfo parse(const void* data, std::size_t size, const char* where, int 
   PAGEDINFER_CHECK(h.num_tokens >= 1 && h.num_pages == detail::pages_for(h.num_tokens, h.page_size), where,
                    "num_pages = ", h.num_pages, " does not hold num_tokens = ", h.num_tokens, " in pages of ",
                    h.page_size);
-  PAGEDINFER_CHECK(h.k_scale == 1.0f && h.v_scale == 1.0f, where, "k_scale = ", h.k_scale, " and v_scale = ",
-                   h.v_scale, " must be 1 for an unquantized cache");
+  const bool fp8 = h.dtype == uint32_t(DType::f8_e4m3) || h.dtype == uint32_t(DType::f8_e5m2);
+  if (fp8)
+    PAGEDINFER_CHECK(std::isfinite(h.k_scale) && h.k_scale > 0.f && std::isfinite(h.v_scale) && h.v_scale > 0.f, where,
+                     "k_scale = ", h.k_scale, " and v_scale = ", h.v_scale, " must be finite and > 0 (fp8)");
+  else
+    PAGEDINFER_CHECK(h.k_scale == 1.0f && h.v_scale == 1.0f, where, "k_scale = ", h.k_scale, " and v_scale = ",
+                     h.v_scale, " must be 1 for a cache without per-tensor scales");
   KVTransferInfo info;
   info.dtype = DType(h.dtype);
   copy_shape(h, info);
   info.v_in_k = h.page_layout == 1;
+  info.k_scale = h.k_scale;
+  info.v_scale = h.v_scale;
   // In double first: the header's product may overflow 64 bits; sizes in memory are exact there.
   const double expected = double(kHeaderBytes) + double(kChecksumBytes) +
-                          double(info.num_layers) * double(info.num_pages) * double(info.page_size) *
-                              double(info.num_kv_heads) * double(info.head_dim_qk + (info.v_in_k ? 0 : info.head_dim_v)) *
-                              double(dtype_size(info.dtype));
+                          double(info.num_layers) * double(info.num_pages) * page_bytes_exact(info);
   PAGEDINFER_CHECK(expected == double(size) && total_bytes(info) == size, where, "the transfer is ", size,
                    " bytes; its header implies ", expected, " (truncated, or extra bytes)");
   const auto* bytes = static_cast<const uint8_t*>(data);
@@ -215,6 +231,10 @@ KVTransferInfo import_kv(const ImportKVParams& p) {
                    c.v.head_dim, ")");
   PAGEDINFER_CHECK(info.v_in_k == detail::v_in_k(c), where, info.v_in_k ? "the transfer is of a latent cache (V inside K); the caches are not"
                                                                          : "the caches are latent (V inside K); the transfer is not");
+  const bool fp8 = c.dtype == DType::f8_e4m3 || c.dtype == DType::f8_e5m2;
+  PAGEDINFER_CHECK(!fp8 || (info.k_scale == c.k_scale && info.v_scale == c.v_scale), where,
+                   "the transfer's fp8 scales (", info.k_scale, ", ", info.v_scale, ") differ from the caches' (",
+                   c.k_scale, ", ", c.v_scale, "): its values would be misread");
   PAGEDINFER_CHECK(p.num_blocks == info.num_pages, where, "num_blocks = ", p.num_blocks, "; the transfer has ",
                    info.num_pages, " pages");
   PAGEDINFER_CHECK(p.block_ids != nullptr, where, "block_ids is null");
