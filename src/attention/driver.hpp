@@ -170,10 +170,18 @@ struct AttentionDriver {
     float* vs = x.v_scales(slot);
     std::fill(ks + tn, ks + kAttnTile, 0.f);
     std::fill(vs + tn, vs + kAttnTile, 0.f);
-    for (int32_t j = 0; j < tn; ++j) {
-      const int64_t page = x.pages[(t0 + j) / c.page_size], off = (t0 + j) % c.page_size;
-      ks[j] = kv_scale(c, false, page, off, x.it.kv_head);
-      vs[j] = kv_scale(c, true, page, off, x.it.kv_head);
+    if (!has_row_scales(c)) {  // fp8: one scale per tensor
+      std::fill(ks, ks + tn, c.k_scale);
+      std::fill(vs, vs + tn, c.v_scale);
+      return;
+    }
+    for (int32_t j = 0, page = t0 / c.page_size, off = t0 % c.page_size; j < tn; ++page, off = 0) {
+      const float* k = &row_scale(c.k, x.pages[page], off, x.it.kv_head);
+      const float* v = &row_scale(c.v, x.pages[page], off, x.it.kv_head);
+      for (const int32_t stop = std::min(tn, j + c.page_size - off); j < stop; ++j, k += c.k.scale_stride_token, v += c.v.scale_stride_token) {
+        ks[j] = *k;
+        vs[j] = *v;
+      }
     }
   }
 
