@@ -49,12 +49,21 @@ PAGEDINFER_API const char* pi_kernel_report(void);
 
 /* ---- Paged KV cache (pagedinfer/kv_cache.hpp) ---- */
 typedef enum { PI_LAYOUT_NHD = 0, PI_LAYOUT_HND = 1 } pi_layout;
+/* What an 8-bit cache holds (kv_cache.hpp's quantized caches); PI_KV_FLOAT: a float cache. */
+typedef enum { PI_KV_FLOAT = 0, PI_KV_FP8_E4M3 = 1, PI_KV_FP8_E5M2 = 2, PI_KV_INT8 = 3 } pi_kv_dtype;
 /* k, v: [num_pages, page_size, kv_heads, head_dim] (NHD) or [num_pages, kv_heads, page_size,
- * head_dim] (HND), any strides (a combined tensor's two halves work), one dtype. */
+ * head_dim] (HND), any strides (a combined tensor's two halves work), one dtype. A quantized
+ * cache's k, v are uint8 or int8 tensors; fp8 sets k_scale / v_scale (element = stored value *
+ * scale), int8 sets k_scales / v_scales: float32 [num_pages, page_size, kv_heads] (NHD) or
+ * [num_pages, kv_heads, page_size] (HND), any strides, one scale per row. */
 typedef struct {
   const DLTensor* k;
   const DLTensor* v;
   pi_layout layout;
+  pi_kv_dtype kv_dtype;
+  float k_scale, v_scale;
+  const DLTensor* k_scales;
+  const DLTensor* v_scales;
 } pi_kv_cache;
 
 /* value: NULL for a latent cache (v a slice of k's leading head dims, kv_cache.hpp). */

@@ -28,10 +28,29 @@ std::vector<int64_t> int64_values(py::handle obj, const char* name) {
 
 namespace {
 
-KVCache make_cache(py::object k, py::object v, const std::string& layout) {
+// vLLM's kv_cache_dtype names ("fp8" is e4m3), "int8", and "auto": the tensors' float dtype.
+DType kv_cache_dtype(const std::string& name) {
+  if (name == "auto") return DType::f32;
+  if (name == "fp8" || name == "fp8_e4m3") return DType::f8_e4m3;
+  if (name == "fp8_e5m2") return DType::f8_e5m2;
+  if (name == "int8") return DType::i8;
+  throw Error("pagedinfer: kv_cache_dtype '" + name + "' must be 'auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2' or 'int8'");
+}
+
+KVCache make_cache(py::object k, py::object v, const std::string& layout, const std::string& kv_dtype, float k_scale,
+                   float v_scale, py::object k_scales, py::object v_scales) {
   if (layout != "nhd" && layout != "hnd") throw Error("pagedinfer: layout '" + layout + "' must be 'nhd' or 'hnd'");
   Borrowed bk(k, "k_cache"), bv(v, "v_cache");
-  return KVCache{k, v, dlpack::cache(&bk.t(), &bv.t(), layout == "hnd")};
+  std::unique_ptr<Borrowed> ks, vs;
+  if (given(k_scales)) ks = std::make_unique<Borrowed>(k_scales, "k_scales");
+  if (given(v_scales)) vs = std::make_unique<Borrowed>(v_scales, "v_scales");
+  dlpack::CacheQuant q;
+  q.dtype = kv_cache_dtype(kv_dtype);
+  q.k_scale = k_scale;
+  q.v_scale = v_scale;
+  q.k_scales = ks ? &ks->t() : nullptr;
+  q.v_scales = vs ? &vs->t() : nullptr;
+  return KVCache{k, v, dlpack::cache(&bk.t(), &bv.t(), layout == "hnd", q), k_scales, v_scales};
 }
 
 }  // namespace
@@ -39,8 +58,14 @@ KVCache make_cache(py::object k, py::object v, const std::string& layout) {
 void bind_kv_cache(py::module_& m) {
   py::class_<KVCache>(m, "KVCache", R"(A paged KV cache viewed in place (no copy) over two pool tensors, kept alive.
 layout 'nhd': k, v [num_pages, page_size, num_kv_heads, head_dim]; 'hnd': [num_pages, num_kv_heads, page_size, head_dim].
-Any strides (a combined [pages, 2, ...] tensor's kv[:, 0] and kv[:, 1] work); unit stride along head_dim.)")
-      .def(py::init(&make_cache), py::arg("k_cache"), py::arg("v_cache"), py::arg("layout") = "nhd")
+Any strides (a combined [pages, 2, ...] tensor's kv[:, 0] and kv[:, 1] work); unit stride along head_dim.
+Quantized caches (uint8 / int8 pools): kv_cache_dtype 'fp8' / 'fp8_e4m3' / 'fp8_e5m2' with k_scale, v_scale
+(element = stored value * scale, vLLM's convention), or 'int8' with k_scales, v_scales: float32
+[num_pages, page_size, num_kv_heads] ('nhd') or [num_pages, num_kv_heads, page_size] ('hnd'), one per row.)")
+      .def(py::init(&make_cache), py::arg("k_cache"), py::arg("v_cache"), py::arg("layout") = "nhd",
+           py::arg("kv_cache_dtype") = "auto", py::arg("k_scale") = 1.f, py::arg("v_scale") = 1.f,
+           py::arg("k_scales") = py::none(), py::arg("v_scales") = py::none())
+      .def_property_readonly("kv_cache_dtype", [](const KVCache& c) { return std::string(dtype_name(c.view.dtype)); })
       .def_property_readonly("num_pages", [](const KVCache& c) { return c.view.num_pages; })
       .def_property_readonly("page_size", [](const KVCache& c) { return c.view.page_size; })
       .def_property_readonly("num_kv_heads", [](const KVCache& c) { return c.view.num_kv_heads; })
@@ -48,7 +73,9 @@ Any strides (a combined [pages, 2, ...] tensor's kv[:, 0] and kv[:, 1] work); un
       .def_property_readonly("head_dim_v", [](const KVCache& c) { return c.view.v.head_dim; })
       .def_property_readonly("block_bytes", [](const KVCache& c) { return kv_block_bytes(c.view); })
       .def_readonly("k", &KVCache::k)
-      .def_readonly("v", &KVCache::v);
+      .def_readonly("v", &KVCache::v)
+      .def_readonly("k_scales", &KVCache::k_scales)
+      .def_readonly("v_scales", &KVCache::v_scales);
 
   m.def(
       "append_kv",

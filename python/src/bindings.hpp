@@ -24,6 +24,7 @@ void bind_golden(py::module_& m);
 struct KVCache {
   py::object k, v;
   KVCacheView view;
+  py::object k_scales = py::none(), v_scales = py::none();  // an int8 cache's row scales, kept alive
 };
 
 // 64-byte aligned scratch memory for one call.

@@ -261,3 +261,69 @@ def test_cascade_equals_flat_attention_over_prefix_and_suffix():
                 p = torch.softmax(s, 0)
                 assert torch.allclose(out[t, h].double(), p @ vals[: pos + 1, h // 4], atol=2e-5)
                 assert abs(lse[t, h].item() - torch.logsumexp(s, 0).item()) < 1e-4
+
+
+def fp8_value(code, e4m3):
+    """An fp8 code's value (OCP e4m3fn or e5m2), from the format's definition (finite codes)."""
+    ebits, bias = (4, 7) if e4m3 else (5, 15)
+    mbits = 7 - ebits
+    e, m = (code >> mbits) & ((1 << ebits) - 1), code & ((1 << mbits) - 1)
+    sign = -1.0 if code & 0x80 else 1.0
+    if e == 0:
+        return sign * math.ldexp(m, 1 - bias - mbits)
+    return sign * math.ldexp(1 + m / (1 << mbits), e - bias)
+
+
+@pytest.mark.parametrize("kv_cache_dtype", ["int8", "fp8", "fp8_e5m2"])
+@pytest.mark.parametrize("layout", ["nhd", "hnd"])
+def test_quantized_cache_append_and_decode(kv_cache_dtype, layout):
+    """int8 (a scale per row) and fp8 (vLLM: uint8 pools, per-tensor scales) caches: append_kv quantizes as the
+    header states, attention reads the dequantized values."""
+    pages, page, kv_heads, dim, heads, tokens = 5, 4, 2, 64, 4, 11
+    shape = (pages, page, kv_heads, dim) if layout == "nhd" else (pages, kv_heads, page, dim)
+    row_shape = shape[:3]
+    if kv_cache_dtype == "int8":
+        k8, v8 = torch.zeros(shape, dtype=torch.int8), torch.zeros(shape, dtype=torch.int8)
+        ks, vs = torch.zeros(row_shape), torch.zeros(row_shape)
+        cache = pi.KVCache(k8, v8, layout, kv_cache_dtype="int8", k_scales=ks, v_scales=vs)
+        assert cache.block_bytes == page * kv_heads * (2 * dim + 8)
+    else:
+        k8, v8 = torch.zeros(shape, dtype=torch.uint8), torch.zeros(shape, dtype=torch.uint8)
+        cache = pi.KVCache(k8, v8, layout, kv_cache_dtype=kv_cache_dtype, k_scale=0.02, v_scale=0.01)
+        assert cache.block_bytes == page * kv_heads * 2 * dim
+    k = torch.randn(tokens, kv_heads, dim).to(torch.bfloat16)
+    v = torch.randn(tokens, kv_heads, dim).to(torch.bfloat16)
+    slots = torch.tensor([8, 9, 10, 11, 0, 1, 2, 3, 16, 17, 18], dtype=torch.int64)  # pages 2, 0, 4
+    pi.append_kv(cache, k, v, slots)
+
+    def row(pool, t):
+        s = slots[t].item()
+        return pool[s // page, s % page] if layout == "nhd" else pool[s // page, :, s % page]
+
+    def dequantized(pool, t, which):
+        if kv_cache_dtype == "int8":
+            return row(pool, t).double() * row(ks if which == "k" else vs, t).double()[:, None]
+        scale = 0.02 if which == "k" else 0.01
+        e4m3 = kv_cache_dtype == "fp8"
+        return torch.tensor([[fp8_value(c, e4m3) for c in h] for h in row(pool, t).tolist()], dtype=torch.float64) * scale
+
+    for t in range(tokens):
+        if kv_cache_dtype == "int8":  # a row's scale is its max |x| / 127: every value within half a step
+            want = k[t].float().abs().amax(dim=-1) / 127
+            assert torch.equal(row(ks, t), want)
+            err = (dequantized(k8, t, "k") - k[t].double()).abs().amax(dim=-1)
+            assert (err <= 0.5 * want.double() * (1 + 2**-16)).all(), (err, want)
+        else:
+            err = (dequantized(k8, t, "k") - k[t].double()).abs()
+            rel = 2.0**-4 if kv_cache_dtype == "fp8" else 2.0**-3
+            assert (err <= rel * k[t].double().abs() + 0.02 * 2.0**-9).all()
+    keys = torch.stack([dequantized(k8, t, "k") for t in range(tokens)])
+    values = torch.stack([dequantized(v8, t, "v") for t in range(tokens)])
+    q = torch.randn(1, heads, dim).to(torch.bfloat16)
+    plan = pi.plan_attention([0, 1], [tokens], heads, kv_heads, dim)
+    out = torch.empty(1, heads, dim)
+    pi.paged_attention(plan, q, cache, block_table=torch.tensor([[2, 0, 4]], dtype=torch.int32), out=out, scale=0.125)
+    for h in range(heads):
+        p = torch.softmax(0.125 * (keys[:, h // 2] @ q[0, h].double()), dim=-1)
+        want = p @ values[:, h // 2]
+        assert ((out[0, h].double() - want).abs() <= 1e-5 * (1 + want.abs())).all()

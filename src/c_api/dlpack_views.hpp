@@ -118,16 +118,55 @@ inline PagePool pool(const DLTensor* tp, bool hnd, const std::string& name, int6
   return p;
 }
 
-inline KVCacheView cache(const DLTensor* k, const DLTensor* v, bool hnd) {
+// What the 8-bit pools of a quantized cache hold (kv_cache.hpp); dtype f32 means none: the
+// pools are float tensors of their own dtype.
+struct CacheQuant {
+  DType dtype = DType::f32;
+  float k_scale = 1.f, v_scale = 1.f;  // fp8
+  const DLTensor* k_scales = nullptr;  // i8: fp32 [pages, page_size, heads] (NHD) or
+  const DLTensor* v_scales = nullptr;  //     [pages, heads, page_size] (HND), any strides
+};
+
+// An i8 pool's row scales into p, checked against the pool's shape.
+inline void row_scales(PagePool& p, const DLTensor* tp, bool hnd, int64_t pages, int32_t page_size, int32_t heads,
+                       const std::string& name) {
+  if (!tp) fail(name, "must be given for an int8 cache: one fp32 scale per page, token and head");
+  const DLTensor& t = usable(tp, name);
+  dims(t, 3, 3, name);
+  if (!is(t, kDLFloat, 32)) fail(name, "must be float32");
+  const int32_t ti = hnd ? 2 : 1, hi = hnd ? 1 : 2;
+  if (size(t, 0) != pages || size(t, ti) != page_size || size(t, hi) != heads)
+    fail(name, std::string("must be [num_pages, ") + (hnd ? "num_kv_heads, page_size" : "page_size, num_kv_heads") +
+                   "] like the cache's pages");
+  p.scale = static_cast<float*>(data(t));
+  p.scale_stride_page = stride(t, 0);
+  p.scale_stride_token = stride(t, ti);
+  p.scale_stride_head = stride(t, hi);
+}
+
+inline KVCacheView cache(const DLTensor* k, const DLTensor* v, bool hnd, const CacheQuant& q = {}) {
   KVCacheView c;
   int64_t pk, pv;
   int32_t sk, sv, hk, hv;
   c.k = pool(k, hnd, "k_cache", &pk, &sk, &hk);
   c.v = pool(v, hnd, "v_cache", &pv, &sv, &hv);
   if (pk != pv || sk != sv || hk != hv) fail("k_cache and v_cache", "must have the same pages, page size and heads");
-  const DType dk = dtype(*k, "k_cache"), dv = dtype(*v, "v_cache");
-  if (dk != dv) fail("k_cache and v_cache", "must have the same dtype");
-  c.dtype = dk;
+  const bool bytes = (is(*k, kDLInt, 8) || is(*k, kDLUInt, 8)) && (is(*v, kDLInt, 8) || is(*v, kDLUInt, 8));
+  if (q.dtype != DType::f32) {
+    if (!bytes) fail("k_cache and v_cache", std::string("must be 8-bit tensors (uint8 or int8) for a ") + dtype_name(q.dtype) + " cache");
+    c.dtype = q.dtype;
+    c.k_scale = q.k_scale;
+    c.v_scale = q.v_scale;
+    if (q.dtype == DType::i8) {
+      row_scales(c.k, q.k_scales, hnd, pk, sk, hk, "k_scales");
+      row_scales(c.v, q.v_scales, hnd, pk, sk, hk, "v_scales");
+    }
+  } else {
+    if (bytes) fail("k_cache and v_cache", "are 8-bit: name the cache's kv_cache_dtype (fp8_e4m3, fp8_e5m2 or int8)");
+    const DType dk = dtype(*k, "k_cache"), dv = dtype(*v, "v_cache");
+    if (dk != dv) fail("k_cache and v_cache", "must have the same dtype");
+    c.dtype = dk;
+  }
   c.num_pages = pk;
   c.page_size = sk;
   c.num_kv_heads = hk;

@@ -52,7 +52,19 @@ inline float* optional_lse(const DLTensor* lse, const DLTensor* q) {
 inline KVCacheView cache_of(const pi_kv_cache* c) {
   non_null(c, "cache");
   if (c->layout != PI_LAYOUT_NHD && c->layout != PI_LAYOUT_HND) dlpack::fail("cache.layout", "must be NHD or HND");
-  return dlpack::cache(c->k, c->v, c->layout == PI_LAYOUT_HND);
+  dlpack::CacheQuant q;
+  switch (c->kv_dtype) {
+    case PI_KV_FLOAT: break;
+    case PI_KV_FP8_E4M3: q.dtype = DType::f8_e4m3; break;
+    case PI_KV_FP8_E5M2: q.dtype = DType::f8_e5m2; break;
+    case PI_KV_INT8: q.dtype = DType::i8; break;
+    default: dlpack::fail("cache.kv_dtype", "must be a pi_kv_dtype");
+  }
+  q.k_scale = c->k_scale;
+  q.v_scale = c->v_scale;
+  q.k_scales = c->k_scales;
+  q.v_scales = c->v_scales;
+  return dlpack::cache(c->k, c->v, c->layout == PI_LAYOUT_HND, q);
 }
 
 }  // namespace pagedinfer::c_api

@@ -178,6 +178,24 @@ int main(void) {
   CHECK(pi_append_kv(&lc, &nk, &nk, &lst, 1) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "value must be null"),
         "latent append with a value: %s", pi_last_error());
 
+  /* An int8 cache (a scale per row): append quantizes, a row reads back within half a step. */
+  static int8_t q8k[2 * 4 * 1 * 16], q8v[2 * 4 * 1 * 16];
+  static float q8ks[2 * 4], q8vs[2 * 4];
+  int64_t q8_shape[4] = {2, 4, 1, 16}, q8s_shape[3] = {2, 4, 1}, one_slot_shape[1] = {1}, one_slot[1] = {5};
+  int64_t row_shape[3] = {1, 1, 16};
+  DLTensor q8kt = tensor(q8k, kDLInt, 8, 4, q8_shape), q8vt = tensor(q8v, kDLInt, 8, 4, q8_shape);
+  DLTensor q8kst = tensor(q8ks, kDLFloat, 32, 3, q8s_shape), q8vst = tensor(q8vs, kDLFloat, 32, 3, q8s_shape);
+  DLTensor rowt = tensor(new_k, kDLFloat, 32, 3, row_shape), ost = tensor(one_slot, kDLInt, 64, 1, one_slot_shape);
+  pi_kv_cache qc = {&q8kt, &q8vt, PI_LAYOUT_NHD, PI_KV_INT8, 1.f, 1.f, &q8kst, &q8vst};
+  CHECK(pi_append_kv(&qc, &rowt, &rowt, &ost, 1) == PI_OK, "int8 append: %s", pi_last_error());
+  for (int d = 0; d < 16; ++d)
+    CHECK(fabsf(q8k[5 * 16 + d] * q8ks[5] - new_k[d]) <= 0.5f * q8ks[5] * 1.0001f, "int8 row %d misquantized", d);
+  size_t q8_bytes = 0;
+  CHECK(pi_kv_block_bytes(&qc, &q8_bytes) == PI_OK && q8_bytes == 4 * (16 + 16 + 8), "int8 block bytes %zu", q8_bytes);
+  qc.k_scales = NULL;
+  CHECK(pi_append_kv(&qc, &rowt, &rowt, &ost, 1) == PI_INVALID_ARGUMENT && strstr(pi_last_error(), "k_scales"),
+        "int8 cache without scales: %s", pi_last_error());
+
   /* RMSNorm of 3 rows of 64 against the reference. */
   static float x[3 * 64], y[3 * 64], yr[3 * 64], w[64];
   for (int i = 0; i < 3 * 64; ++i) x[i] = uniform(&seed);
