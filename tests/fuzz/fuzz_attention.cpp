@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const int32_t dv = 8 * in.ConsumeIntegralInRange<int32_t>(1, 4);
   const int32_t page = in.ConsumeIntegralInRange<int32_t>(1, 8);
   const int64_t num_pages = in.ConsumeIntegralInRange<int64_t>(0, 12);
-  const DType qt = fuzz::any_dtype(in), kvt = fuzz::half_dtype(in), ot = fuzz::any_dtype(in);
+  const DType qt = fuzz::any_dtype(in), kvt = fuzz::kv_dtype(in), ot = fuzz::any_dtype(in);
   const bool hnd = in.ConsumeBool(), csr = in.ConsumeBool();
   const int32_t num_reqs = in.ConsumeIntegralInRange<int32_t>(0, 4);
   std::vector<int32_t> q_indptr{0}, kv_len, block_table, page_indptr{0}, page_indices;
@@ -82,6 +82,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   p.cache.k = pool(dq, kbuf);
   p.cache.v = pool(dv, vbuf);
   p.cache.dtype = kvt;
+  // Scales of a quantized cache: fp8 per tensor (sometimes not > 0), int8 per row (sometimes absent).
+  p.cache.k_scale = in.ConsumeFloatingPointInRange(-0.05f, 1.f);
+  p.cache.v_scale = in.ConsumeFloatingPointInRange(-0.05f, 1.f);
+  std::vector<float> kscales(std::size_t(num_pages * page * hkv)), vscales(kscales.size());
+  for (float& x : kscales) x = in.ConsumeFloatingPointInRange(0.f, 1.f / 32);
+  for (float& x : vscales) x = in.ConsumeFloatingPointInRange(0.f, 1.f / 32);
+  for (auto [pool, scales] : {std::pair{&p.cache.k, &kscales}, std::pair{&p.cache.v, &vscales}}) {
+    pool->scale = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : scales->data();
+    pool->scale_stride_page = int64_t(page) * hkv;
+    pool->scale_stride_token = hnd ? 1 : hkv;
+    pool->scale_stride_head = hnd ? page : 1;
+  }
   p.cache.num_pages = num_pages;
   p.cache.page_size = page;
   p.cache.num_kv_heads = hkv;

@@ -23,6 +23,10 @@ class Buffer {
   Buffer(std::size_t elements, DType dtype, FuzzedDataProvider* fdp = nullptr)
       : bytes_(elements * dtype_size(dtype)), dtype_(dtype) {
     data_ = bytes_ ? ::operator new(bytes_, std::align_val_t(64)) : nullptr;
+    if (!is_float_dtype(dtype)) {  // 8-bit KV codes: finite ones (no NaN), magnitude below 2 for fp8
+      for (std::size_t i = 0; i < bytes_; ++i) static_cast<uint8_t*>(data_)[i] = fdp ? fdp->ConsumeIntegral<uint8_t>() & 0xbf : 0;
+      return;
+    }
     std::vector<float> f(elements);
     for (float& v : f) v = fdp ? fdp->ConsumeFloatingPointInRange(-1.f, 1.f) : 0.f;
     if (bytes_) convert(f.data(), DType::f32, data_, dtype, elements);
@@ -74,6 +78,11 @@ inline std::size_t extent(int64_t rows, int64_t stride_row, int64_t heads, int64
 
 inline DType any_dtype(FuzzedDataProvider& in) { return DType(in.ConsumeIntegralInRange<int>(0, 2)); }
 inline DType half_dtype(FuzzedDataProvider& in) { return in.ConsumeBool() ? DType::bf16 : DType::f16; }
+// A KV cache's dtype: bf16, f16 or one of the 8-bit types.
+inline DType kv_dtype(FuzzedDataProvider& in) {
+  constexpr DType kTypes[] = {DType::bf16, DType::f16, DType::i8, DType::f8_e4m3, DType::f8_e5m2};
+  return kTypes[in.ConsumeIntegralInRange<int>(0, 4)];
+}
 
 // Runs f; a pagedinfer::Error is a valid outcome (bad input refused). Returns whether f ran.
 template <class F>
