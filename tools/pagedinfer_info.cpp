@@ -56,6 +56,9 @@ std::vector<Selection> linear_selections() {
 std::vector<Selection> selections(const std::string& op) {
   if (op == "linear") return linear_selections();
   if (op == "sampling") return {{"sample", sample_kernel_name()}};
+  if (op == "quantize_kv")
+    return {{"append_kv into i8", quantize_kv_kernel_name(DType::i8)},
+            {"append_kv into f8_e4m3", quantize_kv_kernel_name(DType::f8_e4m3)}};
   std::vector<Selection> out;
   for (DType x : {DType::bf16, DType::f16, DType::f32}) {
     const std::string name = dtype_name(x);
@@ -64,7 +67,7 @@ std::vector<Selection> selections(const std::string& op) {
     if (op == "convert" && x != DType::bf16)
       out.push_back({std::string("convert, append_kv ") + name + " -> bf16", convert_kernel_name(x, DType::bf16)});
     if (op == "attention")
-      for (DType kv : {DType::bf16, DType::f16})
+      for (DType kv : {DType::bf16, DType::f16, DType::i8, DType::f8_e4m3})
         out.push_back({"decode and prefill, q " + name + ", KV " + dtype_name(kv), attention_kernel_name(x, kv)});
   }
   return out;
