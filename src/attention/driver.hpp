@@ -178,9 +178,11 @@ struct AttentionDriver {
     for (int32_t j = 0, page = t0 / c.page_size, off = t0 % c.page_size; j < tn; ++page, off = 0) {
       const float* k = &row_scale(c.k, x.pages[page], off, x.it.kv_head);
       const float* v = &row_scale(c.v, x.pages[page], off, x.it.kv_head);
-      for (const int32_t stop = std::min(tn, j + c.page_size - off); j < stop; ++j, k += c.k.scale_stride_token, v += c.v.scale_stride_token) {
+      for (const int32_t stop = std::min(tn, j + c.page_size - off); j < stop; ++j) {
         ks[j] = *k;
         vs[j] = *v;
+        k += c.k.scale_stride_token;
+        v += c.v.scale_stride_token;
       }
     }
   }
@@ -189,15 +191,13 @@ struct AttentionDriver {
   // cache's row scales are fetched here, a tile ahead of fill_scales reading them: read now,
   // each page's scale line would stall the tile on a cache miss.
   static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
-    if (has_row_scales(x.p.cache)) {
-      const KVCacheView& c = x.p.cache;
+    const KVCacheView& c = x.p.cache;
+    if (has_row_scales(c))
       for (int32_t j = 0; j < tn; j += c.page_size - (t0 + j) % c.page_size) {
         const int64_t page = x.pages[(t0 + j) / c.page_size], off = (t0 + j) % c.page_size;
         prefetch_bytes(&row_scale(c.k, page, off, x.it.kv_head), 4);
         prefetch_bytes(&row_scale(c.v, page, off, x.it.kv_head), 4);
       }
-    }
-    const KVCacheView& c = x.p.cache;
     const std::size_t es = dtype_size(c.dtype);
     const char* kbase = static_cast<const char*>(c.k.data);
     const char* vbase = static_cast<const char*>(c.v.data);

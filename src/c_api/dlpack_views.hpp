@@ -153,7 +153,8 @@ inline KVCacheView cache(const DLTensor* k, const DLTensor* v, bool hnd, const C
   if (pk != pv || sk != sv || hk != hv) fail("k_cache and v_cache", "must have the same pages, page size and heads");
   const bool bytes = (is(*k, kDLInt, 8) || is(*k, kDLUInt, 8)) && (is(*v, kDLInt, 8) || is(*v, kDLUInt, 8));
   if (q.dtype != DType::f32) {
-    if (!bytes) fail("k_cache and v_cache", std::string("must be 8-bit tensors (uint8 or int8) for a ") + dtype_name(q.dtype) + " cache");
+    if (!bytes)
+      fail("k_cache and v_cache", std::string("must be 8-bit tensors (uint8 or int8) for a ") + dtype_name(q.dtype) + " cache");
     c.dtype = q.dtype;
     c.k_scale = q.k_scale;
     c.v_scale = q.v_scale;

@@ -24,7 +24,8 @@ OpRegistry& find_op(const std::string& op, const char* where) {
   OpRegistry* const* ops = all_ops(&n);
   for (std::size_t i = 0; i < n; ++i)
     if (op == ops[i]->op) return *ops[i];
-  detail::fail(where, "unknown op '", op, "' (expected attention, convert, linear, norm, quantize_kv, rope or sampling)");
+  detail::fail(where, "unknown op '", op,
+               "' (expected attention, convert, linear, norm, quantize_kv, rope or sampling)");
 }
 
 int find_kernel(const OpRegistry& reg, const std::string& name, const char* where) {
@@ -64,7 +65,9 @@ namespace detail {
 void apply_forced_kernels_from_environment() { force_from_environment(); }
 }  // namespace detail
 
-std::vector<std::string> kernel_ops() { return {"attention", "convert", "linear", "norm", "quantize_kv", "rope", "sampling"}; }
+std::vector<std::string> kernel_ops() {
+  return {"attention", "convert", "linear", "norm", "quantize_kv", "rope", "sampling"};
+}
 
 std::vector<KernelInfo> registered_kernels(const std::string& op) {
   force_from_environment();

@@ -84,7 +84,8 @@ void validate(const Storage& w, const LinearParams& p, int64_t n_out) {
                    dtype_name(w.format.dtype), " (W16A16 takes float activations)");
   PAGEDINFER_CHECK(!p.silu_mul || w.gate_up, kWhere,
                    "params.silu_mul needs a gate_up weight (QuantizeOptions::gate_up)");
-  PAGEDINFER_CHECK(p.bias == nullptr || is_float_dtype(p.bias_dtype), kWhere, "params.bias_dtype must be f32, bf16 or f16");
+  PAGEDINFER_CHECK(p.bias == nullptr || is_float_dtype(p.bias_dtype), kWhere,
+                   "params.bias_dtype must be f32, bf16 or f16");
   PAGEDINFER_CHECK(p.bias == nullptr || detail::aligned_to(p.bias, p.bias_dtype), kWhere,
                    "params.bias must be aligned to its element size");
   PAGEDINFER_CHECK(p.k == w.k, kWhere, "params.k = ", p.k, " does not match the weight's k = ", w.k);

@@ -1,6 +1,7 @@
-// KV-cache views and the operations that fill and move pages. These are copies: each moves
-// contiguous head_dim rows (or whole pages when the layout allows) with memcpy, which glibc
-// already runs at the widest vector width the CPU has, so there is no per-ISA kernel here.
+// KV-cache views and the operations that move pages (append_kv, which converts and quantizes,
+// is in append.cpp). These are copies: each moves contiguous head_dim rows (or whole pages when
+// the layout allows) with memcpy, which glibc already runs at the widest vector width the CPU
+// has, so there is no per-ISA kernel here.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -166,15 +167,15 @@ constexpr int64_t kPageGrain = 4;
 KVCacheView kv_cache_nhd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
   check_view_shape("kv_cache_nhd", k, dtype, num_pages, page_size, heads, dk, dv);
-  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false, int64_t(kv_page_bytes(dtype, page_size, heads, dk)),
-                   int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, false,
+                   int64_t(kv_page_bytes(dtype, page_size, heads, dk)), int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
 }
 
 KVCacheView kv_cache_hnd(void* k, void* v, DType dtype, int64_t num_pages, int32_t page_size, int32_t heads,
                          int32_t dk, int32_t dv) {
   check_view_shape("kv_cache_hnd", k, dtype, num_pages, page_size, heads, dk, dv);
-  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true, int64_t(kv_page_bytes(dtype, page_size, heads, dk)),
-                   int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
+  return make_view(k, v, dtype, num_pages, page_size, heads, dk, dv, true,
+                   int64_t(kv_page_bytes(dtype, page_size, heads, dk)), int64_t(kv_page_bytes(dtype, page_size, heads, dv)));
 }
 
 namespace {
