@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "quantized_batch.hpp"
 
@@ -179,3 +180,44 @@ INSTANTIATE_TEST_SUITE_P(Cases, QuantizedAttention, ::testing::ValuesIn(cases())
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace
+
+// Every 8-bit code widened by every kernel: one key, so the output is its V row exactly (P = 1,
+// v_scale 1), a row holding all 256 codes; NaN codes must read as NaN.
+TEST(QuantizedAttentionCodes, EveryKernelWidensEveryCodeExactly) {
+  for (DType kv : {DType::i8, DType::f8_e4m3, DType::f8_e5m2}) {
+    SCOPED_TRACE(dtype_name(kv));
+    Pool pool(Layout::nhd, kv, 1, 1, 1, 256, 256);
+    std::memset(pool.k.data(), 0, pool.k.bytes());  // K = 0 (i8: codes and scale 0)
+    std::memset(pool.v.data(), 0, pool.v.bytes());
+    auto* v = static_cast<uint8_t*>(pool.view.v.data);
+    for (int c = 0; c < 256; ++c) v[c] = uint8_t(c);
+    if (kv == DType::i8) pool.view.v.scale[0] = 1.f;
+    std::vector<float> q(256, 0.5f), out(256);
+    const std::vector<int32_t> q_indptr = {0, 1}, kv_len = {1}, table = {0};
+    const AttentionPlan plan = plan_attention(attention_problem(q_indptr, kv_len, 1, 1, 256, 256, 1));
+    Buffer ws(DType::f32, plan.workspace_bytes / 4 + 1);
+    AttentionParams p;
+    p.q = {q.data(), DType::f32, 256, 256};
+    p.q_indptr = q_indptr.data();
+    p.num_q_heads = 1;
+    p.cache = pool.view;
+    p.pages.num_reqs = 1;
+    p.pages.kv_len = kv_len.data();
+    p.pages.block_table = table.data();
+    p.pages.block_table_cols = 1;
+    p.out = {out.data(), DType::f32, 256, 256};
+    p.scale = 1.f;
+    p.workspace = ws.data();
+    p.workspace_bytes = plan.workspace_bytes;
+    for_each_kernel("attention", [&] { return attention_kernel_name(DType::f32, kv); }, [&](const std::string& name) {
+      paged_attention(plan, p);
+      for (int c = 0; c < 256; ++c) {
+        const float want = kv == DType::i8        ? float(int8_t(c))
+                           : kv == DType::f8_e4m3 ? f8_e4m3_to_float(uint8_t(c))
+                                                  : f8_e5m2_to_float(uint8_t(c));
+        if (std::isnan(want)) ASSERT_TRUE(std::isnan(out[std::size_t(c)])) << name << " code " << c;
+        else ASSERT_EQ(out[std::size_t(c)], want) << name << " code " << c;
+      }
+    });
+  }
+}

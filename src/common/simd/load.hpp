@@ -42,8 +42,14 @@ namespace {
 // top byte of an fp16. e4m3's exponent and mantissa placed at fp16's mantissa top,
 // (b + (b & 0x80)) << 7, read as an fp16 are the value / 2^8 (bias 15 against 7; subnormals
 // included, as fp16 subnormals), with the sign carried into bit 15; its NaN (0x7f) is patched.
+template <class S, class = void>
+struct has_f8_e4m3 : std::false_type {};  // an ISA's own e4m3 widening (SimdIsa::f8_e4m3)
+template <class S>
+struct has_f8_e4m3<S, std::void_t<decltype(&S::f8_e4m3)>> : std::true_type {};
+
 template <class A>
 inline xsimd::batch<float, A> load_f8_e4m3(const uint8_t* p) {
+  if constexpr (has_f8_e4m3<SimdIsa<A>>::value) return SimdIsa<A>::f8_e4m3(p);
   using U = xsimd::batch<uint32_t, A>;
   const U b = xsimd::bitwise_cast<U>(SimdIsa<A>::u8(p));
   const U h = xsimd::select((b & U(0x7fu)) == U(0x7fu), U(0x7e00u), (b + (b & U(0x80u))) << 7);
