@@ -27,6 +27,19 @@ struct Shape {
 
 constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128;
 
+// The attention problem of a batch of these heads (q_indptr: one more entry than kv_len).
+inline AttentionProblem problem(const std::vector<int32_t>& q_indptr, const std::vector<int32_t>& kv_len, int threads) {
+  AttentionProblem pr;
+  pr.num_reqs = int32_t(kv_len.size());
+  pr.q_indptr = q_indptr.data();
+  pr.kv_len = kv_len.data();
+  pr.num_q_heads = kQoHeads;
+  pr.num_kv_heads = kKvHeads;
+  pr.head_dim_qk = pr.head_dim_v = kHeadDim;
+  pr.num_threads = threads;
+  return pr;
+}
+
 
 // Everything one shape needs, built once and shared by its 1- and 2-thread runs.
 struct Setup {
@@ -88,15 +101,7 @@ struct Setup {
   }
 
   AttentionPlan plan(int threads) {
-    AttentionProblem pr;
-    pr.num_reqs = shape.batch;
-    pr.q_indptr = q_indptr.data();
-    pr.kv_len = kv_len.data();
-    pr.num_q_heads = kQoHeads;
-    pr.num_kv_heads = kKvHeads;
-    pr.head_dim_qk = pr.head_dim_v = kHeadDim;
-    pr.num_threads = threads;
-    AttentionPlan p = plan_attention(pr);
+    AttentionPlan p = plan_attention(problem(q_indptr, kv_len, threads));
     if (p.workspace_bytes > workspace_bytes) {
       workspace = alloc(p.workspace_bytes);
       workspace_bytes = p.workspace_bytes;

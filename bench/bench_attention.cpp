@@ -89,12 +89,10 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   }
 }
 
-// Paged decode against its dense twin on the same machine: the two setups are timed
-// alternately (bench::time_against). Time: paged. paged_vs_dense = dense time / paged time
-// (1: paging costs nothing; the target is >= 0.95).
-void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const Shape& dense_shape, int threads) {
-  Setup paged(paged_shape), dense(dense_shape);
-  const AttentionPlan plan = paged.plan(threads), dense_plan = dense.plan(threads);
+// Times `main` alternately against `other` (bench::time_against), both rotating over their
+// copies; returns other time / main time and reports main's bytes against the DRAM read.
+double run_alternated(benchmark::State& state, Setup& main, Setup& other, int threads) {
+  const AttentionPlan plan = main.plan(threads), other_plan = other.plan(threads);
   int32_t c = 0;  // both rotate over their copies, one step per iteration
   const auto run = [&c](Setup& s, const AttentionPlan& p) {
     AttentionParams params = s.params(c % s.copies);
@@ -102,11 +100,19 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
     params.workspace_bytes = s.workspace_bytes;
     paged_attention(p, params);
   };
-  state.counters["paged_vs_dense"] = bench::time_against(
-      state, [&] { run(paged, plan), ++c; }, [&] { run(dense, dense_plan); });
+  const double ratio = bench::time_against(state, [&] { run(main, plan), ++c; }, [&] { run(other, other_plan); });
   state.counters["threads"] = threads;
-  bench::report_bytes(state, paged.kv_bytes, threads);
-  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, DType::bf16) + " ceiling=dram");
+  bench::report_bytes(state, main.kv_bytes, threads);
+  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, main.kv) + " ceiling=dram");
+  return ratio;
+}
+
+// Paged decode against its dense twin on the same machine: the two setups are timed
+// alternately (bench::time_against). Time: paged. paged_vs_dense = dense time / paged time
+// (1: paging costs nothing; the target is >= 0.95).
+void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const Shape& dense_shape, int threads) {
+  Setup paged(paged_shape), dense(dense_shape);
+  state.counters["paged_vs_dense"] = run_alternated(state, paged, dense, threads);
 }
 
 // Decode over an 8-bit cache (i8 with row scales, or fp8) against the same decode over bf16,
@@ -114,19 +120,7 @@ void run_paged_vs_dense(benchmark::State& state, const Shape& paged_shape, const
 // bw_fraction counts the 8-bit call's own bytes (scales included).
 void run_kv8_vs_bf16(benchmark::State& state, const Shape& shape, DType kv, int threads) {
   Setup q8(shape, kv), bf16(shape);
-  const AttentionPlan plan = q8.plan(threads), bf16_plan = bf16.plan(threads);
-  int32_t c = 0;
-  const auto run = [&c](Setup& s, const AttentionPlan& p) {
-    AttentionParams params = s.params(c % s.copies);
-    params.workspace = s.workspace.get();
-    params.workspace_bytes = s.workspace_bytes;
-    paged_attention(p, params);
-  };
-  state.counters["speedup"] = bench::time_against(
-      state, [&] { run(q8, plan), ++c; }, [&] { run(bf16, bf16_plan); });
-  state.counters["threads"] = threads;
-  bench::report_bytes(state, q8.kv_bytes, threads);
-  state.SetLabel(std::string("kernel=") + attention_kernel_name(DType::bf16, kv) + " ceiling=dram");
+  state.counters["speedup"] = run_alternated(state, q8, bf16, threads);
 }
 
 // Speculative verification: each request checks a draft tree of q_len nodes (EAGLE-like: each
@@ -270,15 +264,7 @@ void run_cascade_vs_flat(benchmark::State& state, int threads) {
   std::iota(q_indptr.begin(), q_indptr.end(), 0);
   const CascadePlan cplan = plan_cascade({1, group_indptr.data(), prefix_len.data(), kReqs, q_indptr.data(),
                                           suffix_len.data(), kQoHeads, kKvHeads, kHeadDim, kHeadDim, threads});
-  AttentionProblem fp;
-  fp.num_reqs = kReqs;
-  fp.q_indptr = q_indptr.data();
-  fp.kv_len = flat_len.data();
-  fp.num_q_heads = kQoHeads;
-  fp.num_kv_heads = kKvHeads;
-  fp.head_dim_qk = fp.head_dim_v = kHeadDim;
-  fp.num_threads = threads;
-  const AttentionPlan fplan = plan_attention(fp);
+  const AttentionPlan fplan = plan_attention(bench::problem(q_indptr, flat_len, threads));
   Bytes ws = alloc(std::max(cplan.workspace_bytes, fplan.workspace_bytes));
   const KVCacheView cache = kv_cache_hnd(k.get(), v.get(), DType::bf16, pages, kPage, kKvHeads, kHeadDim, kHeadDim);
   const TokensView qv{q.get(), DType::bf16, kQoHeads * kHeadDim, kHeadDim};

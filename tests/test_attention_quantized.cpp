@@ -157,22 +157,15 @@ std::vector<QCase> cases() {
     });
     add("non_causal_mqa", kv, [](QCase& c) { c.causal = false; c.kv_heads = 1; c.dq = c.dv = 64; });
   }
-  add("mla_latent", DType::i8, [](QCase& c) {
-    c.layout = Layout::latent;
-    c.dq = 576;
-    c.dv = 512;
-    c.qo_heads = 16;
-    c.kv_heads = 1;
-    c.reqs = {{1, 70}, {4, 40}};
-  });
-  add("mla_latent", DType::f8_e4m3, [](QCase& c) {
-    c.layout = Layout::latent;
-    c.dq = 576;
-    c.dv = 512;
-    c.qo_heads = 16;
-    c.kv_heads = 1;
-    c.reqs = {{1, 70}, {4, 40}};
-  });
+  for (DType kv : {DType::i8, DType::f8_e4m3})
+    add("mla_latent", kv, [](QCase& c) {
+      c.layout = Layout::latent;
+      c.dq = 576;
+      c.dv = 512;
+      c.qo_heads = 16;
+      c.kv_heads = 1;
+      c.reqs = {{1, 70}, {4, 40}};
+    });
   return v;
 }
 

@@ -64,34 +64,42 @@ inline uint16_t float_to_f16_bits(float x) {
 // fp8 (dtype.hpp): round to nearest even, saturate to the largest finite value, NaN stays NaN.
 // Values below the smallest normal land on the subnormal grid by the fp32 adder's own rounding:
 // adding a power of two whose ulp is that grid's step (2^14 for e4m3's 2^-9, 2^7 for e5m2's
-// 2^-16) rounds to nearest even, and the integer part of the sum's mantissa is the code.
-inline uint8_t float_to_f8_e4m3_bits(float x) {
+// 2^-16) rounds to nearest even, and the integer part of the sum's mantissa is the code. The
+// vector kernels (quantize_kv/generic.hpp) follow the same steps with the same constants.
+struct F8E4M3 {
+  static constexpr uint32_t kMaxBits = 0x43e00000u, kMinNormalBits = 0x3c800000u;  // 448, 2^-6
+  static constexpr uint32_t kRebias = 0x3c000000u, kShift = 20;                     // bias 127 -> 7
+  static constexpr uint32_t kMaxCode = 0x7e, kNanCode = 0x7f;
+  static constexpr float kGrid = 16384.f;
+  static constexpr uint32_t kGridBits = 0x46800000u;
+};
+struct F8E5M2 {
+  static constexpr uint32_t kMaxBits = 0x47600000u, kMinNormalBits = 0x38800000u;  // 57344, 2^-14
+  static constexpr uint32_t kRebias = 0x38000000u, kShift = 21;                     // bias 127 -> 15
+  static constexpr uint32_t kMaxCode = 0x7b, kNanCode = 0x7e;
+  static constexpr float kGrid = 128.f;
+  static constexpr uint32_t kGridBits = 0x43000000u;
+};
+
+template <class F>
+inline uint8_t float_to_f8_bits(float x) {
   const uint32_t u = bits_of(x), a = u & 0x7fffffffu;
   const uint8_t sign = uint8_t((u >> 24) & 0x80u);
-  if (a > 0x7f800000u) return uint8_t(sign | 0x7fu);
-  if (a >= 0x43e00000u) return uint8_t(sign | 0x7eu);  // >= 448
-  if (a < 0x3c800000u) return uint8_t(sign | (bits_of(float_of(a) + 16384.f) - 0x46800000u));  // < 2^-6
-  uint32_t v = a - 0x3c000000u;  // exponent rebiased from 127 to 7
-  v += 0x7ffffu + ((v >> 20) & 1u);
-  return uint8_t(sign | (v >> 20));
+  if (a > 0x7f800000u) return uint8_t(sign | F::kNanCode);
+  if (a >= F::kMaxBits) return uint8_t(sign | F::kMaxCode);
+  if (a < F::kMinNormalBits) return uint8_t(sign | (bits_of(float_of(a) + F::kGrid) - F::kGridBits));
+  uint32_t v = a - F::kRebias;
+  v += ((1u << (F::kShift - 1)) - 1) + ((v >> F::kShift) & 1u);
+  return uint8_t(sign | (v >> F::kShift));
 }
+inline uint8_t float_to_f8_e4m3_bits(float x) { return float_to_f8_bits<F8E4M3>(x); }
+inline uint8_t float_to_f8_e5m2_bits(float x) { return float_to_f8_bits<F8E5M2>(x); }
 
 inline float f8_e4m3_bits_to_float(uint8_t b) {
   const uint32_t sign = uint32_t(b & 0x80u) << 24, em = b & 0x7fu;
   if (em == 0x7fu) return float_of(sign | 0x7fc00000u);
   if (em < 8) return float_of(sign | bits_of(float(em) * 0.001953125f));  // em * 2^-9
   return float_of(sign | ((em << 20) + 0x3c000000u));
-}
-
-inline uint8_t float_to_f8_e5m2_bits(float x) {
-  const uint32_t u = bits_of(x), a = u & 0x7fffffffu;
-  const uint8_t sign = uint8_t((u >> 24) & 0x80u);
-  if (a > 0x7f800000u) return uint8_t(sign | 0x7eu);
-  if (a >= 0x47600000u) return uint8_t(sign | 0x7bu);  // >= 57344
-  if (a < 0x38800000u) return uint8_t(sign | (bits_of(float_of(a) + 128.f) - 0x43000000u));  // < 2^-14
-  uint32_t v = a - 0x38000000u;  // exponent rebiased from 127 to 15
-  v += 0xfffffu + ((v >> 21) & 1u);
-  return uint8_t(sign | (v >> 21));
 }
 
 inline float f8_e5m2_bits_to_float(uint8_t b) { return f16_bits_to_float(uint16_t(b << 8)); }

@@ -3,6 +3,7 @@
 // tail through those scalar conversions, so every lane rounds as they do.
 #pragma once
 #include <cmath>
+#include <type_traits>
 
 #include "common/simd/load.hpp"
 #include "quantize_kv/kernel.hpp"
@@ -10,25 +11,19 @@
 namespace pagedinfer::detail {
 namespace {  // internal linkage: every ISA TU gets its own copy (see scalar_convert.hpp)
 
-// fp8 codes of x (sign in bit 7), float_to_f8_e4m3_bits / float_to_f8_e5m2_bits lane by lane.
-template <class A, DType T>
+// fp8 codes of x (sign in bit 7): float_to_f8_bits<F> (common/scalar_convert.hpp) lane by lane.
+template <class A, class F>
 xsimd::batch<int32_t, A> f8_codes(xsimd::batch<float, A> x) {
   using I = xsimd::batch<int32_t, A>;
-  using F = xsimd::batch<float, A>;
-  constexpr bool e4m3 = T == DType::f8_e4m3;
-  constexpr int32_t kMaxBits = e4m3 ? 0x43e00000 : 0x47600000, kMaxCode = e4m3 ? 0x7e : 0x7b;
-  constexpr int32_t kNan = e4m3 ? 0x7f : 0x7e, kMinNormal = e4m3 ? 0x3c800000 : 0x38800000;
-  constexpr int32_t kRebias = e4m3 ? 0x3c000000 : 0x38000000, kShift = e4m3 ? 20 : 21;
-  constexpr float kGrid = e4m3 ? 16384.f : 128.f;
-  constexpr int32_t kGridBits = e4m3 ? 0x46800000 : 0x43000000;
+  using B = xsimd::batch<float, A>;
   const I u = xsimd::bitwise_cast<I>(x);
   const I a = u & I(0x7fffffff);
-  I v = a - I(kRebias);
-  v = (v + I((1 << (kShift - 1)) - 1) + ((v >> kShift) & I(1))) >> kShift;
-  const I sub = xsimd::bitwise_cast<I>(xsimd::bitwise_cast<F>(a) + F(kGrid)) - I(kGridBits);
-  I code = xsimd::select(a < I(kMinNormal), sub, v);
-  code = xsimd::select(a >= I(kMaxBits), I(kMaxCode), code);
-  code = xsimd::select(a > I(0x7f800000), I(kNan), code);
+  I v = a - I(int32_t(F::kRebias));
+  v = (v + I((1 << (F::kShift - 1)) - 1) + ((v >> F::kShift) & I(1))) >> F::kShift;
+  const I sub = xsimd::bitwise_cast<I>(xsimd::bitwise_cast<B>(a) + B(F::kGrid)) - I(int32_t(F::kGridBits));
+  I code = xsimd::select(a < I(int32_t(F::kMinNormalBits)), sub, v);
+  code = xsimd::select(a >= I(int32_t(F::kMaxBits)), I(int32_t(F::kMaxCode)), code);
+  code = xsimd::select(a > I(0x7f800000), I(int32_t(F::kNanCode)), code);
   return code | ((u >> 24) & I(0x80));
 }
 
@@ -61,7 +56,7 @@ float quantize_row(const float* x, int32_t n, float scale, void* dst) {
     const F q = F::load_unaligned(x + i) / s;
     I c;
     if constexpr (T == DType::i8) c = xsimd::max(I(-127), xsimd::min(I(127), xsimd::nearbyint_as_int(q)));
-    else c = f8_codes<A, T>(q);
+    else c = f8_codes<A, std::conditional_t<T == DType::f8_e4m3, F8E4M3, F8E5M2>>(q);
     c.store_aligned(codes);
     for (int32_t k = 0; k < W; ++k) out[i + k] = uint8_t(codes[k]);
   }
