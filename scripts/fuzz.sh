@@ -10,6 +10,7 @@ seconds=${1:-60}
 $( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev \
   libomp-14-dev >/dev/null
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEDINFER_FUZZ=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
   -DPAGEDINFER_BUILD_TESTS=OFF -DPAGEDINFER_BUILD_BENCHMARKS=OFF -DPAGEDINFER_BUILD_EXAMPLES=OFF \
   -DPAGEDINFER_BUILD_PYTHON=OFF -DPAGEDINFER_BUILD_TOOLS=OFF >/dev/null
 cmake --build build-fuzz -j2
