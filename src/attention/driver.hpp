@@ -19,8 +19,8 @@
 // A quantized cache (kv_cache.hpp) is read as its stored values widened to fp32 (load_as); each
 // key's scale multiplies its scores after Dots::scores and each value's scale its probabilities
 // after the softmax (so the running sum l is of the true probabilities).
-// The next tile's K/V rows are prefetched while this one is computed: pages are scattered, so
-// hardware prefetchers cannot follow them (see AttentionPrefetch).
+// The K/V rows of the next two tiles are prefetched while this one is computed: pages are
+// scattered, so hardware prefetchers cannot follow them (see AttentionPrefetch and run()).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -53,12 +53,13 @@ struct AttentionItemState {
   float* m() const { return scratch + lay.m; }
   float* l() const { return scratch + lay.l; }
   float* vpack() const { return scratch + lay.vpack; }
-  // Addresses of the K (V) rows of a tile, in two slots: this tile's and the next one's.
+  // Addresses of the K (V) rows of a tile, in kAttnSlots slots: tile i of the item uses slot
+  // i mod kAttnSlots.
   const void** k_ptrs(int32_t slot) const { return reinterpret_cast<const void**>(scratch + lay.ptrs) + slot * kAttnTile; }
-  const void** v_ptrs(int32_t slot) const { return k_ptrs(2 + slot); }
-  // A quantized cache's scales of the tile's keys (values), in the same two slots; 0 past the tile.
-  float* k_scales(int32_t slot) const { return scratch + lay.scales + slot * kAttnTile; }
-  float* v_scales(int32_t slot) const { return k_scales(2 + slot); }
+  const void** v_ptrs(int32_t slot) const { return k_ptrs(kAttnSlots + slot); }
+  // A quantized cache's scales of the tile's keys (values); 0 past the tile.
+  float* k_scales() const { return scratch + lay.scales; }
+  float* v_scales() const { return k_scales() + kAttnTile; }
   int64_t q_token(int32_t r) const { return p.q_indptr[it.req] + it.q_begin + r / group; }
   int32_t pos(int32_t r) const { return kv_len - q_len + it.q_begin + r / group; }
   int32_t head(int32_t r) const { return it.kv_head * group + r % group; }
@@ -92,8 +93,9 @@ struct AttentionItemState {
 
 // Rows of the next tile (its K rows or its V rows), fetched into L2 one token at a time: K while
 // this tile's scores are computed, V while its P.V is. Spread out that way, the requests keep
-// memory busy through the whole tile without filling the core's miss queue at once (a burst of
-// them stalled the pipeline, and the hardware drops prefetches it has no room for).
+// memory busy through the whole tile without filling the core's miss queue at once; the
+// hardware drops prefetches it has no room for, so this second pass also catches what the
+// burst of fetch_rows (the tile after next, when its addresses are known) lost.
 struct AttentionPrefetch {
   const void* const* rows;
   int32_t n;  // tokens of the next tile; 0 once issued
@@ -136,20 +138,30 @@ struct AttentionDriver {
     int32_t begin, end, unused;
     x.visible(0, begin, unused);
     x.visible(rows - 1, unused, end);
+    // Rows are fetched twice ahead: tile i + 2's all at once when its addresses are known, and
+    // tile i + 1's again row by row during tile i, which catches what the first fetch dropped.
     if (begin < end) {
-      fill_rows(x, begin, std::min(kAttnTile, end - begin), 0);
-      for (int32_t t0 = begin, cur = 0; t0 < end; t0 += kAttnTile, cur ^= 1) {
-        const int32_t tn = std::min(kAttnTile, end - t0);
-        const int32_t next = std::max(0, std::min(kAttnTile, end - t0 - tn));
-        if (next) fill_rows(x, t0 + tn, next, cur ^ 1);
-        Dots::scores(x, x.k_ptrs(cur), tn, AttentionPrefetch{x.k_ptrs(cur ^ 1), next, x.dq * es});
+      const auto tile_len = [&](int32_t t0) { return std::max(0, std::min(kAttnTile, end - t0)); };
+      for (int32_t i = 0; i < 2; ++i)
+        if (const int32_t n = tile_len(begin + i * kAttnTile)) {
+          fill_rows(x, begin + i * kAttnTile, n, i);
+          fetch_rows(x, i, n);
+        }
+      for (int32_t t0 = begin, cur = 0; t0 < end; t0 += kAttnTile, cur = (cur + 1) % kAttnSlots) {
+        const int32_t tn = tile_len(t0), next = tile_len(t0 + kAttnTile), far = tile_len(t0 + 2 * kAttnTile);
+        const int32_t slot1 = (cur + 1) % kAttnSlots, slot2 = (cur + 2) % kAttnSlots;
+        if (far) {
+          fill_rows(x, t0 + 2 * kAttnTile, far, slot2);
+          fetch_rows(x, slot2, far);
+        }
+        Dots::scores(x, x.k_ptrs(cur), tn, AttentionPrefetch{x.k_ptrs(slot1), next, x.dq * es});
         if (quantized) {
-          fill_scales(x, t0, tn, cur);
-          scale_columns(x, x.k_scales(cur));
+          fill_scales(x, t0, tn);
+          scale_columns(x, x.k_scales());
         }
         softmax_update(x, t0, tn);
-        if (quantized) scale_columns(x, x.v_scales(cur));
-        Dots::accumulate(x, x.v_ptrs(cur), tn, AttentionPrefetch{x.v_ptrs(cur ^ 1), next, x.dv * es});
+        if (quantized) scale_columns(x, x.v_scales());
+        Dots::accumulate(x, x.v_ptrs(cur), tn, AttentionPrefetch{x.v_ptrs(slot1), next, x.dv * es});
       }
     }
     finish(x, dst);
@@ -162,12 +174,12 @@ struct AttentionDriver {
         (B::load_aligned(x.s(r) + j) * B::load_aligned(f + j)).store_aligned(x.s(r) + j);
   }
 
-  // The scales of tokens [t0, t0 + tn) of a quantized cache into scale slot `slot`, 0 past tn
-  // (an i8 cache's lines were prefetched by fill_rows).
-  static void fill_scales(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
+  // The scales of tokens [t0, t0 + tn) of a quantized cache, 0 past tn (an i8 cache's lines
+  // were prefetched by fill_rows).
+  static void fill_scales(const AttentionItemState& x, int32_t t0, int32_t tn) {
     const KVCacheView& c = x.p.cache;
-    float* ks = x.k_scales(slot);
-    float* vs = x.v_scales(slot);
+    float* ks = x.k_scales();
+    float* vs = x.v_scales();
     std::fill(ks + tn, ks + kAttnTile, 0.f);
     std::fill(vs + tn, vs + kAttnTile, 0.f);
     if (!has_row_scales(c)) {  // fp8: one scale per tensor
@@ -187,8 +199,15 @@ struct AttentionDriver {
     }
   }
 
+  // Prefetches the K and V rows of the tile in pointer slot `slot` (tn tokens) at once.
+  static void fetch_rows(const AttentionItemState& x, int32_t slot, int32_t tn) {
+    const int64_t es = int64_t(dtype_size(x.p.cache.dtype));
+    AttentionPrefetch{x.k_ptrs(slot), tn, x.dq * es}.issue(0, tn);
+    if (!v_in_k(x.p.cache)) AttentionPrefetch{x.v_ptrs(slot), tn, x.dv * es}.issue(0, tn);
+  }
+
   // Addresses of the K and V rows of tokens [t0, t0 + tn) into pointer slot `slot`. An i8
-  // cache's row scales are fetched here, a tile ahead of fill_scales reading them: read now,
+  // cache's row scales are fetched here, two tiles ahead of fill_scales reading them: read now,
   // each page's scale line would stall the tile on a cache miss.
   static void fill_rows(const AttentionItemState& x, int32_t t0, int32_t tn, int32_t slot) {
     const KVCacheView& c = x.p.cache;

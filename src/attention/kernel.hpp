@@ -17,6 +17,10 @@ constexpr int32_t kAttnTile = 32;
 // stay in L1/L2.
 constexpr int32_t kAttnRowsTarget = 64;
 
+// Tiles whose row addresses a work item holds at once: the one being computed and the next two,
+// whose rows are being fetched (driver.hpp).
+constexpr int32_t kAttnSlots = 3;
+
 namespace {  // internal linkage: ISA TUs include this (see common/scalar_convert.hpp)
 
 inline int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
@@ -26,8 +30,8 @@ inline int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
 // the bf16 dot-product kernel.
 struct AttentionScratchLayout {
   int32_t rows, q_stride, v_stride;
-  std::size_t q, s, acc, m, l, ptrs, scales, vpack;  // offsets in floats (ptrs: 4 x kAttnTile pointers,
-                                                    // scales: 4 x kAttnTile floats)
+  std::size_t q, s, acc, m, l, ptrs, scales, vpack;  // offsets in floats (ptrs: K and V row addresses of
+                                                    // kAttnSlots tiles; scales: K and V scales of one)
   std::size_t bytes;                         // total, a multiple of 64
 
   AttentionScratchLayout(int32_t rows_, int32_t dqk, int32_t dv)
@@ -38,8 +42,8 @@ struct AttentionScratchLayout {
     m = acc + std::size_t(rows) * v_stride;
     l = m + std::size_t(round_up(rows, 16));
     ptrs = l + std::size_t(round_up(rows, 16));
-    scales = ptrs + 4 * kAttnTile * sizeof(void*) / sizeof(float);
-    vpack = scales + 4 * kAttnTile;
+    scales = ptrs + 2 * kAttnSlots * kAttnTile * sizeof(void*) / sizeof(float);
+    vpack = scales + 2 * kAttnTile;
     // vpack (bf16 kernel): one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2],
     // or before that, the tile's K transposed into pairs, [round_up(dqk, 32) / 2][kAttnTile][2]
     bytes = vpack * sizeof(float) + std::size_t(kAttnTile) * std::max(v_stride, round_up(dqk, 32)) * 2;
