@@ -1,5 +1,5 @@
 // The attention benchmarks' shapes and their data (bench_attention.cpp): Llama-3-8B / Qwen2-7B
-// heads, a paged HND cache of bf16 or of an 8-bit type, shuffled block tables, and as many
+// heads, a paged HND cache of bf16, f16 or an 8-bit type, shuffled block tables, and as many
 // copies as "cold" needs.
 #pragma once
 #include <algorithm>
@@ -87,10 +87,16 @@ struct Setup {
     flops = double(s.batch) * kQoHeads * pairs * 4 * kHeadDim;
   }
 
-  // Random values of the cache's dtype: bf16 in [-1, 1), fp8 codes of magnitude < 2 (no NaN),
-  // int8 codes in [-63, 63] with row scales 1 / 64.
+  // Random values of the cache's dtype: bf16 and f16 in [-1, 1), fp8 codes of magnitude < 2 (no
+  // NaN), int8 codes in [-63, 63] with row scales 1 / 64.
   void fill_pool(uint8_t* pool, std::size_t pages, std::size_t page_bytes, uint64_t seed) const {
     if (kv == DType::bf16) return fill_bf16(reinterpret_cast<uint16_t*>(pool), page_bytes * pages / 2, seed);
+    if (kv == DType::f16) {  // the bf16 values, exactly representable in f16 at this range
+      const std::size_t n = page_bytes * pages / 2;
+      fill_bf16(reinterpret_cast<uint16_t*>(pool), n, seed);
+      std::vector<uint16_t> tmp(reinterpret_cast<uint16_t*>(pool), reinterpret_cast<uint16_t*>(pool) + n);
+      return convert(tmp.data(), DType::bf16, pool, DType::f16, n);
+    }
     std::mt19937_64 rng(seed);
     const std::size_t rows = std::size_t(page_size) * kKvHeads, values = rows * kHeadDim;
     for (std::size_t p = 0; p < pages; ++p) {

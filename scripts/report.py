@@ -17,6 +17,7 @@ TARGETS = [
     (r"attention/prefill_512/", "peak_fraction", 0.40, "unit peak"),
     (r"attention/cascade_vs_flat_b64_prefix4096/", "speedup", 3.0, "flat attention, alternated"),
     (r"attention/kv_(int8|fp8)_vs_bf16_b8_ctx4096/", "speedup", 1.7, "bf16 KV decode, alternated"),
+    (r"attention/kv_fp16_vs_bf16_b8_ctx4096/", "speedup", 0.9, "bf16 KV decode, alternated"),
     (r"gemm/w\w+_vs_stream_m1_", "bw_fraction_alternated", 0.90, "DRAM read, alternated"),
     (r"gemm/w\w+_vs_stream_m8_", "bw_fraction_alternated", 0.85, "DRAM read, alternated"),
     (r"gemm/w\w+_vs_stream_m32_", "bw_fraction_alternated", 0.75, "DRAM read, alternated"),

@@ -18,7 +18,7 @@ rm -f build/report/bench_*.json
 
 # The headline cases: 2 threads, the shapes the targets are set on (docs/performance.md).
 declare -A headline=(
-  [bench_attention]='attention/(decode_b8_ctx4096|decode_b1_ctx32768|prefill_512|vllm_b64_q512_kv512|paged_vs_dense_b8_ctx4096|cascade_vs_flat_b64_prefix4096|kv_int8_vs_bf16_b8_ctx4096|kv_fp8_vs_bf16_b8_ctx4096|mla_decode_b8_ctx4096|tree_verify_b8_draft64_ctx4096)/.*threads:2'
+  [bench_attention]='attention/(decode_b8_ctx4096|decode_b1_ctx32768|prefill_512|vllm_b64_q512_kv512|paged_vs_dense_b8_ctx4096|cascade_vs_flat_b64_prefix4096|kv_(int8|fp8|fp16)_vs_bf16_b8_ctx4096|mla_decode_b8_ctx4096|tree_verify_b8_draft64_ctx4096)/.*threads:2'
   [bench_gemm]='gemm/(w[a0-9]+_vs_stream_m(1|8)_14336x4096|w4a16_m8_14336x4096|w8a8_m8_14336x4096|w[a0-9]+_m512_4096x4096|w(8a8|16a16)_vs_onednn_m512_4096x4096)/threads:2'
   [bench_kv_cache]='kv_cache/(append_decode_64tok|gather_blocks_1024)/threads:2'
   [bench_norm]='norm/(rmsnorm_t512|fused_add_rmsnorm_t512)/bf16/threads:2'
