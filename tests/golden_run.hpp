@@ -73,8 +73,7 @@ inline std::map<std::string, Tensor> run_attention(const File& f, const json& sp
   p.q = {q.data.data(), out_t, int64_t(hq) * dq, dq};
   p.q_indptr = query_start.data();
   p.num_q_heads = hq;
-  p.cache = kv_cache_nhd(const_cast<uint8_t*>(k.data.data()), const_cast<uint8_t*>(v.data.data()), dtype_of(k),
-                         k.shape[0], int32_t(k.shape[1]), hkv, dq, dv);
+  p.cache = golden::attention_cache(f);
   p.pages.num_reqs = pr.num_reqs;
   p.pages.kv_len = seq_lens.data();
   p.pages.block_table = table.data();

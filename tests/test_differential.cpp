@@ -36,7 +36,7 @@ json attention_spec(Rng& rng) {
   json s = {{"op", "attention"}, {"num_q_heads", hq}, {"num_kv_heads", hkv}, {"head_dim", dq},
             {"head_dim_v", chance(rng, 0.8) ? dq : pick(rng, {8, 64})}, {"page_size", pick(rng, {1, 3, 16, 64})}};
   const char* dtype = any_dtype(rng);
-  const char* kv = pick(rng, {"bf16", "f16"});
+  const char* kv = pick(rng, {"bf16", "f16", "bf16", "f16", "f8_e4m3", "f8_e5m2", "i8"});
   s["dtype"] = dtype;
   s["kv_dtype"] = kv;
   // P rounded to bf16 only by the bf16 dot-product kernel (bf16 q and KV); the rest keep fp32.

@@ -178,6 +178,12 @@ TEST(Golden, EveryOpPassesItsGoldenFile) {
   for (const char* spec : {
            R"({"op":"attention","dtype":"f16","kv_dtype":"bf16","num_q_heads":6,"num_kv_heads":3,"head_dim":72,)"
            R"("page_size":3,"kv_lens":[50,7],"q_lens":[4,7],"alibi":true,"sinks":true,"window_left":9})",
+           R"({"op":"attention","kv_dtype":"i8","num_q_heads":8,"num_kv_heads":2,"head_dim":72,"page_size":5,)"
+           R"("kv_lens":[1,40,300],"q_lens":[1,3,20],"softcap":30})",
+           R"({"op":"attention","dtype":"f32","kv_dtype":"f8_e5m2","num_q_heads":4,"num_kv_heads":4,"head_dim":64,)"
+           R"("page_size":16,"kv_lens":[33,700],"sinks":true})",
+           R"({"op":"attention","kv_dtype":"f8_e4m3","num_q_heads":8,"num_kv_heads":1,"head_dim":128,)"
+           R"("page_size":16,"kv_lens":[17,513],"q_lens":[8,24],"tree_mask":true})",
            R"({"op":"linear","format":"awq","m":9,"n":64,"k":256})",
            R"({"op":"linear","format":"gptq","act_order":true,"bits":8,"group_size":32,"m":3,"n":32,"k":128,"dtype":"f32"})",
            R"({"op":"linear","format":"w8a8","m":17,"n":40,"k":96})",
@@ -188,6 +194,31 @@ TEST(Golden, EveryOpPassesItsGoldenFile) {
     const golden::Report r = golden::check(f, goldenrun::run_case(f, 2));
     EXPECT_TRUE(r.pass) << spec << "\n" << r.to_string();
   }
+}
+
+// 8-bit caches carry their scales in the file: the library passes, and a kernel that misreads
+// them (every V row scale, or the fp8 K scale, 5% off) fails.
+TEST(Golden, QuantizedCachesPassAndAMisreadScaleFails) {
+  const auto scaled = [](File f, const std::string& name, float factor) {
+    Tensor& t = f.tensors.at(name);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const float x = float(t.get(i)) * factor;
+      std::memcpy(t.data.data() + 4 * i, &x, 4);
+    }
+    return f;
+  };
+  for (const auto& [kv, scale] : {std::pair{"i8", "v_scales"}, std::pair{"f8_e4m3", "k_scale"}}) {
+    const File f = golden::generate(std::string(R"({"op":"attention","dtype":"f32","num_q_heads":8,"num_kv_heads":2,)") +
+                                    R"("head_dim":64,"page_size":16,"kv_lens":[200,37],"kv_dtype":")" + kv + R"("})");
+    EXPECT_EQ(f.tensors.at("k_cache").dtype, std::string(kv) == "i8" ? "I8" : "F8_E4M3");
+    const golden::Report pass = golden::check(f, goldenrun::run_case(f, 2));
+    EXPECT_TRUE(pass.pass) << kv << "\n" << pass.to_string();
+    const golden::Report fail = golden::check(f, goldenrun::run_case(scaled(f, scale, 1.05f), 2));
+    EXPECT_FALSE(fail.pass) << kv;
+  }
+  File missing = golden::generate(R"({"op":"attention","num_q_heads":2,"kv_lens":[3],"kv_dtype":"i8"})");
+  missing.tensors.erase("k_scales");
+  expect_error([&] { golden::attention_cache(missing); }, {"k_scales", "i8"});
 }
 
 TEST(Golden, CheckRefusesWhatItCannotCompare) {
@@ -210,11 +241,11 @@ TEST(Golden, CheckRefusesWhatItCannotCompare) {
 
 TEST(Golden, SuiteSpecsAreValid) {
   const std::vector<std::string> suite = golden::standard_suite();
-  EXPECT_EQ(suite.size(), 33u);
+  EXPECT_EQ(suite.size(), 39u);
   for (const char* model : {"qwen2-7b", "llama3-8b", "qwen-1.8b"}) {
     int cases = 0;
     for (const std::string& s : suite) cases += s.find(std::string("\"name\":\"") + model) != std::string::npos;
-    EXPECT_EQ(cases, 11) << model;
+    EXPECT_EQ(cases, 13) << model;
   }
   // The smallest case of each op generates (the whole suite runs in the tool test).
   for (const std::string& s : suite)

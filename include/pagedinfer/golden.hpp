@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "pagedinfer/export.hpp"
+#include "pagedinfer/kv_cache.hpp"
 
 namespace pagedinfer::golden {
 
@@ -66,8 +67,15 @@ PAGEDINFER_API Tensor read_npy(const std::string& path);
 // spec key that is missing, unknown or out of range.
 PAGEDINFER_API File generate(const std::string& spec_json);
 
+// The paged cache of a golden attention file as a view into its tensors: k_cache and v_cache,
+// vLLM's NHD pools [num_pages, page_size, num_kv_heads, head_dim] of BF16, F16, F8_E4M3, F8_E5M2
+// or I8, with an fp8 cache's k_scale and v_scale (F32, one element each) or an int8 cache's
+// k_scales and v_scales (F32 [num_pages, page_size, num_kv_heads], one per row). The view points
+// into `file`, which must outlive it. Throws pagedinfer::Error for a file without them.
+PAGEDINFER_API KVCacheView attention_cache(const File& file);
+
 // The standard cases of the deployments pagedinfer serves (Qwen2-7B, Llama-3-8B, Qwen-1.8B
-// shapes; prefill 512 and decode batches; pages of 16, 64 and 128 tokens; AWQ int4 g128 with
+// shapes; prefill 512 and decode batches; pages of 16, 64 and 128 tokens; bf16, fp8 and int8 caches; AWQ int4 g128 with
 // zero points, GPTQ with act-order, W8A8; RoPE by position ids; RMSNorm with fused add): specs
 // with a "name" each, the file name the suite writes.
 PAGEDINFER_API std::vector<std::string> standard_suite();

@@ -104,7 +104,10 @@ def _run_attention(case, threads):
     spec = case.spec
     plan = _pagedinfer.plan_attention(case["query_start_loc"], case["seq_lens"], spec["num_q_heads"],
                                       spec["num_kv_heads"], spec["head_dim"], spec["head_dim_v"], num_threads=threads)
-    cache = _pagedinfer.KVCache(case["k_cache"], case["v_cache"], "nhd")
+    kv = {"f8_e4m3": "fp8_e4m3", "f8_e5m2": "fp8_e5m2", "i8": "int8"}.get(spec["kv_dtype"], "auto")
+    scales = {name: case[name] for name in ("k_scales", "v_scales") if name in case}
+    scales.update({name: case[name].item() for name in ("k_scale", "v_scale") if name in case})
+    cache = _pagedinfer.KVCache(case["k_cache"], case["v_cache"], "nhd", kv_cache_dtype=kv, **scales)
     extra = {name: case[name].tolist() for name in ("alibi_slopes", "sinks") if name in case}
     if "custom_mask" in case:  # a speculative tree, FlashInfer's packed bits
         extra.update(custom_mask=case["custom_mask"], mask_indptr=case["mask_indptr"])

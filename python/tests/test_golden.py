@@ -29,10 +29,14 @@ SPECS = [
     dict(op="rms_norm", num_tokens=3, hidden_size=256, dtype="f16", eps=1e-5, gemma=True),
     dict(op="attention", num_q_heads=4, num_kv_heads=1, head_dim=64, kv_lens=[33, 70], q_lens=[33, 2], alibi=True,
          sinks=True),
+    dict(op="attention", kv_dtype="i8", num_q_heads=8, num_kv_heads=2, head_dim=64, page_size=16, kv_lens=[5, 300]),
+    dict(op="attention", kv_dtype="f8_e4m3", num_q_heads=8, num_kv_heads=2, head_dim=64, page_size=16,
+         kv_lens=[5, 300], q_lens=[5, 20]),
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s['op']}-{s.get('format', s.get('dtype', 'bf16'))}")
+@pytest.mark.parametrize("spec", SPECS,
+                         ids=lambda s: f"{s['op']}-{s.get('format', s.get('kv_dtype', s.get('dtype', 'bf16')))}")
 def test_library_passes_its_golden_file(spec):
     case = golden.generate(spec, seed=3)
     report = golden.check(case, golden.run_pagedinfer(case))

@@ -10,8 +10,13 @@
 namespace pagedinfer::golden::detail {
 namespace {
 
-// Clears the sign bit of every element: |v| in any storage dtype.
+// |v| in any storage dtype: the sign bit cleared, or an int8 code's magnitude (codes are in
+// [-127, 127]).
 void make_absolute(std::vector<uint8_t>& pool, DType t) {
+  if (t == DType::i8) {
+    for (uint8_t& b : pool) b = uint8_t(std::abs(int(int8_t(b))));
+    return;
+  }
   const std::size_t size = dtype_size(t);
   for (std::size_t i = size - 1; i < pool.size(); i += size) pool[i] &= 0x7f;
 }
@@ -25,12 +30,80 @@ double max_abs(const std::vector<uint8_t>& values, DType t) {
   return m;
 }
 
+// The largest |element| of K (v false) or V of an 8-bit NHD cache: stored values times scales.
+double max_abs(const KVCacheView& c, bool v, int64_t values) {
+  const PagePool& pool = v ? c.v : c.k;
+  const auto* code = static_cast<const uint8_t*>(pool.data);
+  double m = 0;
+  for (int64_t i = 0; i < values; ++i) {
+    const double x = c.dtype == DType::i8        ? int8_t(code[i]) * double(pool.scale[i / pool.head_dim])
+                     : c.dtype == DType::f8_e4m3 ? f8_e4m3_to_float(code[i]) * double(v ? c.v_scale : c.k_scale)
+                                                 : f8_e5m2_to_float(code[i]) * double(v ? c.v_scale : c.k_scale);
+    m = std::max(m, std::fabs(x));
+  }
+  return m;
+}
+
+DType cache_dtype(const Tensor& t) {
+  for (DType d : {DType::bf16, DType::f16, DType::f8_e4m3, DType::f8_e5m2, DType::i8})
+    if (t.dtype == st_dtype(d)) return d;
+  pagedinfer::detail::fail("golden", "k_cache has dtype ", t.dtype, ": a cache is BF16, F16, F8_E4M3, F8_E5M2 or I8");
+}
+
+// An NHD pool of the file's tensor `name` ([num_pages, page_size, heads, head_dim]).
+PagePool nhd_pool(const File& f, const std::string& name) {
+  const auto it = f.tensors.find(name);
+  PAGEDINFER_CHECK(it != f.tensors.end() && it->second.shape.size() == 4, "golden",
+                   "an attention file needs ", name, " [num_pages, page_size, num_kv_heads, head_dim]");
+  const std::vector<int64_t>& s = it->second.shape;
+  PagePool p;
+  p.data = const_cast<uint8_t*>(it->second.data.data());
+  p.head_dim = int32_t(s[3]);
+  p.stride_head = s[3];
+  p.stride_token = s[2] * s[3];
+  p.stride_page = s[1] * s[2] * s[3];
+  return p;
+}
+
+// Values in [-1, 1) stored as `kv` codes with their scales into the file (k_cache or v_cache
+// and its scales, by `kv_name`): fp8 with one scale per tensor in [2^-7, 2^-6) (not a power of
+// two, so its products round), int8 with one scale per row of head_dim values, s = max|x| / 127.
+void add_quantized_pool(std::mt19937_64& rng, DType kv, const std::vector<int64_t>& shape, const std::string& kv_name,
+                        File& file) {
+  const std::size_t d = std::size_t(shape[3]), n = std::size_t(shape[0] * shape[1] * shape[2]) * d;
+  const std::vector<uint8_t> values = random_values(rng, DType::f32, n, -1.f, 1.f);
+  const float* x = reinterpret_cast<const float*>(values.data());
+  std::vector<uint8_t> codes(n);
+  const std::string prefix = kv_name.substr(0, 1);  // "k" or "v"
+  if (kv == DType::i8) {
+    std::vector<float> scales(n / d);
+    for (std::size_t r = 0; r < n / d; ++r) {
+      float m = 0.f;
+      for (std::size_t i = 0; i < d; ++i) m = std::max(m, std::fabs(x[r * d + i]));
+      scales[r] = m / 127.f;
+      for (std::size_t i = 0; i < d; ++i)
+        codes[r * d + i] = uint8_t(int8_t(m > 0.f ? std::nearbyint(x[r * d + i] / scales[r]) : 0.f));
+    }
+    file.tensors[prefix + "_scales"] = make_tensor("F32", {shape[0], shape[1], shape[2]}, scales);
+  } else {
+    const float scale = std::uniform_real_distribution<float>(0x1p-7f, 0x1p-6f)(rng);
+    for (std::size_t i = 0; i < n; ++i)
+      codes[i] = kv == DType::f8_e4m3 ? float_to_f8_e4m3(x[i] / scale) : float_to_f8_e5m2(x[i] / scale);
+    file.tensors[prefix + "_scale"] = make_tensor("F32", {1}, std::vector<float>{scale});
+  }
+  file.tensors[kv_name] = make_tensor(kv, shape, codes.data());
+}
+
 }  // namespace
 
 void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   const DType dtype = spec.dtype("dtype", DType::bf16);
-  const DType kv_dtype = spec.dtype("kv_dtype", dtype);
-  PAGEDINFER_CHECK(kv_dtype != DType::f32, "golden", "spec key \"kv_dtype\" must be bf16 or f16 (the cache's dtypes)");
+  const std::string kv_name = spec.choice("kv_dtype", dtype == DType::f32 ? "bf16" : dtype_name(dtype),
+                                          {"bf16", "f16", "f8_e4m3", "f8_e5m2", "i8"});
+  DType kv_dtype = DType::bf16;
+  for (DType t : {DType::f16, DType::f8_e4m3, DType::f8_e5m2, DType::i8})
+    if (kv_name == dtype_name(t)) kv_dtype = t;
+  const bool quantized = !is_float_dtype(kv_dtype);
   const int32_t hq = int32_t(spec.positive("num_q_heads", 8, 1024));
   const int32_t hkv = int32_t(spec.positive("num_kv_heads", hq, 1024));
   PAGEDINFER_CHECK(hq % hkv == 0, "golden", "num_q_heads = ", hq, " must be a multiple of num_kv_heads = ", hkv);
@@ -51,7 +124,8 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   const bool tree_mask = spec.get<bool>("tree_mask", false);
   const float scale = spec.get<float>("scale", float(1 / std::sqrt(double(dq))));
   const float q_range = spec.get<float>("q_range", 1.f);
-  const std::string p_rounding = spec.choice("p_rounding", dtype_name(kv_dtype), {"bf16", "f16", "f32"});
+  const std::string p_rounding =
+      spec.choice("p_rounding", quantized ? "f32" : dtype_name(kv_dtype), {"bf16", "f16", "f32"});
   const int64_t spare = spec.get<int64_t>("spare_pages", 8);
   PAGEDINFER_CHECK(spare >= 0 && spare <= 1 << 20, "golden", "spare_pages must be in [0, 2^20]");
 
@@ -79,8 +153,17 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
 
   const int64_t tokens = query_start.back();
   std::vector<uint8_t> q = random_values(rng, dtype, std::size_t(tokens) * hq * dq, -q_range, q_range);
-  std::vector<uint8_t> k = random_values(rng, kv_dtype, std::size_t(num_pages) * page * hkv * dq, -1.f, 1.f);
-  std::vector<uint8_t> v = random_values(rng, kv_dtype, std::size_t(num_pages) * page * hkv * dv, -1.f, 1.f);
+  // The cache goes into the file first; the reference reads it there (attention_cache).
+  const std::vector<int64_t> k_shape{num_pages, page, hkv, dq}, v_shape{num_pages, page, hkv, dv};
+  if (quantized) {
+    add_quantized_pool(rng, kv_dtype, k_shape, "k_cache", file);
+    add_quantized_pool(rng, kv_dtype, v_shape, "v_cache", file);
+  } else {
+    for (const auto& [name, shape] : {std::pair{"k_cache", k_shape}, std::pair{"v_cache", v_shape}}) {
+      const std::size_t n = std::size_t(shape[0] * shape[1] * shape[2] * shape[3]);
+      file.tensors[name] = make_tensor(kv_dtype, shape, random_values(rng, kv_dtype, n, -1.f, 1.f).data());
+    }
+  }
   std::vector<float> alibi, sinks;
   std::uniform_real_distribution<float> sink_dist(-1.f, 2.f);
   for (int32_t h = 0; h < hq; ++h) {
@@ -113,7 +196,7 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   p.q = {q.data(), dtype, int64_t(hq) * dq, dq};
   p.q_indptr = query_start.data();
   p.num_q_heads = hq;
-  p.cache = kv_cache_nhd(k.data(), v.data(), kv_dtype, num_pages, page, hkv, dq, dv);
+  p.cache = attention_cache(file);
   p.pages.num_reqs = num_reqs;
   p.pages.kv_len = kv_lens.data();
   p.pages.block_table = block_table.data();
@@ -129,9 +212,9 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   if (tree_mask) p.custom_mask = mask.data(), p.mask_indptr = mask_indptr.data();
   reference::paged_attention(p);
   // The same attention over |V|: sum_j p_j |v_j|, the scale of the error of a P rounded to 16 bits.
-  std::vector<uint8_t> v_abs = v;
+  std::vector<uint8_t> v_abs = file.tensors.at("v_cache").data;
   make_absolute(v_abs, kv_dtype);
-  p.cache = kv_cache_nhd(k.data(), v_abs.data(), kv_dtype, num_pages, page, hkv, dq, dv);
+  p.cache.v.data = v_abs.data();
   p.out.data = abs_out.data();
   p.lse = nullptr;
   reference::paged_attention(p);
@@ -142,13 +225,22 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   //   out: 2 (2 e_s + 4 u) max|v| + 2 (kv_len + 8) u max|v| (the running sums)
   //        + u_P sum_j p_j |v_j| (P rounded to p_rounding for P.V) + u_out |ref| + u |ref| (F32 storage);
   //   lse: 2 (2 e_s + 4 u) + 2 (kv_len + 8) u + 4e-7 |lse|; an lse of -inf (no visible key) is exact.
-  const double u = 0x1p-24, vmax = max_abs(v, kv_dtype);
-  const double s_max = double(scale) * dq * max_abs(q, dtype) * max_abs(k, kv_dtype);
-  const double u_p = p_rounding == "bf16" ? unit_roundoff(DType::bf16) : p_rounding == "f16" ? unit_roundoff(DType::f16) : u;
+  // An 8-bit cache's stored values widen exactly; each score is multiplied by its key's scale and
+  // each probability by its value's scale in fp32, one rounding each: e_s grows by 2 u s_max and
+  // u_P by 2 u (max|k|, max|v|, |v_j| of the dequantized values).
+  const int64_t k_values = int64_t(num_pages) * page * hkv * dq, v_values = int64_t(num_pages) * page * hkv * dv;
+  const KVCacheView cache = attention_cache(file);
+  const double u = 0x1p-24;
+  const double kmax = quantized ? max_abs(cache, false, k_values) : max_abs(file.tensors.at("k_cache").data, kv_dtype);
+  const double vmax = quantized ? max_abs(cache, true, v_values) : max_abs(file.tensors.at("v_cache").data, kv_dtype);
+  const double s_max = double(scale) * dq * max_abs(q, dtype) * kmax;
+  const double u_scale = quantized ? 2 * u : 0.0;  // the scale products' rounding, relative
+  const double u_p =
+      (p_rounding == "bf16" ? unit_roundoff(DType::bf16) : p_rounding == "f16" ? unit_roundoff(DType::f16) : u) + u_scale;
   std::vector<float> out_bound(out.size()), lse_bound(lse.size());
   for (int32_t r = 0; r < num_reqs; ++r) {
     const double alibi_max = with_alibi ? double(kv_lens[r]) * alibi[0] : 0.0;
-    const double e_s = (dq + 8) * u * s_max + 2 * u * alibi_max + 4 * u * (s_max + alibi_max);
+    const double e_s = (dq + 8) * u * s_max + 2 * u * alibi_max + 4 * u * (s_max + alibi_max) + u_scale * s_max;
     const double base = 2 * (2 * e_s + 4 * u) + 2 * (kv_lens[r] + 8) * u;
     for (int64_t row = int64_t(query_start[r]) * hq; row < int64_t(query_start[r + 1]) * hq; ++row) {
       lse_bound[std::size_t(row)] = std::isinf(lse[std::size_t(row)]) ? 0.f : float(base + 4e-7 * std::fabs(lse[std::size_t(row)]));
@@ -161,8 +253,6 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   }
 
   file.tensors["q"] = make_tensor(dtype, {tokens, hq, dq}, q.data());
-  file.tensors["k_cache"] = make_tensor(kv_dtype, {num_pages, page, hkv, dq}, k.data());
-  file.tensors["v_cache"] = make_tensor(kv_dtype, {num_pages, page, hkv, dv}, v.data());
   file.tensors["block_table"] = make_tensor("I32", {num_reqs, cols}, block_table);
   file.tensors["seq_lens"] = make_tensor("I32", {num_reqs}, kv_lens);
   file.tensors["query_start_loc"] = make_tensor("I32", {num_reqs + 1}, query_start);
@@ -178,7 +268,44 @@ void generate_attention(Spec& spec, std::mt19937_64& rng, File& file) {
   file.metadata["pagedinfer.bound"] =
       "fp32 accumulation of scores, softmax and P.V (P may be rounded to p_rounding), output rounded once to dtype; "
       "per element: 2(2 e_s + 4u) max|v| + 2(kv_len + 8) u max|v| + u_P sum_j p_j|v_j| + (u_out + u)|ref|, "
-      "e_s = (head_dim + 8) u s_max + 2u alibi_max + 4u(s_max + alibi_max), u = 2^-24";
+      "e_s = (head_dim + 8) u s_max + 2u alibi_max + 4u(s_max + alibi_max), u = 2^-24; an 8-bit cache (its values "
+      "times their scales) adds 2u s_max to e_s and 2u to u_P";
 }
 
 }  // namespace pagedinfer::golden::detail
+
+namespace pagedinfer::golden {
+
+KVCacheView attention_cache(const File& f) {
+  using detail::nhd_pool;
+  KVCacheView c;
+  c.k = nhd_pool(f, "k_cache");
+  c.v = nhd_pool(f, "v_cache");
+  const Tensor& k = f.tensors.at("k_cache");
+  c.dtype = detail::cache_dtype(k);
+  PAGEDINFER_CHECK(f.tensors.at("v_cache").dtype == k.dtype, "golden", "k_cache and v_cache must have one dtype");
+  c.num_pages = k.shape[0];
+  c.page_size = int32_t(k.shape[1]);
+  c.num_kv_heads = int32_t(k.shape[2]);
+  const auto scales = [&](const std::string& name, int64_t elements) -> const Tensor& {
+    const auto it = f.tensors.find(name);
+    PAGEDINFER_CHECK(it != f.tensors.end() && it->second.dtype == "F32" && it->second.numel() == elements, "golden",
+                     "a ", dtype_name(c.dtype), " cache needs ", name, " (F32, ", elements, " elements)");
+    return it->second;
+  };
+  if (c.dtype == DType::f8_e4m3 || c.dtype == DType::f8_e5m2) {
+    c.k_scale = float(scales("k_scale", 1).get(0));
+    c.v_scale = float(scales("v_scale", 1).get(0));
+  } else if (c.dtype == DType::i8) {
+    const int64_t rows = c.num_pages * c.page_size * c.num_kv_heads;
+    for (auto [pool, name] : {std::pair{&c.k, "k_scales"}, std::pair{&c.v, "v_scales"}}) {
+      pool->scale = reinterpret_cast<float*>(const_cast<uint8_t*>(scales(name, rows).data.data()));
+      pool->scale_stride_page = int64_t(c.page_size) * c.num_kv_heads;
+      pool->scale_stride_token = c.num_kv_heads;
+      pool->scale_stride_head = 1;
+    }
+  }
+  return c;
+}
+
+}  // namespace pagedinfer::golden

@@ -76,7 +76,17 @@ class Spec {
 };
 
 // safetensors name of a library dtype.
-inline const char* st_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::bf16 ? "BF16" : "F16"; }
+inline const char* st_dtype(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::bf16: return "BF16";
+    case DType::f16: return "F16";
+    case DType::f8_e4m3: return "F8_E4M3";
+    case DType::f8_e5m2: return "F8_E5M2";
+    case DType::i8: return "I8";
+  }
+  return "invalid";
+}
 
 // A tensor from typed host data (little-endian host assumed: x86-64 and aarch64).
 template <class T>

@@ -38,6 +38,14 @@ std::vector<std::string> standard_suite() {
                    {"page_size", m.page_size},
                    {"kv_lens", {1, 17, 128, 255, 513, 1000, 1531, 2048}}});
     specs.push_back(decode);
+    // The same decode over 8-bit caches: fp8 e4m3 with per-tensor scales (vLLM's), int8 with a
+    // scale per row.
+    for (const char* kv : {"f8_e4m3", "i8"}) {
+      json quantized = decode;
+      quantized.update({{"name", p + "-attention-decode-" + (std::string(kv) == "i8" ? "int8" : "fp8") + "-kv"},
+                        {"kv_dtype", kv}});
+      specs.push_back(quantized);
+    }
     // A fresh 512-token prompt, and a mixed step: a prefill chunk after 384 cached tokens with
     // three decodes (vLLM's chunked prefill), both on 16-token pages.
     json prefill = attn;
