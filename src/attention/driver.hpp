@@ -51,7 +51,9 @@ struct AttentionItemState {
   float* s(int32_t r) const { return scratch + lay.s + std::size_t(r) * kAttnTile; }
   float* acc(int32_t r) const { return scratch + lay.acc + std::size_t(r) * lay.v_stride; }
   float* m() const { return scratch + lay.m; }
-  float* l() const { return scratch + lay.l; }
+  // Row r's running sum of probabilities as W lane-partial sums (W <= 16), reduced once in
+  // finish(): a horizontal sum per row and tile would sit on the softmax's critical path.
+  float* l(int32_t r) const { return scratch + lay.l + std::size_t(r) * 16; }
   float* vpack() const { return scratch + lay.vpack; }
   // Addresses of the K (V) rows of a tile, in kAttnSlots slots: tile i of the item uses slot
   // i mod kAttnSlots.
@@ -130,7 +132,7 @@ struct AttentionDriver {
     for (int32_t r = 0; r < rows; ++r) {
       std::fill(x.acc(r), x.acc(r) + x.lay.v_stride, 0.f);
       x.m()[r] = kAttnNegInf;
-      x.l()[r] = 0.f;
+      std::fill(x.l(r), x.l(r) + 16, 0.f);
     }
     const int64_t es = int64_t(dtype_size(p.cache.dtype));
     const bool quantized = is_quantized(p.cache);
@@ -302,7 +304,7 @@ struct AttentionDriver {
         vsum += e;
       }
       const float alpha = alpha_of(m_old, m_new);
-      x.l()[r] = x.l()[r] * alpha + xsimd::hadd(vsum);
+      xsimd::fma(B::load_aligned(x.l(r)), B(alpha), vsum).store_aligned(x.l(r));
       x.m()[r] = m_new;
       if (alpha != 1.f) {
         const B valpha(alpha);
@@ -321,7 +323,7 @@ struct AttentionDriver {
   // Normalizes each row and hands it to the output or to the split's partial slot.
   static void finish(const AttentionItemState& x, AttentionItemOutput dst) {
     for (int32_t r = 0; r < x.rows; ++r) {
-      const float l = x.l()[r];
+      const float l = xsimd::hadd(B::load_aligned(x.l(r)));
       float* o = x.acc(r);
       Dots::unpermute(o, x.dv);
       const float inv = l > 0.f ? 1.f / l : 0.f;

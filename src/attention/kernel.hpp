@@ -41,7 +41,7 @@ struct AttentionScratchLayout {
     acc = s + std::size_t(rows) * kAttnTile;
     m = acc + std::size_t(rows) * v_stride;
     l = m + std::size_t(round_up(rows, 16));
-    ptrs = l + std::size_t(round_up(rows, 16));
+    ptrs = l + std::size_t(rows) * 16;  // l: 16 lane-partial sums per row
     scales = ptrs + 2 * kAttnSlots * kAttnTile * sizeof(void*) / sizeof(float);
     vpack = scales + 2 * kAttnTile;
     // vpack (bf16 kernel): one tile of V rows as bf16 token pairs, [kAttnTile / 2][v_stride][2],
