@@ -12,7 +12,7 @@ struct NeonTuning {
 };
 }  // namespace
 
-AttentionItemKernel attention_kernel_baseline(DType kv) {
+AttentionItemFn attention_kernel_baseline(DType kv) {
   return select_attention_kernel<xsimd::neon64, NeonTuning>(kv);
 }
 

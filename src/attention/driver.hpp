@@ -115,7 +115,7 @@ struct AttentionDriver {
   static_assert(kAttnTile % W == 0, "a tile holds whole vectors of scores");
 
   static void run(const AttentionParams& p, const AttentionWorkItem& it, int32_t group, AttentionItemOutput dst,
-                  float* scratch) {
+                  float* scratch, KvFetch fetch) {
     const int32_t rows = (it.q_end - it.q_begin) * group;
     AttentionItemState x{p,
                          it,
@@ -141,9 +141,12 @@ struct AttentionDriver {
     x.visible(0, begin, unused);
     x.visible(rows - 1, unused, end);
     // Rows are fetched twice ahead: tile i + 2's all at once when its addresses are known, and
-    // tile i + 1's again row by row during tile i, which catches what the first fetch dropped.
+    // tile i + 1's again row by row during tile i, which catches what the first fetch dropped;
+    // with streams, tile i + kStreamTiles's L2 streams are started too (KvFetch).
+    const bool streams = fetch == KvFetch::rows_and_streams && contiguous_runs(p.cache);
     if (begin < end) {
       const auto tile_len = [&](int32_t t0) { return std::max(0, std::min(kAttnTile, end - t0)); };
+      if (streams) start_streams(x, begin, std::min(end, begin + kStreamTiles * kAttnTile));
       for (int32_t i = 0; i < 2; ++i)
         if (const int32_t n = tile_len(begin + i * kAttnTile)) {
           fill_rows(x, begin + i * kAttnTile, n, i);
@@ -151,6 +154,8 @@ struct AttentionDriver {
         }
       for (int32_t t0 = begin, cur = 0; t0 < end; t0 += kAttnTile, cur = (cur + 1) % kAttnSlots) {
         const int32_t tn = tile_len(t0), next = tile_len(t0 + kAttnTile), far = tile_len(t0 + 2 * kAttnTile);
+        if (const int32_t ahead = tile_len(t0 + kStreamTiles * kAttnTile); streams && ahead)
+          start_streams(x, t0 + kStreamTiles * kAttnTile, t0 + kStreamTiles * kAttnTile + ahead);
         const int32_t slot1 = (cur + 1) % kAttnSlots, slot2 = (cur + 2) % kAttnSlots;
         if (far) {
           fill_rows(x, t0 + 2 * kAttnTile, far, slot2);
@@ -167,6 +172,35 @@ struct AttentionDriver {
       }
     }
     finish(x, dst);
+  }
+
+  // Tiles ahead of the one being computed whose L2 streams are started (KvFetch).
+  static constexpr int32_t kStreamTiles = 4;
+
+  // Whether one KV head's rows of a page are contiguous in K and in V (an MLA latent cache's V
+  // is read inside K's rows).
+  static bool contiguous_runs(const KVCacheView& c) {
+    return c.k.stride_token == c.k.head_dim && (v_in_k(c) || c.v.stride_token == c.v.head_dim);
+  }
+
+  // Starts the L2 stream prefetcher on the K and V rows of tokens [t0, t1): two lines at the
+  // start of each page's run and at each 4 KiB boundary inside it (a stream stops at one).
+  static void start_streams(const AttentionItemState& x, int32_t t0, int32_t t1) {
+    const KVCacheView& c = x.p.cache;
+    const int64_t es = int64_t(dtype_size(c.dtype));
+    const auto start = [](const char* run, int64_t bytes) {
+      for (const char *a = run, *end = run + bytes; a < end;
+           a = reinterpret_cast<const char*>((reinterpret_cast<uintptr_t>(a) | 4095) + 1))
+        prefetch_bytes(a, std::min<int64_t>(128, end - a));
+    };
+    for (int32_t t = t0; t < t1;) {
+      const int32_t page = t / c.page_size, off = t % c.page_size, n = std::min(t1 - t, c.page_size - off);
+      const int64_t id = x.pages[page];
+      start(static_cast<const char*>(c.k.data) + row_offset(c.k, id, off, x.it.kv_head) * es, n * c.k.head_dim * es);
+      if (!v_in_k(c))
+        start(static_cast<const char*>(c.v.data) + row_offset(c.v, id, off, x.it.kv_head) * es, n * c.v.head_dim * es);
+      t += n;
+    }
   }
 
   // x.s(r)[j] *= f[j] for every row and the whole tile.

@@ -151,8 +151,8 @@ struct Fp32Dots {
 };
 
 template <class A, class Tuning>
-AttentionItemKernel select_attention_kernel(DType kv) {
-  return with_kv_dtype(kv, [](auto t) -> AttentionItemKernel {
+AttentionItemFn select_attention_kernel(DType kv) {
+  return with_kv_dtype(kv, [](auto t) -> AttentionItemFn {
     return &AttentionDriver<A, Fp32Dots<A, decltype(t)::value, Tuning>>::run;
   });
 }

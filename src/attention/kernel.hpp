@@ -60,10 +60,30 @@ struct AttentionItemOutput {
   float* partial_lse = nullptr;
 };
 
+// How a work item fetches the K / V rows of the tiles to come (a block table scatters pages, so
+// the hardware prefetchers cannot find the next one; driver.hpp):
+//   rows                every line of the next two tiles, by software prefetches
+//   rows_and_streams    also, where one KV head's rows of a page are contiguous (HND, MLA
+//                       latent), the first two lines of each 4 KiB of them four tiles ahead:
+//                       that starts the core's L2 stream prefetcher on each, which fetches
+//                       without holding one of L1's few miss buffers per line
+// The registry (dispatch.cpp) keeps each vendor's measured choice (docs/design/attention.md).
+enum class KvFetch { rows, rows_and_streams };
+
 // One ISA's kernel for one KV dtype: computes a work item's rows. The params have been
 // validated; group = num_q_heads / num_kv_heads.
-using AttentionItemKernel = void (*)(const AttentionParams& p, const AttentionWorkItem& item, int32_t group,
-                                     AttentionItemOutput dst, float* scratch);
+using AttentionItemFn = void (*)(const AttentionParams& p, const AttentionWorkItem& item, int32_t group,
+                                 AttentionItemOutput dst, float* scratch, KvFetch fetch);
+
+// A selected kernel and the fetch it runs with.
+struct AttentionItemKernel {
+  AttentionItemFn fn;
+  KvFetch fetch;
+  void operator()(const AttentionParams& p, const AttentionWorkItem& item, int32_t group, AttentionItemOutput dst,
+                  float* scratch) const {
+    fn(p, item, group, dst, scratch, fetch);
+  }
+};
 
 // A finished row's sink: with p.sinks, Z grows by exp(sink), so lse becomes
 // log(exp(lse) + exp(sink)) and the output scales by the returned factor; else factor 1.
@@ -78,9 +98,9 @@ void write_attention_row(const AttentionParams& p, int64_t token, int32_t head, 
 AttentionItemKernel attention_kernel(DType q_dtype, DType kv_dtype);
 
 // One per ISA translation unit, registered in dispatch.cpp; on aarch64 only the baseline (NEON).
-AttentionItemKernel attention_kernel_baseline(DType kv_dtype);
-AttentionItemKernel attention_kernel_avx2(DType kv_dtype);
-AttentionItemKernel attention_kernel_avx512(DType kv_dtype);
-AttentionItemKernel attention_kernel_avx512_bf16();  // bf16 q and KV only
+AttentionItemFn attention_kernel_baseline(DType kv_dtype);
+AttentionItemFn attention_kernel_avx2(DType kv_dtype);
+AttentionItemFn attention_kernel_avx512(DType kv_dtype);
+AttentionItemFn attention_kernel_avx512_bf16();  // bf16 q and KV only
 
 }  // namespace pagedinfer::detail

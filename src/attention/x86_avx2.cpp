@@ -12,6 +12,6 @@ struct Avx2Tuning {
 };
 }  // namespace
 
-AttentionItemKernel attention_kernel_avx2(DType kv) { return select_attention_kernel<Avx2Arch, Avx2Tuning>(kv); }
+AttentionItemFn attention_kernel_avx2(DType kv) { return select_attention_kernel<Avx2Arch, Avx2Tuning>(kv); }
 
 }  // namespace pagedinfer::detail

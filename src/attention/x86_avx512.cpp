@@ -12,6 +12,6 @@ struct Avx512Tuning {
 };
 }  // namespace
 
-AttentionItemKernel attention_kernel_avx512(DType kv) { return select_attention_kernel<Avx512Arch, Avx512Tuning>(kv); }
+AttentionItemFn attention_kernel_avx512(DType kv) { return select_attention_kernel<Avx512Arch, Avx512Tuning>(kv); }
 
 }  // namespace pagedinfer::detail

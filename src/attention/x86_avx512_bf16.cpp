@@ -245,6 +245,6 @@ struct Bf16Dots {
 
 }  // namespace
 
-AttentionItemKernel attention_kernel_avx512_bf16() { return &AttentionDriver<Avx512Arch, Bf16Dots>::run; }
+AttentionItemFn attention_kernel_avx512_bf16() { return &AttentionDriver<Avx512Arch, Bf16Dots>::run; }
 
 }  // namespace pagedinfer::detail

@@ -12,6 +12,6 @@ struct Sse2Tuning {
 };
 }  // namespace
 
-AttentionItemKernel attention_kernel_baseline(DType kv) { return select_attention_kernel<xsimd::sse2, Sse2Tuning>(kv); }
+AttentionItemFn attention_kernel_baseline(DType kv) { return select_attention_kernel<xsimd::sse2, Sse2Tuning>(kv); }
 
 }  // namespace pagedinfer::detail
