@@ -70,7 +70,7 @@ void run_attention(benchmark::State& state, const Shape& shape, int threads) {
   if (shape.q_len == 1) {
     bench::report_bytes(state, s.kv_bytes, threads);
     state.counters["flops_per_byte"] = s.flops / s.kv_bytes;
-    state.SetLabel(std::string("kernel=") + kernel + " ceiling=dram");
+    state.SetLabel(std::string("kernel=") + kernel + " fetch=" + attention_kv_fetch_name() + " ceiling=dram");
     if (!shape.dense && shape.cold) {
       // Against what reading the cache's scattered page rows allows at all (one KV head's page:
       // page x head_dim x 2 bytes, 4 KiB here): 0.6-0.75 of dram_read on this machine.

@@ -423,6 +423,12 @@ std::vector<Case> cases() {
 INSTANTIATE_TEST_SUITE_P(Cases, Attention, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
 
+// The vendor's fetch choice (src/attention/dispatch.cpp); ctest runs this under each vendor.
+TEST(AttentionFetch, FollowsTheVendor) {
+  const std::string vendor = tuning_vendor();
+  EXPECT_STREQ(attention_kv_fetch_name(), vendor == "amd" ? "rows_and_streams" : "rows") << vendor;
+}
+
 TEST(AttentionPlan, SplitsOnlyWhenThreadsWouldIdle) {
   std::vector<int32_t> indptr{0, 1}, kv{32768};
   AttentionProblem pr = attention_problem(indptr, kv, 8, 1, 128, 128, 4);

@@ -66,6 +66,7 @@ std::vector<Selection> selections(const std::string& op) {
     if (op == "rope") out.push_back({"apply_rope " + name, rope_kernel_name(x, x)});
     if (op == "convert" && x != DType::bf16)
       out.push_back({std::string("convert, append_kv ") + name + " -> bf16", convert_kernel_name(x, DType::bf16)});
+    if (op == "attention" && x == DType::bf16) out.push_back({"K / V pages fetched ahead by", attention_kv_fetch_name()});
     if (op == "attention")
       for (DType kv : {DType::bf16, DType::f16, DType::i8, DType::f8_e4m3})
         out.push_back({"decode and prefill, q " + name + ", KV " + dtype_name(kv), attention_kernel_name(x, kv)});

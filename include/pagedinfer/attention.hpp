@@ -140,6 +140,11 @@ PAGEDINFER_API void merge_states(const MergeStatesParams& params);
 
 // The registered kernel (kernels.hpp) that paged_attention runs for these dtypes, now.
 PAGEDINFER_API const char* attention_kernel_name(DType q_dtype, DType kv_dtype);
+// How paged_attention fetches K / V pages ahead on this CPU, the vendor's measured choice:
+// "rows" (software prefetches of every line of the next two tiles) or "rows_and_streams" (also
+// starting the L2 stream prefetcher on each contiguous page run further ahead; AMD).
+// PAGEDINFER_CPU_VENDOR=intel|amd takes the other vendor's choice.
+PAGEDINFER_API const char* attention_kv_fetch_name();
 
 namespace reference {
 // The oracle: gathers each request's pages into dense tensors and evaluates the contract in

@@ -54,4 +54,5 @@ AttentionItemKernel attention_kernel(DType q, DType kv) { return {select_entry(q
 
 namespace pagedinfer {
 const char* attention_kernel_name(DType q_dtype, DType kv_dtype) { return detail::select_entry(q_dtype, kv_dtype).info.name; }
+const char* attention_kv_fetch_name() { return detail::kv_fetch() == detail::KvFetch::rows ? "rows" : "rows_and_streams"; }
 }  // namespace pagedinfer
