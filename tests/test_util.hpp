@@ -242,8 +242,8 @@ inline double unit_roundoff(DType t) {
     case DType::f32: return std::ldexp(1.0, -24);
     case DType::bf16: return std::ldexp(1.0, -8);
     case DType::f16: return std::ldexp(1.0, -11);
+    default: return 1;  // 8-bit types are stored codes, not rounded results
   }
-  return 1;
 }
 
 // The metadata of a batch, as plan_attention takes it.

@@ -69,17 +69,18 @@ inline uint16_t float_to_f16_bits(float x) {
 struct F8E4M3 {
   static constexpr uint32_t kMaxBits = 0x43e00000u, kMinNormalBits = 0x3c800000u;  // 448, 2^-6
   static constexpr uint32_t kRebias = 0x3c000000u, kShift = 20;                     // bias 127 -> 7
-  static constexpr uint32_t kMaxCode = 0x7e, kNanCode = 0x7f;
-  static constexpr float kGrid = 16384.f;
-  static constexpr uint32_t kGridBits = 0x46800000u;
+  static constexpr uint32_t kMaxCode = 0x7e, kNanCode = 0x7f, kGridExp = 14;
 };
 struct F8E5M2 {
   static constexpr uint32_t kMaxBits = 0x47600000u, kMinNormalBits = 0x38800000u;  // 57344, 2^-14
   static constexpr uint32_t kRebias = 0x38000000u, kShift = 21;                     // bias 127 -> 15
-  static constexpr uint32_t kMaxCode = 0x7b, kNanCode = 0x7e;
-  static constexpr float kGrid = 128.f;
-  static constexpr uint32_t kGridBits = 0x43000000u;
+  static constexpr uint32_t kMaxCode = 0x7b, kNanCode = 0x7e, kGridExp = 7;
 };
+// The subnormal grid's power of two, 2^kGridExp, as a float and as its fp32 bits.
+template <class F>
+constexpr float kF8Grid = float(1u << F::kGridExp);
+template <class F>
+constexpr uint32_t kF8GridBits = (127u + F::kGridExp) << 23;
 
 template <class F>
 inline uint8_t float_to_f8_bits(float x) {
@@ -87,7 +88,7 @@ inline uint8_t float_to_f8_bits(float x) {
   const uint8_t sign = uint8_t((u >> 24) & 0x80u);
   if (a > 0x7f800000u) return uint8_t(sign | F::kNanCode);
   if (a >= F::kMaxBits) return uint8_t(sign | F::kMaxCode);
-  if (a < F::kMinNormalBits) return uint8_t(sign | (bits_of(float_of(a) + F::kGrid) - F::kGridBits));
+  if (a < F::kMinNormalBits) return uint8_t(sign | (bits_of(float_of(a) + kF8Grid<F>) - kF8GridBits<F>));
   uint32_t v = a - F::kRebias;
   v += ((1u << (F::kShift - 1)) - 1) + ((v >> F::kShift) & 1u);
   return uint8_t(sign | (v >> F::kShift));

@@ -20,7 +20,7 @@ xsimd::batch<int32_t, A> f8_codes(xsimd::batch<float, A> x) {
   const I a = u & I(0x7fffffff);
   I v = a - I(int32_t(F::kRebias));
   v = (v + I((1 << (F::kShift - 1)) - 1) + ((v >> F::kShift) & I(1))) >> F::kShift;
-  const I sub = xsimd::bitwise_cast<I>(xsimd::bitwise_cast<B>(a) + B(F::kGrid)) - I(int32_t(F::kGridBits));
+  const I sub = xsimd::bitwise_cast<I>(xsimd::bitwise_cast<B>(a) + B(kF8Grid<F>)) - I(int32_t(kF8GridBits<F>));
   I code = xsimd::select(a < I(int32_t(F::kMinNormalBits)), sub, v);
   code = xsimd::select(a >= I(int32_t(F::kMaxBits)), I(int32_t(F::kMaxCode)), code);
   code = xsimd::select(a > I(0x7f800000), I(int32_t(F::kNanCode)), code);

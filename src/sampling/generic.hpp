@@ -61,8 +61,8 @@ struct SamplingPasses {
         case DType::f32: return load_scaled_as<DType::f32, kStore>(x, n, divisor, out, max, block_max);
         case DType::bf16: return load_scaled_as<DType::bf16, kStore>(x, n, divisor, out, max, block_max);
         case DType::f16: return load_scaled_as<DType::f16, kStore>(x, n, divisor, out, max, block_max);
+        default: return int64_t(-1);  // 8-bit types: validation refuses them for logits
       }
-      return int64_t(-1);
     };
     return out ? run(std::true_type()) : run(std::false_type());
   }
